@@ -1,0 +1,363 @@
+//! How results look: a live view on a terminal, timestamped plain lines
+//! for logs and CI, or one JSON event per line for machines.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use howdah::engine::Outcome;
+use howdah::events::{Event, EventSink};
+use howdah::ops::down::DownReport;
+use howdah::ops::status::StatusReport;
+use howdah::ops::up::UpReport;
+use howdah::ops::Session;
+use howdah::plan::Plan;
+use howdah::runtime::DesiredObject;
+use howdah_provider::Action;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::{exit, OutputMode};
+
+/// One JSON object per line on stdout.
+pub struct JsonLines;
+
+impl EventSink for JsonLines {
+    fn emit(&self, event: &Event) {
+        if let Ok(line) = serde_json::to_string(event) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Timestamped lines on stdout, one per event worth a line.
+pub struct PlainLines;
+
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+impl EventSink for PlainLines {
+    fn emit(&self, event: &Event) {
+        let line = match event {
+            Event::Plan { plan } => {
+                print_plan(plan);
+                return;
+            }
+            Event::StepStarted { step, action, expected_s } if action != "no-op" => {
+                format!("{step}: {action} started (expected {})", secs(*expected_s))
+            }
+            Event::StepProgress { step, message } => format!("{step}: {message}"),
+            Event::StepFinished { step, action, elapsed_s } if action != "no-op" || step.ends_with("verify") => {
+                format!("{step}: {action} done in {}", secs(*elapsed_s))
+            }
+            Event::StepFailed { step, action, elapsed_s, error } => {
+                format!("{step}: {action} FAILED after {}: {error}", secs(*elapsed_s))
+            }
+            Event::StepSkipped { step, reason } => format!("{step}: skipped ({reason})"),
+            Event::Warning { message } => format!("warning: {message}"),
+            Event::Summary { message, .. } => message.clone(),
+            _ => return,
+        };
+        println!("{} {line}", now());
+    }
+}
+
+/// indicatif bars, one per running step, with elapsed against expected.
+pub struct LiveView {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl LiveView {
+    pub fn new() -> Self {
+        LiveView {
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn bar(&self, step: &str) -> Option<ProgressBar> {
+        self.bars.lock().ok()?.get(step).cloned()
+    }
+}
+
+impl EventSink for LiveView {
+    fn emit(&self, event: &Event) {
+        match event {
+            Event::Plan { plan } => {
+                let _ = self.multi.suspend(|| print_plan(plan));
+            }
+            Event::StepStarted { step, action, expected_s } => {
+                if action == "no-op" && !step.ends_with("verify") {
+                    return;
+                }
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                let style = ProgressStyle::with_template(&format!(
+                    "{{spinner}} {{prefix:<22}} {action:<8} {{elapsed:>4}} / ~{:<6} {{wide_msg}}",
+                    secs(*expected_s)
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                bar.set_style(style);
+                bar.set_prefix(step.clone());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                if let Ok(mut bars) = self.bars.lock() {
+                    bars.insert(step.clone(), bar);
+                }
+            }
+            Event::StepProgress { step, message } => {
+                if let Some(bar) = self.bar(step) {
+                    bar.set_message(message.lines().next().unwrap_or_default().to_string());
+                }
+            }
+            Event::StepFinished { step, action, elapsed_s } => {
+                if let Some(bar) = self.bar(step) {
+                    bar.set_style(ProgressStyle::with_template("✓ {prefix:<22} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                    bar.finish_with_message(format!("{action:<8} {}", secs(*elapsed_s)));
+                }
+            }
+            Event::StepFailed { step, action, error, elapsed_s } => {
+                let bar = self.bar(step).unwrap_or_else(|| self.multi.add(ProgressBar::new_spinner()));
+                bar.set_prefix(step.clone());
+                bar.set_style(ProgressStyle::with_template("✗ {prefix:<22} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                bar.finish_with_message(format!("{action:<8} {} FAILED: {error}", secs(*elapsed_s)));
+            }
+            Event::StepSkipped { step, reason } => {
+                let _ = self.multi.println(format!("- {step:<22} skipped ({reason})"));
+            }
+            Event::Warning { message } => {
+                let _ = self.multi.println(format!("warning: {message}"));
+            }
+            Event::Summary { message, .. } => {
+                let _ = self.multi.suspend(|| println!("{message}"));
+            }
+        }
+    }
+}
+
+fn secs(s: f64) -> String {
+    let s = s.round() as u64;
+    if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn symbol(action: Action) -> &'static str {
+    match action {
+        Action::Create => "+",
+        Action::Update => "~",
+        Action::Replace => "±",
+        Action::Delete => "-",
+        Action::Keep => "=",
+    }
+}
+
+/// The plan as a reviewer reads it.
+pub fn print_plan(plan: &Plan) {
+    let mut out = String::new();
+    out.push_str(&format!("Plan for stack `{}` ({} on {}):\n\n", plan.stack, plan.command, plan.target));
+    for item in &plan.items {
+        let expected = if item.action.is_change() { format!("~{}", secs(item.expected_s)) } else { String::new() };
+        out.push_str(&format!(
+            "  {} {:<24} {:<8} {:<7} {}\n",
+            symbol(item.action),
+            item.id,
+            item.action.as_str(),
+            expected,
+            item.reason
+        ));
+        for f in &item.fields {
+            let line = match (&f.old, &f.new) {
+                (None, Some(new)) if new == "(new object)" => format!("+ {}", f.path),
+                (Some(old), None) if old == "(exists)" => format!("- {}", f.path),
+                (Some(old), Some(new)) => format!("~ {}: {old} → {new}", f.path),
+                (None, Some(new)) => format!("+ {}: {new}", f.path),
+                (Some(old), None) => format!("- {}: {old}", f.path),
+                (None, None) => format!("~ {}", f.path),
+            };
+            out.push_str(&format!("        {line}\n"));
+        }
+        for (name, doc) in &item.documents {
+            out.push_str(&format!("        {name}:\n"));
+            for l in serde_json::to_string_pretty(doc).unwrap_or_default().lines() {
+                out.push_str(&format!("          {l}\n"));
+            }
+        }
+    }
+    out.push('\n');
+    if plan.has_changes() {
+        out.push_str(&format!(
+            "{} to create, {} to update, {} to replace, {} to delete, {} unchanged.\n",
+            plan.count(Action::Create),
+            plan.count(Action::Update),
+            plan.count(Action::Replace),
+            plan.count(Action::Delete),
+            plan.count(Action::Keep)
+        ));
+        out.push_str(&format!(
+            "Expected time: {} along the critical path ({}); {} if run one step after another.\n",
+            secs(plan.critical_path_s),
+            plan.critical_path.join(" → "),
+            secs(plan.sequential_s)
+        ));
+    } else {
+        out.push_str("No changes. Everything is as the stack file says.\n");
+    }
+    print!("{out}");
+    let _ = std::io::stdout().flush();
+}
+
+pub fn validated(mode: OutputMode, session: &Session) {
+    if mode == OutputMode::Json {
+        println!(
+            "{}",
+            serde_json::json!({"valid": true, "stack": session.stack.name, "target": session.provider.name()})
+        );
+    } else {
+        println!(
+            "{}: valid (stack `{}`, target {})",
+            session.spec_path.display(),
+            session.stack.name,
+            session.provider.name()
+        );
+    }
+}
+
+/// Manifests as a multi-document YAML stream.
+pub fn manifests(objects: &[DesiredObject]) {
+    let mut out = String::new();
+    for d in objects {
+        out.push_str(&format!("---\n# component: {}\n", d.component.name()));
+        out.push_str(&serde_norway::to_string(&d.object).unwrap_or_default());
+    }
+    print!("{out}");
+}
+
+pub fn up_done(mode: OutputMode, sink: &dyn EventSink, report: &UpReport) -> u8 {
+    let run = &report.run;
+    let failed = run.failures();
+    let changed = run
+        .results
+        .iter()
+        .filter(|r| r.action.is_change() && matches!(r.outcome, Outcome::Done(_)))
+        .count();
+    let verified = run
+        .results
+        .iter()
+        .find(|r| r.id == howdah::runtime::VERIFY_ID)
+        .and_then(|r| match &r.outcome {
+            Outcome::Done(v) => Some(format!("pachd {} is {}", v["version"].as_str().unwrap_or("?"), v["health"].as_str().unwrap_or("?"))),
+            _ => None,
+        });
+    let message = if run.interrupted {
+        "up interrupted: state saved; run `howdah up` again to carry on".to_string()
+    } else if !failed.is_empty() {
+        let mut m = format!("up failed: {} step(s) failed", failed.len());
+        for f in &failed {
+            if let Outcome::Failed(e) = &f.outcome {
+                m.push_str(&format!("\n  {}: {e}", f.id));
+            }
+        }
+        m.push_str("\nFix the cause and run `howdah up` again: it carries on from where it stopped.");
+        m
+    } else if changed == 0 {
+        format!("up: no changes; {} ({}s)", verified.unwrap_or_default(), run.elapsed.as_secs())
+    } else {
+        format!("up: {changed} step(s) applied in {}; {}", secs(run.elapsed.as_secs_f64()), verified.unwrap_or_default())
+    };
+    sink.emit(&Event::Summary {
+        command: "up".into(),
+        ok: run.ok(),
+        changed,
+        failed: failed.len(),
+        skipped: run.count(|o| matches!(o, Outcome::Skipped(_))),
+        elapsed_s: run.elapsed.as_secs_f64(),
+        message,
+    });
+    let _ = mode;
+    if run.interrupted {
+        exit::INTERRUPTED
+    } else if run.ok() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, file: &Path) -> u8 {
+    let run = &report.run;
+    let leaked = report.leaked();
+    let retained: Vec<_> = report.leftovers.iter().filter(|l| l.retained).collect();
+    let mut message = if run.interrupted {
+        "down interrupted: state saved; run `howdah down` again to carry on".to_string()
+    } else if !run.ok() {
+        let mut m = String::from("down failed:");
+        for f in run.failures() {
+            if let Outcome::Failed(e) = &f.outcome {
+                m.push_str(&format!("\n  {}: {e}", f.id));
+            }
+        }
+        m
+    } else if leaked.is_empty() {
+        format!("down: everything removed in {}; leak scan found nothing left", secs(run.elapsed.as_secs_f64()))
+    } else {
+        "down finished, but the leak scan found objects still there:".to_string()
+    };
+    for l in &leaked {
+        message.push_str(&format!("\n  LEFT  {} {} (remove with: {})", l.kind, l.name, l.remove_with));
+    }
+    if !retained.is_empty() {
+        message.push_str("\nRetained on purpose (dataPolicy: retain):");
+        for l in &retained {
+            message.push_str(&format!("\n  KEPT  {} {}", l.kind, l.name));
+        }
+        message.push_str(&format!(
+            "\nTo remove the data too: howdah down -f {} --delete-data",
+            file.display()
+        ));
+    }
+    sink.emit(&Event::Summary {
+        command: "down".into(),
+        ok: run.ok() && leaked.is_empty(),
+        changed: run.results.iter().filter(|r| r.action == Action::Delete).count(),
+        failed: run.failures().len(),
+        skipped: run.count(|o| matches!(o, Outcome::Skipped(_))),
+        elapsed_s: run.elapsed.as_secs_f64(),
+        message,
+    });
+    if mode == OutputMode::Json {
+        if let Ok(line) = serde_json::to_string(&serde_json::json!({"event": "leftovers", "leftovers": report.leftovers})) {
+            println!("{line}");
+        }
+    }
+    if run.interrupted {
+        exit::INTERRUPTED
+    } else if !run.ok() {
+        exit::FAILED
+    } else if !leaked.is_empty() {
+        exit::LEAKED
+    } else {
+        exit::OK
+    }
+}
+
+pub fn status(mode: OutputMode, report: &StatusReport) {
+    if mode == OutputMode::Json {
+        println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+        return;
+    }
+    println!("Stack `{}`: {}", report.stack, if report.healthy { "healthy" } else { "NOT healthy" });
+    for p in &report.parts {
+        let mark = match p.state.as_str() {
+            "healthy" => "✓",
+            "disabled" => "·",
+            _ => "✗",
+        };
+        println!("  {mark} {:<24} {:<10} {}", p.id, p.state, p.detail);
+    }
+}

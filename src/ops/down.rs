@@ -1,0 +1,179 @@
+//! `down`: the reverse of `up`. Inside the cluster first (load balancers,
+//! the runtime, pipeline workers, then data volumes only when the data may
+//! go), then the target's own resources in reverse dependency order; then
+//! a scan by ownership label that proves what is left is only what was
+//! meant to stay.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use howdah_provider::{Action, Change, Leftover, Outputs, ProviderError, Resource, StepContext};
+
+use super::up::{run_and_record, step_timeout};
+use super::{plan_resources, Options, OpsError, Session};
+use crate::engine::{RunReport, Step};
+use crate::events::Event;
+use crate::plan::Plan;
+use crate::runtime::{self, teardown, Runtime};
+use crate::state::State;
+
+/// What `down` did and what is left.
+pub struct DownReport {
+    pub plan: Plan,
+    pub run: RunReport,
+    pub leftovers: Vec<Leftover>,
+}
+
+impl DownReport {
+    /// Leftovers that were not meant to stay.
+    pub fn leaked(&self) -> Vec<&Leftover> {
+        self.leftovers.iter().filter(|l| !l.retained).collect()
+    }
+}
+
+/// A target resource seen from `down`: it goes after everything that
+/// depended on it in `up`, and after the whole runtime when the cluster
+/// depends on it.
+struct Teardown {
+    inner: Arc<dyn Resource>,
+    after: Vec<String>,
+}
+
+#[async_trait]
+impl Resource for Teardown {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    fn depends_on(&self) -> Vec<String> {
+        self.after.clone()
+    }
+    fn expected(&self, action: Action) -> Duration {
+        self.inner.expected(action)
+    }
+    async fn plan_up(&self, ctx: &StepContext) -> Result<Change, ProviderError> {
+        self.inner.plan_up(ctx).await
+    }
+    async fn plan_down(&self, ctx: &StepContext) -> Result<Change, ProviderError> {
+        self.inner.plan_down(ctx).await
+    }
+    async fn apply(&self, ctx: &StepContext, change: &Change) -> Result<serde_json::Value, ProviderError> {
+        self.inner.apply(ctx, change).await
+    }
+    async fn destroy(&self, ctx: &StepContext, change: &Change) -> Result<(), ProviderError> {
+        self.inner.destroy(ctx, change).await
+    }
+}
+
+/// The resources of a stack for `down`, with teardown dependencies.
+pub fn down_graph(session: &Session, opts: &Options, outputs: &Outputs) -> (Arc<Runtime>, Vec<Arc<dyn Resource>>) {
+    let rt = Runtime::new(session.stack.clone(), session.provider.clone(), outputs.clone(), opts.timeout, opts.delete_data);
+    let runtime_steps = runtime::down_resources(&rt);
+    let runtime_ids: Vec<String> = runtime_steps.iter().map(|r| r.id().to_string()).collect();
+    let target = session.provider.resources();
+    let cluster_ready = session.provider.cluster_ready_after();
+    // Reverse the target's edges: X waits for everything that needed X.
+    let mut after: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &target {
+        for dep in r.depends_on() {
+            after.entry(dep).or_default().push(r.id().to_string());
+        }
+    }
+    let mut resources: Vec<Arc<dyn Resource>> = runtime_steps;
+    for r in target {
+        let mut deps = after.remove(r.id()).unwrap_or_default();
+        let cluster_side = cluster_ready.iter().any(|c| c == r.id())
+            || cluster_ready.iter().any(|c| r_depends_transitively(c, r.id(), &session.provider.resources()));
+        if cluster_side {
+            deps.extend(runtime_ids.iter().cloned());
+        }
+        resources.push(Arc::new(Teardown { inner: r, after: deps }));
+    }
+    (rt, resources)
+}
+
+/// Whether `from` depends (directly or not) on `on` among `all`.
+fn r_depends_transitively(from: &str, on: &str, all: &[Arc<dyn Resource>]) -> bool {
+    let mut stack = vec![from.to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        if let Some(r) = all.iter().find(|r| r.id() == id) {
+            for d in r.depends_on() {
+                if d == on {
+                    return true;
+                }
+                stack.push(d);
+            }
+        }
+    }
+    false
+}
+
+/// The plan `down` would carry out; writes nothing.
+pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
+    session.provider.preflight().await?;
+    let (_, resources) = down_graph(session, opts, &Outputs::default());
+    let (plan, _) = plan_resources(&session.stack, "down", session.provider.name(), &resources).await?;
+    Ok(plan)
+}
+
+/// Tears the stack down and scans for leftovers.
+pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsError> {
+    let (_lock, stale) = session.state.lock("down")?;
+    if let Some(stale) = stale {
+        opts.sink.emit(&Event::Warning {
+            message: format!("took over the lock of an earlier run that is gone (pid {}); resuming", stale.pid),
+        });
+    }
+    let started = Utc::now();
+    let mut state = session
+        .state
+        .load()?
+        .unwrap_or_else(|| State::new(&session.stack.name, session.provider.name()));
+    session.provider.preflight().await?;
+    let outputs = Outputs::default();
+    for (id, record) in &state.resources {
+        if !record.outputs.is_null() {
+            outputs.set(id, record.outputs.clone());
+        }
+    }
+    let (rt, resources) = down_graph(session, opts, &outputs);
+    let (plan, changes) = plan_resources(&session.stack, "down", session.provider.name(), &resources).await?;
+    opts.sink.emit(&Event::Plan { plan: plan.clone() });
+    let steps = resources
+        .iter()
+        .zip(changes)
+        .map(|(r, change)| {
+            let resource = r.clone();
+            Step {
+                id: r.id().to_string(),
+                action: change.action,
+                deps: r.depends_on(),
+                expected: r.expected(change.action),
+                timeout: step_timeout(opts.timeout),
+                work: Box::new(move |ctx| {
+                    Box::pin(async move {
+                        if change.action == Action::Delete {
+                            resource.destroy(&ctx, &change).await?;
+                        }
+                        Ok(serde_json::Value::Null)
+                    })
+                }),
+            }
+        })
+        .collect();
+    let run = run_and_record(steps, opts, &outputs, &session.state, &mut state, "down", started).await?;
+    if run.ok() {
+        // Everything went: the state keeps only what the data policy kept.
+        state.resources.retain(|_, r| r.status != "deleted" && r.action != "no-op");
+        session.state.save(&state)?;
+    }
+    let mut leftovers = teardown::leftovers(&rt).await?;
+    leftovers.extend(session.provider.leftovers().await?);
+    Ok(DownReport { plan, run, leftovers })
+}

@@ -1,0 +1,148 @@
+//! The operations behind the commands. Each takes a loaded stack and
+//! options and returns data (a Plan, a Report); printing is the CLI's job.
+
+pub mod down;
+pub mod status;
+pub mod up;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use howdah_provider::{Change, NoProgress, Outputs, Provider, ProviderError, Resource, StepContext};
+use howdah_provider_kubeconfig::KubeconfigProvider;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::GraphError;
+use crate::events::EventSink;
+use crate::plan::{self, Plan};
+use crate::runtime::{render_stack, DesiredObject};
+use crate::spec::{self, SpecError, Stack, Target};
+use crate::state::{StateError, StateStore};
+
+/// A stack file, loaded and validated, with where its state lives.
+pub struct Session {
+    pub stack: Stack,
+    pub spec_path: PathBuf,
+    pub state: StateStore,
+    pub provider: Arc<dyn Provider>,
+}
+
+impl Session {
+    /// Loads and validates the stack file (no network) and picks the
+    /// provider for its target. `state_override` replaces the state path.
+    pub fn open(spec_path: &Path, state_override: Option<PathBuf>) -> Result<Session, OpsError> {
+        let stack = spec::load(spec_path)?;
+        let base = spec_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let state_path = state_override.unwrap_or_else(|| match &stack.state {
+            Some(s) => base.join(&s.path),
+            None => base.join(".howdah").join(format!("{}.state.json", stack.name)),
+        });
+        let provider = provider_for(&stack, &base);
+        Ok(Session {
+            stack,
+            spec_path: spec_path.to_path_buf(),
+            state: StateStore::new(state_path),
+            provider,
+        })
+    }
+}
+
+/// The provider for a stack's target.
+pub fn provider_for(stack: &Stack, base: &Path) -> Arc<dyn Provider> {
+    match &stack.target {
+        Target::Kubeconfig(k) => Arc::new(KubeconfigProvider::new(
+            k.path.as_ref().map(|p| expand_path(p, base)),
+            k.context.clone(),
+        )),
+    }
+}
+
+fn expand_path(path: &str, base: &Path) -> PathBuf {
+    let expanded = match path.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(rest)).unwrap_or_else(|| PathBuf::from(path)),
+        None => PathBuf::from(path),
+    };
+    if expanded.is_absolute() {
+        expanded
+    } else {
+        base.join(expanded)
+    }
+}
+
+/// How a command runs.
+#[derive(Clone)]
+pub struct Options {
+    pub parallelism: usize,
+    /// Per-step limit for waiting on readiness and deletion.
+    pub timeout: Duration,
+    pub delete_data: bool,
+    pub sink: Arc<dyn EventSink>,
+    pub cancel: CancellationToken,
+}
+
+/// Why an operation could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("{0}")]
+    Spec(#[from] SpecError),
+    #[error("{0}")]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+    #[error("{0}")]
+    Graph(#[from] GraphError),
+    #[error("planning failed:\n{0}")]
+    Planning(String),
+}
+
+/// Plans every resource concurrently (`up` or `down`) and gathers the
+/// changes; any resource that cannot be planned fails the whole plan before
+/// anything is written.
+pub async fn plan_resources(
+    stack: &Stack,
+    command: &str,
+    target: &str,
+    resources: &[Arc<dyn Resource>],
+) -> Result<(Plan, Vec<Change>), OpsError> {
+    let ctx = StepContext {
+        outputs: Outputs::default(),
+        progress: Arc::new(NoProgress),
+    };
+    let changes = join_all(resources.iter().map(|r| {
+        let ctx = ctx.clone();
+        async move {
+            if command == "down" {
+                r.plan_down(&ctx).await
+            } else {
+                r.plan_up(&ctx).await
+            }
+        }
+    }))
+    .await;
+    let mut errors = Vec::new();
+    let mut ok = Vec::new();
+    for (r, c) in resources.iter().zip(changes) {
+        match c {
+            Ok(c) => ok.push(c),
+            Err(e) => errors.push(format!("  {}: {e}", r.id())),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(OpsError::Planning(errors.join("\n")));
+    }
+    let items = resources
+        .iter()
+        .zip(&ok)
+        .map(|(r, c)| plan::item(r.id(), c.clone(), r.depends_on(), r.expected(c.action)))
+        .collect();
+    Ok((Plan::new(&stack.name, command, target, items), ok))
+}
+
+/// The manifests `up` would apply, secrets redacted (`howdah render`).
+pub fn render(session: &Session) -> Result<Vec<DesiredObject>, OpsError> {
+    let inputs = session.provider.runtime_inputs(&Outputs::default());
+    let redacted = crate::runtime::inputs::SecretText::new(crate::runtime::inputs::REDACTED.into());
+    Ok(render_stack(&session.stack, &inputs, &redacted)?)
+}

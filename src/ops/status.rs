@@ -1,0 +1,94 @@
+//! `status`: the live health of every part of the stack, read-only.
+
+use std::sync::Arc;
+
+use howdah_provider::{Action, NoProgress, Outputs, StepContext};
+use serde::Serialize;
+
+use super::up::up_graph;
+use super::{Options, OpsError, Session};
+use crate::runtime::component::Verify;
+use crate::runtime::{verify, VERIFY_ID};
+
+/// One part's health.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartStatus {
+    pub id: String,
+    /// healthy, missing, drifted, not-ready, disabled, error.
+    pub state: String,
+    pub detail: String,
+}
+
+/// The whole stack's health.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub stack: String,
+    pub healthy: bool,
+    pub parts: Vec<PartStatus>,
+}
+
+/// Reads every part and checks pachd.
+pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, OpsError> {
+    session.provider.preflight().await?;
+    let outputs = Outputs::default();
+    if let Some(state) = session.state.load()? {
+        for (id, record) in state.resources {
+            outputs.set(&id, record.outputs);
+        }
+    }
+    let (rt, resources) = up_graph(session, opts, &outputs);
+    let ctx = StepContext {
+        outputs: outputs.clone(),
+        progress: Arc::new(NoProgress),
+    };
+    let mut parts = Vec::new();
+    for r in &resources {
+        if r.id() == VERIFY_ID {
+            continue;
+        }
+        let part = match r.plan_up(&ctx).await {
+            Ok(c) => {
+                let state = match c.action {
+                    Action::Keep if c.reason.starts_with("in sync, not ready") => "not-ready",
+                    Action::Keep if c.reason == "disabled" => "disabled",
+                    Action::Keep => "healthy",
+                    Action::Create => "missing",
+                    _ => "drifted",
+                };
+                PartStatus {
+                    id: r.id().into(),
+                    state: state.into(),
+                    detail: c.reason,
+                }
+            }
+            Err(e) => PartStatus {
+                id: r.id().into(),
+                state: "error".into(),
+                detail: e.to_string(),
+            },
+        };
+        parts.push(part);
+    }
+    let pachd = match Verify::pachd_selector(&rt).await {
+        Ok(selector) => verify::verify_pachd(&rt.cluster, rt.namespace(), &selector, &session.stack.pachyderm.version).await,
+        Err(e) => Err(e),
+    };
+    parts.push(match pachd {
+        Ok(v) => PartStatus {
+            id: VERIFY_ID.into(),
+            state: "healthy".into(),
+            detail: format!("pachd {} in {} is {}", v.version, v.pod, v.health),
+        },
+        Err(e) => PartStatus {
+            id: VERIFY_ID.into(),
+            state: "error".into(),
+            detail: e.to_string(),
+        },
+    });
+    let healthy = parts.iter().all(|p| p.state == "healthy" || p.state == "disabled");
+    Ok(StatusReport {
+        stack: session.stack.name.clone(),
+        healthy,
+        parts,
+    })
+}

@@ -1,0 +1,159 @@
+//! `up`: plan against what is live, then converge: create or repair what
+//! is missing or different, wait until ready, verify pachd.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use howdah_provider::{Action, Change, Outputs, Resource};
+
+use super::{plan_resources, Options, OpsError, Session};
+use crate::engine::{self, Outcome, RunOptions, RunReport, Step, StepResult};
+use crate::events::Event;
+use crate::plan::Plan;
+use crate::runtime::{self, Runtime};
+use crate::state::{ResourceRecord, RunRecord, State, StateStore};
+
+/// What `up` did.
+pub struct UpReport {
+    pub plan: Plan,
+    pub run: RunReport,
+}
+
+/// The resources of a stack for `up`, in one graph: the target's own, then
+/// the runtime once the cluster is ready.
+pub fn up_graph(session: &Session, opts: &Options, outputs: &Outputs) -> (Arc<Runtime>, Vec<Arc<dyn Resource>>) {
+    let rt = Runtime::new(session.stack.clone(), session.provider.clone(), outputs.clone(), opts.timeout, opts.delete_data);
+    let mut resources = session.provider.resources();
+    resources.extend(runtime::up_resources(&rt, &session.provider.cluster_ready_after()));
+    (rt, resources)
+}
+
+/// The plan `up` would carry out; writes nothing.
+pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
+    session.provider.preflight().await?;
+    let (_, resources) = up_graph(session, opts, &Outputs::default());
+    let (plan, _) = plan_resources(&session.stack, "up", session.provider.name(), &resources).await?;
+    Ok(plan)
+}
+
+/// Converges the stack.
+pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError> {
+    let (_lock, stale) = session.state.lock("up")?;
+    if let Some(stale) = stale {
+        opts.sink.emit(&Event::Warning {
+            message: format!(
+                "took over the lock of an earlier run that is gone (pid {} since {}); resuming",
+                stale.pid, stale.since
+            ),
+        });
+    }
+    let started = Utc::now();
+    let mut state = session
+        .state
+        .load()?
+        .unwrap_or_else(|| State::new(&session.stack.name, session.provider.name()));
+    session.provider.preflight().await?;
+    let outputs = Outputs::default();
+    for (id, record) in &state.resources {
+        if !record.outputs.is_null() {
+            outputs.set(id, record.outputs.clone());
+        }
+    }
+    let (_rt, resources) = up_graph(session, opts, &outputs);
+    let (plan, changes) = plan_resources(&session.stack, "up", session.provider.name(), &resources).await?;
+    opts.sink.emit(&Event::Plan { plan: plan.clone() });
+    let steps = resources
+        .iter()
+        .zip(changes)
+        .map(|(r, change)| apply_step(r.clone(), change, opts.timeout))
+        .collect();
+    let run = run_and_record(steps, opts, &outputs, &session.state, &mut state, "up", started).await?;
+    Ok(UpReport { plan, run })
+}
+
+fn apply_step(resource: Arc<dyn Resource>, change: Change, timeout: Duration) -> Step {
+    Step {
+        id: resource.id().to_string(),
+        action: change.action,
+        deps: resource.depends_on(),
+        expected: resource.expected(change.action),
+        timeout: step_timeout(timeout),
+        work: Box::new(move |ctx| Box::pin(async move { resource.apply(&ctx, &change).await })),
+    }
+}
+
+/// The engine's hard limit on a step: the waiting limit plus room for the
+/// calls around the wait.
+pub fn step_timeout(timeout: Duration) -> Duration {
+    timeout + Duration::from_secs(60)
+}
+
+/// Runs the steps and keeps the state file current after every one.
+pub async fn run_and_record(
+    steps: Vec<Step>,
+    opts: &Options,
+    outputs: &Outputs,
+    store: &StateStore,
+    state: &mut State,
+    command: &str,
+    started: chrono::DateTime<Utc>,
+) -> Result<RunReport, OpsError> {
+    state.last_run = Some(RunRecord {
+        command: command.into(),
+        started_at: started,
+        finished_at: None,
+        ok: false,
+        interrupted: false,
+    });
+    store.save(state)?;
+    let run_opts = RunOptions {
+        parallelism: opts.parallelism,
+        cancel: opts.cancel.clone(),
+        grace: Duration::from_secs(30),
+    };
+    let mut save_error = None;
+    let run = engine::run(steps, &run_opts, outputs, opts.sink.clone(), |r| {
+        record(state, r, command);
+        if let Err(e) = store.save(state) {
+            save_error.get_or_insert(e);
+        }
+    })
+    .await?;
+    if let Some(e) = save_error {
+        return Err(e.into());
+    }
+    if let Some(last) = state.last_run.as_mut() {
+        last.finished_at = Some(Utc::now());
+        last.ok = run.ok();
+        last.interrupted = run.interrupted;
+    }
+    state.updated_at = Utc::now();
+    store.save(state)?;
+    Ok(run)
+}
+
+fn record(state: &mut State, r: &StepResult, command: &str) {
+    state.updated_at = Utc::now();
+    let (status, outputs, error) = match &r.outcome {
+        Outcome::Done(v) if command == "down" && r.action == Action::Delete => ("deleted", serde_json::Value::Null, None),
+        Outcome::Done(v) => ("applied", v.clone(), None),
+        Outcome::Failed(e) => ("failed", serde_json::Value::Null, Some(e.clone())),
+        Outcome::Skipped(why) => ("skipped", serde_json::Value::Null, Some(why.clone())),
+    };
+    if matches!(r.outcome, Outcome::Skipped(_)) && state.resources.contains_key(&r.id) {
+        return; // keep what we knew; this run did not touch it
+    }
+    let previous = state.resources.get(&r.id).map(|p| p.outputs.clone()).unwrap_or_default();
+    state.resources.insert(
+        r.id.clone(),
+        ResourceRecord {
+            action: r.action.as_str().into(),
+            status: status.into(),
+            outputs: if outputs.is_null() && status == "failed" { previous } else { outputs },
+            at: Utc::now(),
+            elapsed_s: r.elapsed.as_secs_f64(),
+            error,
+        },
+    );
+}

@@ -1,0 +1,272 @@
+//! Talking to the cluster: a lazily built client, the kinds the runtime
+//! manages, and the few calls it makes (list by ownership label, get,
+//! server-side apply, delete), with Kubernetes errors mapped to the engine's
+//! retryable / fail-fast split.
+
+use std::sync::Arc;
+
+use howdah_provider::{Outputs, Provider, ProviderError};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::Client;
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+/// The field manager every apply uses, so ownership is one name.
+pub const FIELD_MANAGER: &str = "howdah";
+/// Label naming the stack an object belongs to.
+pub const STACK_LABEL: &str = "howdah.io/stack";
+/// Label marking an object as made by howdah.
+pub const MANAGED_LABEL: &str = "howdah.io/managed";
+
+/// A kind the runtime creates or cleans up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub namespaced: bool,
+}
+
+impl Kind {
+    pub fn api_resource(&self) -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(self.group, self.version, self.kind),
+            self.plural,
+        )
+    }
+
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+const fn kind(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+) -> Kind {
+    Kind {
+        group,
+        version,
+        kind,
+        plural,
+        namespaced,
+    }
+}
+
+/// Every kind the chart renders or the runtime leaves behind, in the order
+/// a leak scan reports them.
+pub const KINDS: &[Kind] = &[
+    kind("", "v1", "Namespace", "namespaces", false),
+    kind("", "v1", "ServiceAccount", "serviceaccounts", true),
+    kind("", "v1", "Secret", "secrets", true),
+    kind("", "v1", "ConfigMap", "configmaps", true),
+    kind("", "v1", "Service", "services", true),
+    kind("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true),
+    kind("", "v1", "Pod", "pods", true),
+    kind("", "v1", "ReplicationController", "replicationcontrollers", true),
+    kind("apps", "v1", "Deployment", "deployments", true),
+    kind("apps", "v1", "StatefulSet", "statefulsets", true),
+    kind("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
+    kind("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
+    kind("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false),
+    kind("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false),
+    kind("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true),
+    kind("storage.k8s.io", "v1", "StorageClass", "storageclasses", false),
+];
+
+/// The kind of an object by its apiVersion and kind.
+pub fn kind_of(object: &Value) -> Result<Kind, ProviderError> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind_name = object["kind"].as_str().unwrap_or_default();
+    KINDS
+        .iter()
+        .find(|k| k.kind == kind_name && k.api_version() == api_version)
+        .copied()
+        .ok_or_else(|| {
+            ProviderError::api(format!(
+                "the runtime chart renders {api_version} {kind_name}, which howdah does not know how to manage"
+            ))
+        })
+}
+
+/// Where an object lives, for messages and lookups.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub kind: &'static str,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn of(object: &Value) -> Result<ObjectKey, ProviderError> {
+        let k = kind_of(object)?;
+        Ok(ObjectKey {
+            kind: k.kind,
+            namespace: if k.namespaced {
+                object["metadata"]["namespace"].as_str().map(str::to_string)
+            } else {
+                None
+            },
+            name: object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// Maps a client error: throttling, server errors and broken connections
+/// are worth retrying; the rest is the API saying no, passed on verbatim.
+pub fn map_err(context: &str, e: kube::Error) -> ProviderError {
+    match &e {
+        kube::Error::Api(status) => {
+            let retry = status.code == 429 || status.code >= 500;
+            let message = format!(
+                "{context}: {} ({}{})",
+                status.message,
+                status.code,
+                if status.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", status.reason)
+                }
+            );
+            if retry {
+                ProviderError::retryable(message)
+            } else {
+                ProviderError::api(message)
+            }
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            ProviderError::retryable(format!("{context}: {e}"))
+        }
+        _ => ProviderError::api(format!("{context}: {e}")),
+    }
+}
+
+/// A client that is built the first time something needs the cluster (on a
+/// cloud target, only after the cluster exists).
+#[derive(Clone)]
+pub struct ClusterHandle {
+    provider: Arc<dyn Provider>,
+    outputs: Outputs,
+    client: Arc<OnceCell<Client>>,
+}
+
+impl ClusterHandle {
+    pub fn new(provider: Arc<dyn Provider>, outputs: Outputs) -> ClusterHandle {
+        ClusterHandle {
+            provider,
+            outputs,
+            client: Arc::new(OnceCell::new()),
+        }
+    }
+
+    pub async fn client(&self) -> Result<Client, ProviderError> {
+        self.client
+            .get_or_try_init(|| async {
+                let config = self.provider.kube_config(&self.outputs).await?;
+                Client::try_from(config).map_err(|e| {
+                    ProviderError::config(format!("cannot build a Kubernetes client: {e}"))
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// The API for `kind` in `namespace` (ignored for cluster-scoped kinds);
+    /// `None` namespace on a namespaced kind means all namespaces.
+    pub async fn api(&self, kind: &Kind, namespace: Option<&str>) -> Result<Api<DynamicObject>, ProviderError> {
+        let client = self.client().await?;
+        let ar = kind.api_resource();
+        Ok(match (kind.namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(client, ns, &ar),
+            _ => Api::all_with(client, &ar),
+        })
+    }
+
+    /// Objects of `kind` carrying `selector`, as JSON.
+    pub async fn list(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<Value>, ProviderError> {
+        let api = self.api(kind, namespace).await?;
+        let list = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| map_err(&format!("listing {}", kind.plural), e))?;
+        list.items.into_iter().map(to_json).collect()
+    }
+
+    /// One object, or None if it does not exist.
+    pub async fn get(&self, kind: &Kind, namespace: Option<&str>, name: &str) -> Result<Option<Value>, ProviderError> {
+        let api = self.api(kind, namespace).await?;
+        match api.get_opt(name).await {
+            Ok(Some(o)) => to_json(o).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(map_err(&format!("reading {}/{name}", kind.kind), e)),
+        }
+    }
+
+    /// Server-side apply under howdah's field manager, forcing ownership of
+    /// the fields howdah sets (the stack file is the source of truth).
+    pub async fn apply(&self, object: &Value) -> Result<Value, ProviderError> {
+        let kind = kind_of(object)?;
+        let key = ObjectKey::of(object)?;
+        let api = self.api(&kind, key.namespace.as_deref()).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = api
+            .patch(&key.name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|e| map_err(&format!("applying {key}"), e))?;
+        to_json(applied)
+    }
+
+    /// Deletes an object in the foreground (it disappears only after what
+    /// its controller made, such as pods, is gone); gone already counts as
+    /// done. Returns whether a delete request was accepted.
+    pub async fn delete(&self, kind: &Kind, namespace: Option<&str>, name: &str) -> Result<bool, ProviderError> {
+        let api = self.api(kind, namespace).await?;
+        match api.delete(name, &DeleteParams::foreground()).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(map_err(&format!("deleting {}/{name}", kind.kind), e)),
+        }
+    }
+}
+
+fn to_json(object: DynamicObject) -> Result<Value, ProviderError> {
+    serde_json::to_value(object).map_err(|e| ProviderError::api(format!("unreadable object: {e}")))
+}
+
+/// The selector matching everything of one stack.
+pub fn stack_selector(stack: &str) -> String {
+    format!("{STACK_LABEL}={stack},{MANAGED_LABEL}=true")
+}
+
+/// Whether a live object belongs to `stack`.
+pub fn owned_by(object: &Value, stack: &str) -> bool {
+    let labels = &object["metadata"]["labels"];
+    labels[STACK_LABEL].as_str() == Some(stack) && labels[MANAGED_LABEL].as_str() == Some("true")
+}
+
+pub fn kind_named(name: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.kind == name)
+}

@@ -1,0 +1,453 @@
+//! One chart component (etcd, pachd, ...) as a resource: plan it against
+//! what is live, apply it with server-side apply, wait for it, delete it.
+//! Plus the verification step that proves pachd answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use howdah_provider::wait::{poll_until, Backoff, Poll};
+use howdah_provider::{Action, Change, FieldChange, ProviderError, Resource, StepContext};
+use serde_json::{json, Value};
+
+use super::chart::Component;
+use super::cluster::{kind_of, owned_by, ObjectKey};
+use super::diff::{diff_object, quantity};
+use super::health::{match_labels, readiness, wait_ready};
+use super::{expected, step_id, verify, DesiredObject, Runtime, VERIFY_ID};
+
+/// A chart component as a resource.
+pub struct ComponentStep {
+    rt: Arc<Runtime>,
+    component: Component,
+    id: String,
+    deps: Vec<String>,
+}
+
+impl ComponentStep {
+    pub fn new(rt: Arc<Runtime>, component: Component, deps: Vec<String>) -> Self {
+        ComponentStep {
+            rt,
+            component,
+            id: step_id(component),
+            deps,
+        }
+    }
+}
+
+/// The work an `up` has to do on one component, object by object.
+struct Work {
+    /// Objects to apply, with what differs (empty for new objects).
+    apply: Vec<(DesiredObject, Option<Vec<FieldChange>>)>,
+    /// Live objects of the component that the stack no longer wants.
+    remove: Vec<(ObjectKey, Value)>,
+    /// StatefulSets whose immutable fields change: re-created without their
+    /// pods (orphaned), after their claims are grown.
+    recreate: Vec<ObjectKey>,
+    /// Claims to grow: (claim selector, new size).
+    grow: Vec<(String, String)>,
+    /// Workloads in sync but not ready.
+    unready: Vec<String>,
+    /// Objects that exist but belong to someone else; used as they are.
+    foreign: Vec<ObjectKey>,
+}
+
+impl ComponentStep {
+    async fn work(&self) -> Result<Work, ProviderError> {
+        let rt = &self.rt;
+        let live = rt.live().await?;
+        let desired: Vec<DesiredObject> = rt
+            .desired()
+            .await?
+            .into_iter()
+            .filter(|d| d.component == self.component)
+            .collect();
+        let mut work = Work {
+            apply: Vec::new(),
+            remove: Vec::new(),
+            recreate: Vec::new(),
+            grow: Vec::new(),
+            unready: Vec::new(),
+            foreign: Vec::new(),
+        };
+        for d in &desired {
+            match live.objects.get(&d.key) {
+                None => {
+                    // Not ours by label; is it there under someone else's name?
+                    let kind = kind_of(&d.object)?;
+                    if let Some(existing) = rt.cluster.get(&kind, d.key.namespace.as_deref(), &d.key.name).await? {
+                        if !owned_by(&existing, &rt.stack.name) {
+                            if d.key.kind == "Namespace" {
+                                work.foreign.push(d.key.clone());
+                                continue;
+                            }
+                            return Err(ProviderError::api(format!(
+                                "{} already exists in namespace {} and is not managed by stack `{}` (it lacks the howdah.io/stack label); remove it, or install into another namespace (pachyderm.namespace)",
+                                d.key,
+                                d.key.namespace.as_deref().unwrap_or("-"),
+                                rt.stack.name
+                            )));
+                        }
+                    }
+                    work.apply.push((d.clone(), None));
+                }
+                Some(l) => {
+                    let changes = diff_object(&d.key.to_string(), &d.object, l);
+                    if d.key.kind == "StatefulSet" {
+                        self.immutable_changes(d, l, &changes, &mut work)?;
+                    }
+                    if !changes.is_empty() {
+                        work.apply.push((d.clone(), Some(changes)));
+                    } else if let Err(why) = readiness(l) {
+                        work.unready.push(format!("{}: {why}", d.key));
+                    }
+                }
+            }
+        }
+        for (key, object) in live.of_component(self.component) {
+            if key.kind == "PersistentVolumeClaim" {
+                continue; // claims are data: the volumes step owns them
+            }
+            if !desired.iter().any(|d| &d.key == key) {
+                work.remove.push((key.clone(), object.clone()));
+            }
+        }
+        Ok(work)
+    }
+
+    /// StatefulSet fields the API refuses to update. Growing a claim
+    /// template is done by growing the claims and re-creating the
+    /// StatefulSet without its pods; shrinking is refused here, before
+    /// anything is touched.
+    fn immutable_changes(&self, d: &DesiredObject, live: &Value, changes: &[FieldChange], work: &mut Work) -> Result<(), ProviderError> {
+        let mut immutable = false;
+        for c in changes {
+            let field = c.path.split_once(": ").map(|(_, f)| f).unwrap_or(&c.path);
+            if field.starts_with("spec.volumeClaimTemplates") {
+                immutable = true;
+                if field.ends_with("resources.requests.storage") {
+                    let old = c.old.as_deref().and_then(quantity).unwrap_or(0.0);
+                    let new = c.new.as_deref().and_then(quantity).unwrap_or(0.0);
+                    if new < old {
+                        return Err(ProviderError::api(format!(
+                            "{}: volumes cannot shrink ({} -> {}); keep the size at {} or larger",
+                            d.key,
+                            c.old.as_deref().unwrap_or("?"),
+                            c.new.as_deref().unwrap_or("?"),
+                            c.old.as_deref().unwrap_or("?")
+                        )));
+                    }
+                    work.grow.push((match_labels(&live["spec"]["selector"]), c.new.clone().unwrap_or_default()));
+                }
+            } else if ["spec.selector", "spec.serviceName", "spec.podManagementPolicy"].iter().any(|p| field.starts_with(p)) {
+                immutable = true;
+            }
+        }
+        if immutable {
+            work.recreate.push(d.key.clone());
+        }
+        Ok(())
+    }
+}
+
+fn summarize(work: &Work, total: usize) -> Change {
+    let mut fields = Vec::new();
+    for (d, changes) in &work.apply {
+        match changes {
+            None => fields.push(FieldChange {
+                path: d.key.to_string(),
+                old: None,
+                new: Some("(new object)".into()),
+            }),
+            Some(c) => fields.extend(c.iter().cloned()),
+        }
+    }
+    for (key, _) in &work.remove {
+        fields.push(FieldChange {
+            path: key.to_string(),
+            old: Some("(exists)".into()),
+            new: None,
+        });
+    }
+    let new_objects = work.apply.iter().filter(|(_, c)| c.is_none()).count();
+    let (action, reason) = if total == 0 && work.remove.is_empty() {
+        (Action::Keep, "disabled".to_string())
+    } else if total == 0 {
+        (Action::Delete, format!("disabled: {} object(s) to remove", work.remove.len()))
+    } else if new_objects == total {
+        (Action::Create, format!("{total} object(s) not found"))
+    } else if !work.recreate.is_empty() {
+        let why = if work.grow.is_empty() { "immutable fields change" } else { "volumes grow" };
+        (Action::Replace, format!("{why}: {} re-created without restarting its pods", work.recreate.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))
+    } else if !fields.is_empty() {
+        let mut parts = Vec::new();
+        if new_objects > 0 {
+            parts.push(format!("{new_objects} object(s) missing"));
+        }
+        let changed = fields.len() - new_objects - work.remove.len();
+        if changed > 0 {
+            parts.push(format!("{changed} field(s) differ"));
+        }
+        if !work.remove.is_empty() {
+            parts.push(format!("{} object(s) no longer wanted", work.remove.len()));
+        }
+        (Action::Update, parts.join(", "))
+    } else if !work.unready.is_empty() {
+        (Action::Keep, format!("in sync, not ready yet: {}", work.unready.join("; ")))
+    } else if !work.foreign.is_empty() {
+        (Action::Keep, format!("in sync ({} exists and is not howdah's: used as is, never deleted)", work.foreign.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))
+    } else {
+        (Action::Keep, "in sync".to_string())
+    };
+    let mut change = Change::new(action, reason);
+    change.fields = fields;
+    change
+}
+
+#[async_trait]
+impl Resource for ComponentStep {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        self.deps.clone()
+    }
+
+    fn expected(&self, action: Action) -> Duration {
+        match action {
+            Action::Keep => Duration::ZERO,
+            Action::Delete => Duration::from_secs(5),
+            _ => expected(self.component),
+        }
+    }
+
+    async fn plan_up(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
+        let desired_count = self
+            .rt
+            .desired()
+            .await?
+            .iter()
+            .filter(|d| d.component == self.component)
+            .count();
+        let work = self.work().await?;
+        Ok(summarize(&work, desired_count))
+    }
+
+    async fn apply(&self, ctx: &StepContext, _change: &Change) -> Result<Value, ProviderError> {
+        let rt = &self.rt;
+        let work = self.work().await?;
+        // Grow claims before re-creating their StatefulSet, so the new
+        // template and the claims agree.
+        for (selector, size) in &work.grow {
+            ctx.progress.report(&format!("growing volumes to {size}"));
+            self.grow_claims(selector, size).await?;
+        }
+        for key in &work.recreate {
+            ctx.progress.report(&format!("re-creating {key} (pods keep running)"));
+            self.orphan_delete(key).await?;
+        }
+        // Wait only on what was touched or was not ready: a converged
+        // component costs no request at all.
+        let mut workloads = Vec::new();
+        for (d, _) in &work.apply {
+            rt.cluster.apply(&d.object).await?;
+            if matches!(d.key.kind, "Deployment" | "StatefulSet") {
+                workloads.push(d.object.clone());
+            }
+        }
+        let desired: Vec<DesiredObject> = rt.desired().await?.into_iter().filter(|d| d.component == self.component).collect();
+        let objects: Vec<String> = desired.iter().map(|d| d.key.to_string()).collect();
+        for d in &desired {
+            let unready = work.unready.iter().any(|u| u.starts_with(&format!("{}:", d.key)));
+            if unready {
+                workloads.push(d.object.clone());
+            }
+        }
+        for (key, object) in &work.remove {
+            let kind = kind_of(object)?;
+            rt.cluster.delete(&kind, key.namespace.as_deref(), &key.name).await?;
+        }
+        for w in &workloads {
+            ctx.progress.report(&format!("waiting for {}", ObjectKey::of(w)?));
+            wait_ready(&rt.cluster, w, rt.step_timeout, ctx.progress.as_ref()).await?;
+        }
+        Ok(json!({ "objects": objects }))
+    }
+
+    async fn plan_down(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
+        let targets = self.down_targets().await?;
+        if targets.is_empty() {
+            return Ok(Change::keep(self.nothing_to_delete_reason().await?));
+        }
+        let mut change = Change::new(Action::Delete, format!("{} object(s)", targets.len()));
+        change.fields = targets
+            .iter()
+            .map(|(k, _)| FieldChange {
+                path: k.to_string(),
+                old: Some("(exists)".into()),
+                new: None,
+            })
+            .collect();
+        Ok(change)
+    }
+
+    async fn destroy(&self, ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
+        let targets = self.down_targets().await?;
+        for (key, object) in &targets {
+            let kind = kind_of(object)?;
+            self.rt.cluster.delete(&kind, key.namespace.as_deref(), &key.name).await?;
+        }
+        for (key, object) in &targets {
+            ctx.progress.report(&format!("waiting for {key} to be gone"));
+            wait_gone(&self.rt, key, object, ctx).await?;
+        }
+        Ok(())
+    }
+}
+
+impl ComponentStep {
+    /// What `down` deletes of this component: its live objects, less what
+    /// holds retained data (the namespace of retained claims, the password
+    /// the retained database was made with).
+    async fn down_targets(&self) -> Result<Vec<(ObjectKey, Value)>, ProviderError> {
+        let rt = &self.rt;
+        let live = rt.live().await?;
+        let claims_kept = !rt.delete_data && live.objects.keys().any(|k| k.kind == "PersistentVolumeClaim");
+        Ok(live
+            .of_component(self.component)
+            .into_iter()
+            .filter(|(k, _)| k.kind != "PersistentVolumeClaim")
+            .filter(|(k, _)| !(claims_kept && (k.kind == "Namespace" || (k.kind == "Secret" && k.name == "postgres"))))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn nothing_to_delete_reason(&self) -> Result<String, ProviderError> {
+        let live = self.rt.live().await?;
+        let kept = live.of_component(self.component).len();
+        Ok(if kept > 0 {
+            format!("{kept} object(s) kept with the retained data")
+        } else {
+            "already gone".into()
+        })
+    }
+
+    async fn grow_claims(&self, selector: &str, size: &str) -> Result<(), ProviderError> {
+        let rt = &self.rt;
+        let client = rt.cluster.client().await?;
+        let claims: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = kube::Api::namespaced(client, rt.namespace());
+        let list = claims
+            .list(&kube::api::ListParams::default().labels(selector))
+            .await
+            .map_err(|e| super::cluster::map_err("listing claims", e))?;
+        for claim in list.items {
+            let name = claim.metadata.name.clone().unwrap_or_default();
+            let patch = json!({"spec": {"resources": {"requests": {"storage": size}}}});
+            claims
+                .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+                .await
+                .map_err(|e| super::cluster::map_err(&format!("growing PersistentVolumeClaim/{name} (does its StorageClass allow volume expansion?)"), e))?;
+        }
+        Ok(())
+    }
+
+    async fn orphan_delete(&self, key: &ObjectKey) -> Result<(), ProviderError> {
+        let rt = &self.rt;
+        let Some(kind) = super::cluster::kind_named(key.kind) else {
+            return Ok(());
+        };
+        let api = rt.cluster.api(kind, key.namespace.as_deref()).await?;
+        match api.delete(&key.name, &kube::api::DeleteParams::orphan()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(super::cluster::map_err(&format!("re-creating {key}"), e)),
+        }
+        let object = json!({"apiVersion": kind.api_version(), "kind": kind.kind, "metadata": {"name": key.name, "namespace": key.namespace}});
+        wait_gone(rt, key, &object, &StepContext { outputs: rt.outputs.clone(), progress: Arc::new(howdah_provider::NoProgress) }).await
+    }
+}
+
+/// Polls until the object no longer exists.
+pub async fn wait_gone(rt: &Runtime, key: &ObjectKey, object: &Value, ctx: &StepContext) -> Result<(), ProviderError> {
+    let kind = kind_of(object)?;
+    poll_until(&format!("{key} to be deleted"), rt.step_timeout, Backoff::default(), ctx.progress.as_ref(), || async {
+        Ok(match rt.cluster.get(&kind, key.namespace.as_deref(), &key.name).await? {
+            None => Poll::Ready(()),
+            Some(o) => Poll::Pending(match o["metadata"]["finalizers"].as_array() {
+                Some(f) if !f.is_empty() => format!("{key} is terminating; finalizers: {}", f.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")),
+                _ => format!("{key} is terminating"),
+            }),
+        })
+    })
+    .await
+}
+
+/// Proves pachd answers: gRPC health SERVING and the pinned version.
+pub struct Verify {
+    pub rt: Arc<Runtime>,
+}
+
+impl Verify {
+    /// The selector of pachd's pods, from the rendered Deployment.
+    pub async fn pachd_selector(rt: &Runtime) -> Result<String, ProviderError> {
+        rt.desired()
+            .await?
+            .iter()
+            .find(|d| d.component == Component::Pachd && d.key.kind == "Deployment")
+            .map(|d| match_labels(&d.object["spec"]["selector"]))
+            .ok_or_else(|| ProviderError::api("the runtime chart renders no pachd Deployment"))
+    }
+}
+
+#[async_trait]
+impl Resource for Verify {
+    fn id(&self) -> &str {
+        VERIFY_ID
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        vec![step_id(Component::Pachd), step_id(Component::Console)]
+    }
+
+    fn expected(&self, _action: Action) -> Duration {
+        Duration::from_secs(3)
+    }
+
+    async fn plan_up(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
+        Ok(Change::keep(format!(
+            "check: pachd gRPC health is SERVING and GetVersion = {}",
+            self.rt.stack.pachyderm.version
+        )))
+    }
+
+    async fn apply(&self, ctx: &StepContext, _change: &Change) -> Result<Value, ProviderError> {
+        let rt = &self.rt;
+        let selector = Self::pachd_selector(rt).await?;
+        let expected = rt.stack.pachyderm.version.clone();
+        let verified = poll_until(
+            "pachd to answer",
+            rt.step_timeout.min(Duration::from_secs(120)),
+            Backoff::default(),
+            ctx.progress.as_ref(),
+            || async {
+                match verify::verify_pachd(&rt.cluster, rt.namespace(), &selector, &expected).await {
+                    Ok(v) => Ok(Poll::Ready(v)),
+                    Err(e) if e.is_retryable() => Ok(Poll::Pending(e.to_string())),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await?;
+        ctx.progress.report(&format!("pachd {} in {} is {}", verified.version, verified.pod, verified.health));
+        serde_json::to_value(&verified).map_err(|e| ProviderError::api(e.to_string()))
+    }
+
+    async fn plan_down(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
+        Ok(Change::keep("nothing to delete"))
+    }
+
+    async fn destroy(&self, _ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
+        Ok(())
+    }
+}

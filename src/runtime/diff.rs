@@ -1,0 +1,272 @@
+//! What differs between an object as rendered and as it is live. The live
+//! object carries fields the server filled in (defaults, status, uid), so
+//! the comparison asks "does live hold everything we set?", with lists
+//! compared element by element at equal length, quantities compared by
+//! value (500m == 0.5), and labels/annotations howdah once set but no
+//! longer wants reported as removals. Secret values are never printed.
+
+use howdah_provider::FieldChange;
+use serde_json::Value;
+
+use super::cluster::FIELD_MANAGER;
+
+/// Text standing in for a secret value in plans and errors.
+pub const SENSITIVE: &str = "(sensitive)";
+
+/// Differences between `desired` and `live` for one object, with paths
+/// prefixed by `prefix` (e.g. `StatefulSet/etcd`).
+pub fn diff_object(prefix: &str, desired: &Value, live: &Value) -> Vec<FieldChange> {
+    let secret = desired["kind"].as_str() == Some("Secret");
+    let mut out = Vec::new();
+    if let Some(map) = desired.as_object() {
+        for (key, want) in map {
+            match key.as_str() {
+                "apiVersion" | "kind" | "status" => {}
+                "metadata" => {
+                    for field in ["labels", "annotations"] {
+                        compare(
+                            &format!("metadata.{field}"),
+                            &want[field],
+                            &live["metadata"][field],
+                            false,
+                            &mut out,
+                        );
+                        removed_owned_keys(field, &want[field], live, &mut out);
+                    }
+                }
+                _ => compare(key, want, &live[key.as_str()], secret && (key == "data" || key == "stringData"), &mut out),
+            }
+        }
+    }
+    for change in &mut out {
+        change.path = format!("{prefix}: {}", change.path);
+    }
+    out
+}
+
+fn compare(path: &str, want: &Value, have: &Value, sensitive: bool, out: &mut Vec<FieldChange>) {
+    match (want, have) {
+        (Value::Object(w), _) => {
+            if w.is_empty() {
+                return;
+            }
+            for (k, v) in w {
+                let child = if is_plain_key(k) {
+                    format!("{path}.{k}")
+                } else {
+                    format!("{path}[{k}]")
+                };
+                compare(&child, v, have.get(k).unwrap_or(&Value::Null), sensitive, out);
+            }
+        }
+        (Value::Array(w), Value::Array(h)) if w.len() == h.len() => {
+            for (i, (wv, hv)) in w.iter().zip(h).enumerate() {
+                let child = format!("{path}[{}]", element_name(wv).unwrap_or_else(|| i.to_string()));
+                compare(&child, wv, hv, sensitive, out);
+            }
+        }
+        (Value::Array(w), _) if w.is_empty() && (have.is_null() || have == &Value::Array(vec![])) => {}
+        (Value::Null, _) => {}
+        _ => {
+            if !same_scalar(path, want, have) {
+                out.push(FieldChange {
+                    path: path.to_string(),
+                    old: show(have, sensitive),
+                    new: show(want, sensitive),
+                });
+            }
+        }
+    }
+}
+
+/// Labels/annotations howdah's field manager owns on the live object that
+/// the desired object no longer has: server-side apply will remove them.
+fn removed_owned_keys(field: &str, want: &Value, live: &Value, out: &mut Vec<FieldChange>) {
+    let Some(entries) = live["metadata"]["managedFields"].as_array() else {
+        return;
+    };
+    for entry in entries {
+        if entry["manager"].as_str() != Some(FIELD_MANAGER) || entry["operation"].as_str() != Some("Apply") {
+            continue;
+        }
+        let Some(owned) = entry["fieldsV1"]["f:metadata"][format!("f:{field}")].as_object() else {
+            continue;
+        };
+        for key in owned.keys().filter_map(|k| k.strip_prefix("f:")) {
+            if want.get(key).is_none() {
+                if let Some(old) = live["metadata"][field].get(key) {
+                    out.push(FieldChange {
+                        path: format!("metadata.{field}.{key}"),
+                        old: show(old, false),
+                        new: None,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn is_plain_key(k: &str) -> bool {
+    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Names list elements (containers, env, ports, volumes) by their `name`.
+fn element_name(v: &Value) -> Option<String> {
+    v.get("name").and_then(Value::as_str).map(str::to_string)
+}
+
+fn show(v: &Value, sensitive: bool) -> Option<String> {
+    if v.is_null() {
+        return None;
+    }
+    if sensitive {
+        return Some(SENSITIVE.into());
+    }
+    Some(match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+fn same_scalar(path: &str, want: &Value, have: &Value) -> bool {
+    if want == have {
+        return true;
+    }
+    // The server canonicalises quantities (0.5 -> 500m, 1024Mi -> 1Gi).
+    if path.contains("resources") || path.contains("storage") {
+        if let (Some(w), Some(h)) = (want.as_str().and_then(quantity), have.as_str().and_then(quantity)) {
+            return (w - h).abs() <= f64::EPSILON * w.abs().max(1.0);
+        }
+    }
+    // An int-or-string field sent as "8080" may come back as 8080, and back.
+    match (want, have) {
+        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => s == &n.to_string(),
+        _ => false,
+    }
+}
+
+/// The value of a Kubernetes quantity ("10Gi", "500m", "1.5", "2e3").
+pub fn quantity(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let suffixes: [(&str, f64); 14] = [
+        ("Ki", 1024f64),
+        ("Mi", 1024f64.powi(2)),
+        ("Gi", 1024f64.powi(3)),
+        ("Ti", 1024f64.powi(4)),
+        ("Pi", 1024f64.powi(5)),
+        ("Ei", 1024f64.powi(6)),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+    ];
+    for (suffix, factor) in suffixes {
+        if let Some(number) = text.strip_suffix(suffix) {
+            return plain_number(number).map(|n| n * factor);
+        }
+    }
+    if let Some(number) = text.strip_suffix('E') {
+        return plain_number(number).map(|n| n * 1e18);
+    }
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    plain_number(mantissa).map(|n| n * 10f64.powi(exponent))
+}
+
+fn plain_number(text: &str) -> Option<f64> {
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '+' || c == '-') {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sts(size: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "etcd", "labels": {"app": "etcd"}},
+            "spec": {"replicas": 1, "volumeClaimTemplates": [
+                {"metadata": {"name": "etcd-storage"}, "spec": {"resources": {"requests": {"storage": size}}}}
+            ]}
+        })
+    }
+
+    #[test]
+    fn server_defaults_and_status_are_not_differences() {
+        let desired = sts("10Gi");
+        let mut live = sts("10Gi");
+        live["metadata"]["uid"] = json!("u");
+        live["spec"]["podManagementPolicy"] = json!("OrderedReady");
+        live["status"] = json!({"readyReplicas": 1});
+        assert!(diff_object("StatefulSet/etcd", &desired, &live).is_empty());
+    }
+
+    #[test]
+    fn a_resized_volume_is_one_named_change() {
+        let changes = diff_object("StatefulSet/etcd", &sts("20Gi"), &sts("10Gi"));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            changes[0].path,
+            "StatefulSet/etcd: spec.volumeClaimTemplates[etcd-storage].spec.resources.requests.storage"
+        );
+        assert_eq!(changes[0].old.as_deref(), Some("10Gi"));
+        assert_eq!(changes[0].new.as_deref(), Some("20Gi"));
+    }
+
+    #[test]
+    fn canonicalised_quantities_are_equal() {
+        let want = json!({"kind": "Deployment", "spec": {"resources": {"cpu": "0.5", "memory": "1024Mi"}}});
+        let have = json!({"kind": "Deployment", "spec": {"resources": {"cpu": "500m", "memory": "1Gi"}}});
+        assert!(diff_object("d", &want, &have).is_empty());
+    }
+
+    #[test]
+    fn secret_values_never_appear() {
+        let want = json!({"kind": "Secret", "data": {"postgresql-password": "bmV3"}});
+        let have = json!({"kind": "Secret", "data": {"postgresql-password": "b2xk"}});
+        let changes = diff_object("Secret/postgres", &want, &have);
+        assert_eq!(changes.len(), 1);
+        let text = format!("{changes:?}");
+        assert!(!text.contains("bmV3") && !text.contains("b2xk"), "{text}");
+    }
+
+    #[test]
+    fn a_dropped_tag_is_a_removal_when_howdah_owned_it() {
+        let want = json!({"kind": "ConfigMap", "metadata": {"labels": {"a": "1"}}});
+        let have = json!({"kind": "ConfigMap", "metadata": {
+            "labels": {"a": "1", "team": "ml", "other": "x"},
+            "managedFields": [{"manager": "howdah", "operation": "Apply",
+                "fieldsV1": {"f:metadata": {"f:labels": {"f:a": {}, "f:team": {}}}}}]
+        }});
+        let changes = diff_object("ConfigMap/c", &want, &have);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(changes[0].path.ends_with("metadata.labels.team"));
+        assert_eq!(changes[0].new, None);
+    }
+
+    #[test]
+    fn list_length_changes_are_seen() {
+        let want = json!({"kind": "Deployment", "spec": {"env": [{"name": "A", "value": "1"}]}});
+        let have = json!({"kind": "Deployment", "spec": {"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}});
+        assert_eq!(diff_object("d", &want, &have).len(), 1);
+    }
+
+    #[test]
+    fn quantities_parse() {
+        assert_eq!(quantity("10Gi"), Some(10.0 * 1024f64.powi(3)));
+        assert_eq!(quantity("500m"), Some(0.5));
+        assert_eq!(quantity("2e3"), Some(2000.0));
+        assert_eq!(quantity("10GB"), None);
+        assert_eq!(quantity(""), None);
+    }
+}

@@ -1,0 +1,300 @@
+//! Is a workload ready, and if not, why not. Readiness is a small predicate
+//! over the live object; waiting watches the object until the predicate
+//! holds; the diagnosis looks at the pods, claims and events behind a
+//! workload and says what a person would find with kubectl describe/logs.
+
+use std::time::Duration;
+
+use howdah_provider::{Progress, ProviderError};
+use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
+use kube::api::{Api, DynamicObject, ListParams, LogParams};
+use kube::runtime::wait::await_condition;
+use serde_json::Value;
+
+use super::cluster::{kind_named, kind_of, map_err, ClusterHandle, ObjectKey};
+
+/// Whether the live object is ready; `Err` carries what is still missing.
+pub fn readiness(object: &Value) -> Result<(), String> {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let spec_replicas = object["spec"]["replicas"].as_i64().unwrap_or(1);
+    let status = &object["status"];
+    let int = |k: &str| status[k].as_i64().unwrap_or(0);
+    let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
+    let observed = int("observedGeneration");
+    match kind {
+        "Deployment" | "StatefulSet" => {
+            if observed < generation {
+                return Err("the controller has not seen the latest change yet".into());
+            }
+            let ready = int("readyReplicas");
+            let updated = int("updatedReplicas");
+            if ready < spec_replicas || updated < spec_replicas {
+                return Err(format!("{ready}/{spec_replicas} ready, {updated}/{spec_replicas} updated"));
+            }
+            if kind == "Deployment" && int("availableReplicas") < spec_replicas {
+                return Err(format!("{}/{spec_replicas} available", int("availableReplicas")));
+            }
+            if kind == "StatefulSet" {
+                let current = status["currentRevision"].as_str();
+                let update = status["updateRevision"].as_str();
+                if current.is_some() && update.is_some() && current != update {
+                    return Err("rolling to the new revision".into());
+                }
+            }
+            Ok(())
+        }
+        "PersistentVolumeClaim" => match status["phase"].as_str() {
+            Some("Bound") => Ok(()),
+            other => Err(format!("claim is {}", other.unwrap_or("Pending"))),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Waits (with a watch) until `object` is ready, reporting why it is not
+/// every little while; after `timeout` fails with the last diagnosis. A
+/// state that cannot resolve by itself (no StorageClass to bind a claim)
+/// fails at once.
+pub async fn wait_ready(
+    cluster: &ClusterHandle,
+    object: &Value,
+    timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<(), ProviderError> {
+    let kind = kind_of(object)?;
+    if !matches!(kind.kind, "Deployment" | "StatefulSet") {
+        return Ok(());
+    }
+    let key = ObjectKey::of(object)?;
+    let api: Api<DynamicObject> = cluster.api(&kind, key.namespace.as_deref()).await?;
+    let watch = await_condition(api, &key.name, |o: Option<&DynamicObject>| {
+        o.and_then(|o| serde_json::to_value(o).ok())
+            .map(|v| readiness(&v).is_ok())
+            .unwrap_or(false)
+    });
+    tokio::pin!(watch);
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut why = String::from("waiting for the controller");
+    let mut next_look = Duration::from_secs(2);
+    loop {
+        tokio::select! {
+            done = &mut watch => {
+                return done
+                    .map(|_| ())
+                    .map_err(|e| ProviderError::retryable(format!("watching {key}: {e}")));
+            }
+            _ = tokio::time::sleep(next_look) => {
+                next_look = Duration::from_secs(10);
+                match diagnose(cluster, object).await {
+                    Ok(Diagnosis::Waiting(text)) => { why = text; progress.report(&format!("{key}: {why}")); }
+                    Ok(Diagnosis::Hopeless(text)) => {
+                        return Err(ProviderError::api(format!("{key} cannot become ready: {text}")));
+                    }
+                    Err(e) => why = format!("could not look at its pods: {e}"),
+                }
+            }
+            _ = &mut deadline => {
+                if let Ok(Diagnosis::Waiting(text) | Diagnosis::Hopeless(text)) = diagnose(cluster, object).await {
+                    why = text;
+                }
+                return Err(ProviderError::Timeout { what: format!("waiting for {key} to become ready: {why}"), after: timeout });
+            }
+        }
+    }
+}
+
+/// What is holding a workload back.
+pub enum Diagnosis {
+    /// Might still resolve by itself.
+    Waiting(String),
+    /// Will not resolve without a change by the user.
+    Hopeless(String),
+}
+
+/// Looks behind a workload: its pods' container states (image pulls,
+/// crash loops with their last log lines, scheduling) and its claims.
+pub async fn diagnose(cluster: &ClusterHandle, object: &Value) -> Result<Diagnosis, ProviderError> {
+    let namespace = object["metadata"]["namespace"].as_str().unwrap_or("default");
+    let selector = match_labels(&object["spec"]["selector"]);
+    let client = cluster.client().await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| map_err("listing pods", e))?;
+    for pod in &list.items {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let Some(status) = &pod.status else { continue };
+        for cs in status.container_statuses.iter().flatten() {
+            let Some(waiting) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+                continue;
+            };
+            let reason = waiting.reason.clone().unwrap_or_default();
+            let message = waiting.message.clone().unwrap_or_default();
+            match reason.as_str() {
+                "ImagePullBackOff" | "ErrImagePull" | "InvalidImageName" => {
+                    return Ok(Diagnosis::Waiting(format!(
+                        "pod {name}: {reason} for image {}: {message} (check pachyderm.imageRegistry / imagePullSecrets, or that the version exists)",
+                        cs.image
+                    )));
+                }
+                "CrashLoopBackOff" | "CreateContainerConfigError" | "RunContainerError" => {
+                    let logs = pods
+                        .logs(
+                            &name,
+                            &LogParams {
+                                container: Some(cs.name.clone()),
+                                previous: cs.restart_count > 0,
+                                tail_lines: Some(5),
+                                ..LogParams::default()
+                            },
+                        )
+                        .await
+                        .unwrap_or_default();
+                    let tail: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+                    return Ok(Diagnosis::Waiting(format!(
+                        "pod {name}: container {} {reason} (restarts: {}){}{}",
+                        cs.name,
+                        cs.restart_count,
+                        if message.is_empty() { String::new() } else { format!(": {message}") },
+                        if tail.is_empty() { String::new() } else { format!("; last log lines:\n    {}", tail.join("\n    ")) }
+                    )));
+                }
+                _ => {}
+            }
+        }
+        for cond in status.conditions.iter().flatten() {
+            if cond.type_ == "PodScheduled" && cond.status == "False" {
+                return Ok(Diagnosis::Waiting(format!(
+                    "pod {name} cannot be scheduled: {}",
+                    cond.message.clone().unwrap_or_default()
+                )));
+            }
+        }
+    }
+    if object["kind"].as_str() == Some("StatefulSet") {
+        if let Some(d) = pending_claims(cluster, namespace, &selector).await? {
+            return Ok(d);
+        }
+    }
+    Ok(Diagnosis::Waiting(
+        readiness(object).err().unwrap_or_else(|| "pods are starting".into()),
+    ))
+}
+
+/// A claim of the workload that is not bound, with the events that say why.
+async fn pending_claims(cluster: &ClusterHandle, namespace: &str, selector: &str) -> Result<Option<Diagnosis>, ProviderError> {
+    let Some(pvc_kind) = kind_named("PersistentVolumeClaim") else {
+        return Ok(None);
+    };
+    for claim in cluster.list(pvc_kind, Some(namespace), selector).await? {
+        if claim["status"]["phase"].as_str() == Some("Bound") {
+            continue;
+        }
+        let name = claim["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let class = claim["spec"]["storageClassName"].as_str().unwrap_or_default().to_string();
+        let classes = storage_classes(cluster).await?;
+        let has_default = classes.iter().any(|(_, default)| *default);
+        let names: Vec<&str> = classes.iter().map(|(n, _)| n.as_str()).collect();
+        let fix = if names.is_empty() {
+            "install a provisioner and StorageClass, or mark one default".to_string()
+        } else {
+            format!("set storageClass in the stack file to one of: {}", names.join(", "))
+        };
+        if class.is_empty() && !has_default {
+            return Ok(Some(Diagnosis::Hopeless(format!(
+                "PVC {name} is Pending: it names no StorageClass and the cluster has no default one; {fix}"
+            ))));
+        }
+        if !class.is_empty() && !names.contains(&class.as_str()) {
+            return Ok(Some(Diagnosis::Hopeless(format!(
+                "PVC {name} is Pending: StorageClass `{class}` does not exist; {fix}"
+            ))));
+        }
+        let client = cluster.client().await?;
+        let events: Api<KubeEvent> = Api::namespaced(client, namespace);
+        let found = events
+            .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+            .await
+            .map_err(|e| map_err("listing events", e))?;
+        let last = found
+            .items
+            .iter()
+            .filter_map(|e| e.message.clone())
+            .next_back()
+            .unwrap_or_else(|| "no events yet".into());
+        return Ok(Some(Diagnosis::Waiting(format!("PVC {name} is Pending: {last}"))));
+    }
+    Ok(None)
+}
+
+async fn storage_classes(cluster: &ClusterHandle) -> Result<Vec<(String, bool)>, ProviderError> {
+    let Some(kind) = kind_named("StorageClass") else {
+        return Ok(Vec::new());
+    };
+    let api = cluster.api(kind, None).await?;
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| map_err("listing storage classes", e))?;
+    Ok(list
+        .items
+        .iter()
+        .map(|sc| {
+            let default = sc
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+                .map(|v| v == "true")
+                .unwrap_or(false);
+            (sc.metadata.name.clone().unwrap_or_default(), default)
+        })
+        .collect())
+}
+
+/// `a=b,c=d` from a label selector's matchLabels.
+pub fn match_labels(selector: &Value) -> String {
+    selector["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_deployment_is_ready_only_when_the_controller_caught_up() {
+        let mut d = json!({"kind": "Deployment", "metadata": {"generation": 2},
+            "spec": {"replicas": 1},
+            "status": {"observedGeneration": 1, "readyReplicas": 1, "updatedReplicas": 1, "availableReplicas": 1}});
+        assert!(readiness(&d).is_err());
+        d["status"]["observedGeneration"] = json!(2);
+        assert!(readiness(&d).is_ok());
+        d["status"]["availableReplicas"] = json!(0);
+        assert!(readiness(&d).unwrap_err().contains("available"));
+    }
+
+    #[test]
+    fn a_statefulset_mid_roll_is_not_ready() {
+        let s = json!({"kind": "StatefulSet", "metadata": {"generation": 1}, "spec": {"replicas": 3},
+            "status": {"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 3,
+                       "currentRevision": "a", "updateRevision": "b"}});
+        assert!(readiness(&s).unwrap_err().contains("revision"));
+    }
+
+    #[test]
+    fn match_labels_render_as_a_selector() {
+        let sel = json!({"matchLabels": {"app": "etcd", "suite": "pachyderm"}});
+        assert_eq!(match_labels(&sel), "app=etcd,suite=pachyderm");
+    }
+}

@@ -1,0 +1,325 @@
+//! From the stack file and the target's outputs to the chart's values:
+//! defaults merged (stack-wide node selector and tolerations under each
+//! workload's own), storage resolved (the target's bucket, or the spec's
+//! URL, or the node directory), ownership labels added.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use howdah_provider::{RuntimeInputs, StorageBinding};
+use serde_json::{json, Value};
+
+use super::chart;
+use super::cluster::{MANAGED_LABEL, STACK_LABEL};
+use super::values::*;
+use crate::spec::{self, Stack};
+
+/// A generated or read-back secret value; prints as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn new(text: String) -> Self {
+        SecretText(text)
+    }
+
+    /// A fresh random password (24 alphanumerics, ~142 bits).
+    pub fn generate() -> Self {
+        use rand::Rng;
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut rng = rand::rng();
+        SecretText(
+            (0..24)
+                .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+                .collect(),
+        )
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The marker rendered in place of secrets by `render` and offline plans.
+pub const REDACTED: &str = "<generated-at-apply>";
+
+/// Label naming the runtime component an object belongs to.
+pub const COMPONENT_LABEL: &str = "howdah.io/component";
+
+/// The ownership labels of a stack.
+pub fn ownership_labels(stack: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (STACK_LABEL.to_string(), stack.to_string()),
+        (MANAGED_LABEL.to_string(), "true".to_string()),
+    ])
+}
+
+/// Where pachd's objects go, from the target (if it made a bucket) or the spec.
+pub fn storage_values(stack: &Stack, inputs: &RuntimeInputs) -> StorageValues {
+    let binding: Option<StorageBinding> = inputs.storage.clone().or_else(|| {
+        stack
+            .storage
+            .bucket
+            .as_ref()
+            .and_then(|b| b.url.as_deref().and_then(|url| parse_bucket_url(url, b.credentials_secret.clone())))
+    });
+    let host_path = stack
+        .storage
+        .local
+        .as_ref()
+        .map(|l| l.host_path.clone())
+        .unwrap_or_default();
+    match binding {
+        Some(b) => StorageValues {
+            backend: b.backend,
+            local_host_path: String::new(),
+            bucket: b.bucket,
+            region: b.region,
+            endpoint: b.endpoint,
+            account: b.account,
+            credentials_secret: b.credentials_secret,
+        },
+        None => StorageValues {
+            backend: "LOCAL".into(),
+            local_host_path: host_path,
+            bucket: String::new(),
+            region: String::new(),
+            endpoint: String::new(),
+            account: String::new(),
+            credentials_secret: String::new(),
+        },
+    }
+}
+
+/// `s3://b?region=r&endpoint=e`, `gs://b`, `azblob://c` to a binding. The
+/// spec validator has already checked the shape.
+pub fn parse_bucket_url(url: &str, credentials_secret: Option<String>) -> Option<StorageBinding> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (bucket, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default()
+    };
+    let backend = match scheme {
+        "s3" => "AMAZON",
+        "gs" => "GOOGLE",
+        "azblob" => "MICROSOFT",
+        _ => return None,
+    };
+    Some(StorageBinding {
+        backend: backend.into(),
+        bucket: bucket.trim_end_matches('/').to_string(),
+        region: param("region"),
+        endpoint: param("endpoint"),
+        credentials_secret: credentials_secret.unwrap_or_default(),
+        account: param("account"),
+    })
+}
+
+fn pod(
+    stack: &Stack,
+    resources: &Option<spec::Resources>,
+    node_selector: &Option<BTreeMap<String, String>>,
+    tolerations: &Option<Vec<spec::Toleration>>,
+    pod_annotations: &BTreeMap<String, String>,
+) -> PodValues {
+    let p = &stack.pachyderm;
+    let quantities = |list: &spec::ResourceList| {
+        let mut m = serde_json::Map::new();
+        if let Some(c) = &list.cpu {
+            m.insert("cpu".into(), json!(c));
+        }
+        if let Some(mem) = &list.memory {
+            m.insert("memory".into(), json!(mem));
+        }
+        Value::Object(m)
+    };
+    let resources = match resources {
+        Some(r) => {
+            let mut m = serde_json::Map::new();
+            let requests = quantities(&r.requests);
+            let limits = quantities(&r.limits);
+            if requests.as_object().is_some_and(|o| !o.is_empty()) {
+                m.insert("requests".into(), requests);
+            }
+            if limits.as_object().is_some_and(|o| !o.is_empty()) {
+                m.insert("limits".into(), limits);
+            }
+            Value::Object(m)
+        }
+        None => json!({}),
+    };
+    PodValues {
+        resources,
+        node_selector: node_selector.clone().unwrap_or_else(|| p.node_selector.clone()),
+        tolerations: tolerations
+            .as_ref()
+            .unwrap_or(&p.tolerations)
+            .iter()
+            .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
+            .collect(),
+        pod_annotations: pod_annotations.clone(),
+    }
+}
+
+/// Images for a version the chart does not know. Validation refuses such
+/// versions before anything renders, so this only keeps rendering total.
+fn unreachable_images(version: &str) -> Images {
+    let missing = format!("unsupported-version-{version}");
+    Images {
+        pachd: missing.clone(),
+        worker: missing.clone(),
+        etcd: missing.clone(),
+        postgres: missing.clone(),
+        pg_bouncer: missing.clone(),
+        console: missing,
+    }
+}
+
+/// Everything the chart needs. `postgres_password` is the real password
+/// when applying and `REDACTED` when only rendering.
+pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, postgres_password: &SecretText) -> Values {
+    let p = &stack.pachyderm;
+    let mut labels = ownership_labels(&stack.name);
+    labels.insert("suite".into(), "pachyderm".into());
+    for (k, v) in &stack.tags {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let mut selector_labels = ownership_labels(&stack.name);
+    selector_labels.insert("suite".into(), "pachyderm".into());
+    let storage_class = |own: &str| {
+        if own.is_empty() {
+            inputs.storage_class.clone().unwrap_or_default()
+        } else {
+            own.to_string()
+        }
+    };
+    let (pg_in_cluster, host, port, user, database, ssl_mode, password_secret) = match &p.postgres.external {
+        Some(e) => (
+            false,
+            e.host.clone(),
+            e.port,
+            e.user.clone(),
+            e.database.clone(),
+            e.ssl_mode.clone(),
+            e.password_secret.clone(),
+        ),
+        None => (
+            true,
+            "postgres".to_string(),
+            5432,
+            "pachyderm".to_string(),
+            "pachyderm".to_string(),
+            "disable".to_string(),
+            "postgres".to_string(),
+        ),
+    };
+    Values {
+        stack: stack.name.clone(),
+        namespace: p.namespace.clone(),
+        version: p.version.clone(),
+        labels,
+        selector_labels,
+        annotations: p.annotations.clone(),
+        pod_labels: inputs.pod_labels.clone(),
+        images: chart::version_info(&p.version)
+            .or_else(|| chart::version_info(&chart::default_version()))
+            .map(|v| v.qualified_images(&p.image_registry))
+            .unwrap_or_else(|| unreachable_images(&p.version)),
+        image_pull_policy: "IfNotPresent".into(),
+        image_pull_secrets: p.image_pull_secrets.clone(),
+        storage: storage_values(stack, inputs),
+        service_account_annotations: inputs.service_account_annotations.clone(),
+        etcd: EtcdValues {
+            replicas: p.etcd.replicas,
+            size: p.etcd.size.clone(),
+            storage_class: storage_class(&p.etcd.storage_class),
+            pod: pod(stack, &p.etcd.resources, &p.etcd.node_selector, &p.etcd.tolerations, &p.etcd.pod_annotations),
+        },
+        postgres: PostgresValues {
+            in_cluster: pg_in_cluster,
+            size: p.postgres.size.clone(),
+            storage_class: storage_class(&p.postgres.storage_class),
+            host,
+            port,
+            user,
+            database,
+            ssl_mode,
+            password_secret,
+            password_key: "postgres-password".into(),
+            pod: pod(
+                stack,
+                &p.postgres.resources,
+                &p.postgres.node_selector,
+                &p.postgres.tolerations,
+                &p.postgres.pod_annotations,
+            ),
+        },
+        pg_bouncer: PgBouncerValues {
+            replicas: p.pg_bouncer.replicas,
+            max_connections: p.pg_bouncer.max_connections,
+            pod: pod(
+                stack,
+                &p.pg_bouncer.resources,
+                &p.pg_bouncer.node_selector,
+                &p.pg_bouncer.tolerations,
+                &p.pg_bouncer.pod_annotations,
+            ),
+        },
+        pachd: PachdValues {
+            replicas: p.pachd.replicas,
+            service_type: format!("{:?}", p.pachd.service_type),
+            service_annotations: p.pachd.service_annotations.clone(),
+            log_level: p.pachd.log_level.clone(),
+            metrics: p.pachd.metrics,
+            pod: pod(stack, &p.pachd.resources, &p.pachd.node_selector, &p.pachd.tolerations, &p.pachd.pod_annotations),
+        },
+        console: ConsoleValues {
+            enabled: p.console.enabled,
+            pod: pod(
+                stack,
+                &p.console.resources,
+                &p.console.node_selector,
+                &p.console.tolerations,
+                &p.console.pod_annotations,
+            ),
+        },
+        secrets: SecretValues {
+            postgres_password_b64: base64::engine::general_purpose::STANDARD.encode(postgres_password.expose()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_urls_become_bindings() {
+        let b = parse_bucket_url("s3://data?region=us-east-1&endpoint=http://minio:9000", None).unwrap();
+        assert_eq!((b.backend.as_str(), b.bucket.as_str(), b.region.as_str()), ("AMAZON", "data", "us-east-1"));
+        assert_eq!(b.endpoint, "http://minio:9000");
+        assert_eq!(parse_bucket_url("gs://g", Some("creds".into())).unwrap().credentials_secret, "creds");
+        assert_eq!(parse_bucket_url("azblob://c", None).unwrap().backend, "MICROSOFT");
+        assert!(parse_bucket_url("ftp://x", None).is_none());
+    }
+
+    #[test]
+    fn generated_passwords_differ_and_never_print() {
+        let a = SecretText::generate();
+        let b = SecretText::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), 24);
+        assert_eq!(format!("{a:?}"), "***");
+    }
+}

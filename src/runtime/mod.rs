@@ -1,0 +1,266 @@
+//! The Pachyderm runtime on a cluster: render the chart for the stack, read
+//! what is live (one list per kind, by ownership label), turn each chart
+//! component into a resource the engine can plan, apply, wait on and
+//! delete, verify pachd, and find leftovers after `down`.
+
+pub mod chart;
+pub mod cluster;
+pub mod component;
+pub mod diff;
+pub mod health;
+pub mod inputs;
+pub mod teardown;
+pub mod values;
+pub mod verify;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use howdah_provider::{Outputs, Provider, ProviderError, Resource};
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+
+use chart::Component;
+use cluster::{kind_of, stack_selector, ClusterHandle, Kind, ObjectKey, KINDS};
+use inputs::{SecretText, COMPONENT_LABEL};
+
+use crate::spec::{DataPolicy, Stack};
+
+/// One rendered object with the component it belongs to.
+#[derive(Debug, Clone)]
+pub struct DesiredObject {
+    pub component: Component,
+    pub key: ObjectKey,
+    pub object: Value,
+}
+
+/// What is live of the stack, read once per run.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub objects: BTreeMap<ObjectKey, Value>,
+}
+
+impl Live {
+    /// Live objects labelled as part of `component`.
+    pub fn of_component(&self, component: Component) -> Vec<(&ObjectKey, &Value)> {
+        self.objects
+            .iter()
+            .filter(|(_, o)| o["metadata"]["labels"][COMPONENT_LABEL].as_str() == Some(component.name()))
+            .collect()
+    }
+}
+
+/// The runtime of one stack on one cluster.
+pub struct Runtime {
+    pub stack: Stack,
+    pub provider: Arc<dyn Provider>,
+    pub cluster: ClusterHandle,
+    pub outputs: Outputs,
+    /// How long one component may take to become ready.
+    pub step_timeout: Duration,
+    /// Delete PVCs and retained secrets on `down` (policy delete or --delete-data).
+    pub delete_data: bool,
+    live: OnceCell<Live>,
+    password: OnceCell<SecretText>,
+}
+
+impl Runtime {
+    pub fn new(stack: Stack, provider: Arc<dyn Provider>, outputs: Outputs, step_timeout: Duration, delete_data_flag: bool) -> Arc<Runtime> {
+        let delete_data = delete_data_flag || stack.storage.data_policy == DataPolicy::Delete;
+        Arc::new(Runtime {
+            cluster: ClusterHandle::new(provider.clone(), outputs.clone()),
+            stack,
+            provider,
+            outputs,
+            step_timeout,
+            delete_data,
+            live: OnceCell::new(),
+            password: OnceCell::new(),
+        })
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.stack.pachyderm.namespace
+    }
+
+    /// The kinds worth listing for this stack: every kind the chart renders
+    /// (whatever the settings) plus the claims its StatefulSets make.
+    fn live_kinds(&self) -> Vec<&'static Kind> {
+        let wanted = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "Service", "PersistentVolumeClaim",
+            "Deployment", "StatefulSet", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"];
+        KINDS.iter().filter(|k| wanted.contains(&k.kind)).collect()
+    }
+
+    /// What is live, read on first use: one list call per kind.
+    pub async fn live(&self) -> Result<&Live, ProviderError> {
+        self.live
+            .get_or_try_init(|| async {
+                let selector = stack_selector(&self.stack.name);
+                let mut objects = BTreeMap::new();
+                for kind in self.live_kinds() {
+                    let ns = kind.namespaced.then(|| self.namespace());
+                    for object in self.cluster.list(kind, ns, &selector).await? {
+                        objects.insert(ObjectKey::of(&object)?, object);
+                    }
+                }
+                Ok(Live { objects })
+            })
+            .await
+    }
+
+    /// The PostgreSQL password: read back from the live Secret when there
+    /// is one (never regenerated, or the database would lock pachd out),
+    /// generated once otherwise.
+    async fn postgres_password(&self) -> Result<&SecretText, ProviderError> {
+        self.password
+            .get_or_try_init(|| async {
+                let live = self.live().await?;
+                let key = ObjectKey {
+                    kind: "Secret",
+                    namespace: Some(self.namespace().to_string()),
+                    name: "postgres".into(),
+                };
+                let existing = live.objects.get(&key).and_then(|s| {
+                    let b64 = s["data"]["postgres-password"].as_str()?;
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+                    String::from_utf8(bytes).ok()
+                });
+                Ok(existing.map(SecretText::new).unwrap_or_else(SecretText::generate))
+            })
+            .await
+    }
+
+    /// Every object the stack wants, in apply order, with the real password.
+    pub async fn desired(&self) -> Result<Vec<DesiredObject>, ProviderError> {
+        let password = self.postgres_password().await?.clone();
+        self.render_with(&password)
+    }
+
+    /// Every object the stack wants, with `password` in its Secret.
+    pub fn render_with(&self, password: &SecretText) -> Result<Vec<DesiredObject>, ProviderError> {
+        let inputs = self.provider.runtime_inputs(&self.outputs);
+        render_stack(&self.stack, &inputs, password)
+    }
+}
+
+/// Renders the chart for `stack` and stamps ownership on every object.
+pub fn render_stack(
+    stack: &Stack,
+    inputs: &howdah_provider::RuntimeInputs,
+    password: &SecretText,
+) -> Result<Vec<DesiredObject>, ProviderError> {
+    let values = inputs::values_for(stack, inputs, password);
+    let rendered = chart::render(&values).map_err(|e| ProviderError::api(format!("rendering the runtime chart: {e}")))?;
+    rendered
+        .into_iter()
+        .map(|r| {
+            let mut object = r.object;
+            stamp(&mut object, &stack.name, r.component);
+            kind_of(&object)?;
+            Ok(DesiredObject {
+                component: r.component,
+                key: ObjectKey::of(&object)?,
+                object,
+            })
+        })
+        .collect()
+}
+
+/// Puts the ownership and component labels on an object and on what its
+/// controller makes from it (pods, claims), so reads and the leak scan find
+/// them whatever the chart's own labels say.
+fn stamp(object: &mut Value, stack: &str, component: Component) {
+    let mut labels: BTreeMap<String, String> = inputs::ownership_labels(stack);
+    labels.insert(COMPONENT_LABEL.into(), component.name().into());
+    let put = |target: &mut Value, labels: &BTreeMap<String, String>| {
+        if !target.is_object() {
+            *target = json!({});
+        }
+        for (k, v) in labels {
+            target[k] = json!(v);
+        }
+    };
+    put(&mut object["metadata"]["labels"], &labels);
+    let own = inputs::ownership_labels(stack);
+    // `get_mut`, not indexing: indexing a missing key would add it as null.
+    let Some(spec) = object.get_mut("spec") else { return };
+    if let Some(meta) = spec.get_mut("template").and_then(|t| t.get_mut("metadata")) {
+        put(&mut meta["labels"], &own);
+    }
+    if let Some(templates) = spec.get_mut("volumeClaimTemplates").and_then(Value::as_array_mut) {
+        for t in templates {
+            put(&mut t["metadata"]["labels"], &own);
+        }
+    }
+}
+
+/// The dependencies of each component's step on `up`.
+pub fn up_deps(component: Component) -> &'static [Component] {
+    use Component::*;
+    match component {
+        Namespace => &[],
+        Rbac | Storage | Postgres | Etcd => &[Namespace],
+        PgBouncer => &[Postgres],
+        Pachd => &[Rbac, Storage, Etcd, PgBouncer],
+        Console => &[Pachd],
+    }
+}
+
+/// How long each component usually takes to apply and become ready.
+pub fn expected(component: Component) -> Duration {
+    use Component::*;
+    Duration::from_secs(match component {
+        Namespace | Storage => 1,
+        Rbac => 2,
+        Postgres => 60,
+        Etcd => 45,
+        PgBouncer => 20,
+        Pachd => 90,
+        Console => 30,
+    })
+}
+
+/// Step id of a component.
+pub fn step_id(component: Component) -> String {
+    format!("runtime.{}", component.name())
+}
+
+/// The id of the verification step.
+pub const VERIFY_ID: &str = "runtime.verify";
+
+/// The resources `up` plans and applies, after `cluster_ready` on a cloud.
+pub fn up_resources(rt: &Arc<Runtime>, cluster_ready: &[String]) -> Vec<Arc<dyn Resource>> {
+    let mut out: Vec<Arc<dyn Resource>> = Vec::new();
+    for c in Component::ALL {
+        let mut deps: Vec<String> = up_deps(c).iter().map(|d| step_id(*d)).collect();
+        if c == Component::Namespace {
+            deps.extend(cluster_ready.iter().cloned());
+        }
+        out.push(Arc::new(component::ComponentStep::new(rt.clone(), c, deps)));
+    }
+    out.push(Arc::new(component::Verify { rt: rt.clone() }));
+    out
+}
+
+/// The resources `down` plans and destroys, in teardown order.
+pub fn down_resources(rt: &Arc<Runtime>) -> Vec<Arc<dyn Resource>> {
+    use Component::*;
+    let id = |c: Component| step_id(c);
+    let mut out: Vec<Arc<dyn Resource>> = vec![
+        Arc::new(teardown::LoadBalancers { rt: rt.clone() }),
+        Arc::new(component::ComponentStep::new(rt.clone(), Console, vec![])),
+        Arc::new(component::ComponentStep::new(rt.clone(), Pachd, vec![id(Console), teardown::LOAD_BALANCERS_ID.into()])),
+        Arc::new(teardown::Workers { rt: rt.clone() }),
+        Arc::new(component::ComponentStep::new(rt.clone(), PgBouncer, vec![id(Pachd)])),
+        Arc::new(component::ComponentStep::new(rt.clone(), Etcd, vec![id(Pachd)])),
+        Arc::new(component::ComponentStep::new(rt.clone(), Postgres, vec![id(PgBouncer)])),
+        Arc::new(component::ComponentStep::new(rt.clone(), Storage, vec![id(Pachd), teardown::WORKERS_ID.into()])),
+        Arc::new(component::ComponentStep::new(rt.clone(), Rbac, vec![id(Pachd), teardown::WORKERS_ID.into()])),
+        Arc::new(teardown::Volumes { rt: rt.clone() }),
+    ];
+    let all: BTreeSet<String> = out.iter().map(|r| r.id().to_string()).collect();
+    out.push(Arc::new(component::ComponentStep::new(rt.clone(), Namespace, all.into_iter().collect())));
+    out
+}

@@ -1,0 +1,228 @@
+//! The parts of `down` that are not chart components: what Kubernetes made
+//! in the cloud (load balancers), what pachd made (pipeline workers), the
+//! data volumes (deleted only when the data may go), and the scan that
+//! proves nothing else is left.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use howdah_provider::{Action, Change, FieldChange, Leftover, ProviderError, Resource, StepContext};
+use serde_json::Value;
+
+use super::cluster::{kind_named, stack_selector, ObjectKey, KINDS};
+use super::component::wait_gone;
+use super::chart::Component;
+use super::{step_id, Runtime};
+
+pub const LOAD_BALANCERS_ID: &str = "runtime.load-balancers";
+pub const WORKERS_ID: &str = "runtime.workers";
+pub const VOLUMES_ID: &str = "runtime.volumes";
+
+/// Label selector of the objects pachd makes for pipeline workers.
+pub const WORKER_SELECTOR: &str = "suite=pachyderm,component=worker";
+
+fn deletions(targets: &[(ObjectKey, Value)], what: &str) -> Change {
+    if targets.is_empty() {
+        return Change::keep(format!("no {what}"));
+    }
+    let mut change = Change::new(Action::Delete, format!("{} {what}", targets.len()));
+    change.fields = targets
+        .iter()
+        .map(|(k, _)| FieldChange {
+            path: k.to_string(),
+            old: Some("(exists)".into()),
+            new: None,
+        })
+        .collect();
+    change
+}
+
+async fn delete_and_wait(rt: &Runtime, targets: &[(ObjectKey, Value)], ctx: &StepContext) -> Result<(), ProviderError> {
+    for (key, _) in targets {
+        if let Some(kind) = kind_named(key.kind) {
+            rt.cluster.delete(kind, key.namespace.as_deref(), &key.name).await?;
+        }
+    }
+    for (key, object) in targets {
+        ctx.progress.report(&format!("waiting for {key} to be gone"));
+        wait_gone(rt, key, object, ctx).await?;
+    }
+    Ok(())
+}
+
+async fn list_keyed(rt: &Runtime, kind: &str, selector: &str) -> Result<Vec<(ObjectKey, Value)>, ProviderError> {
+    let Some(k) = kind_named(kind) else {
+        return Ok(Vec::new());
+    };
+    rt.cluster
+        .list(k, Some(rt.namespace()), selector)
+        .await?
+        .into_iter()
+        .map(|o| Ok((ObjectKey::of(&o)?, o)))
+        .collect()
+}
+
+/// Services of type LoadBalancer (the stack's and its pipelines'): deleted
+/// first and awaited, so the cloud controller removes the cloud load
+/// balancers while it still runs.
+pub struct LoadBalancers {
+    pub rt: Arc<Runtime>,
+}
+
+impl LoadBalancers {
+    async fn targets(&self) -> Result<Vec<(ObjectKey, Value)>, ProviderError> {
+        let mut out = list_keyed(&self.rt, "Service", &stack_selector(&self.rt.stack.name)).await?;
+        out.extend(list_keyed(&self.rt, "Service", WORKER_SELECTOR).await?);
+        out.retain(|(_, o)| o["spec"]["type"].as_str() == Some("LoadBalancer"));
+        out.dedup_by(|a, b| a.0 == b.0);
+        Ok(out)
+    }
+}
+
+/// Pipeline workers pachd created (replication controllers, services,
+/// secrets, pods): not in the chart, but in the namespace.
+pub struct Workers {
+    pub rt: Arc<Runtime>,
+}
+
+impl Workers {
+    async fn targets(&self) -> Result<Vec<(ObjectKey, Value)>, ProviderError> {
+        let mut out = Vec::new();
+        for kind in ["ReplicationController", "Service", "Secret", "Pod"] {
+            out.extend(list_keyed(&self.rt, kind, WORKER_SELECTOR).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// The stack's claims: deleted under dataPolicy delete / --delete-data,
+/// otherwise kept and reported.
+pub struct Volumes {
+    pub rt: Arc<Runtime>,
+}
+
+impl Volumes {
+    async fn claims(&self) -> Result<Vec<(ObjectKey, Value)>, ProviderError> {
+        list_keyed(&self.rt, "PersistentVolumeClaim", &stack_selector(&self.rt.stack.name)).await
+    }
+}
+
+macro_rules! down_only {
+    ($ty:ty, $id:expr, $what:expr, $deps:expr) => {
+        // $what names the resource for readers of the invocation.
+        #[async_trait]
+        impl Resource for $ty {
+            fn id(&self) -> &str {
+                $id
+            }
+            fn depends_on(&self) -> Vec<String> {
+                $deps
+            }
+            fn expected(&self, action: Action) -> Duration {
+                if action == Action::Keep { Duration::ZERO } else { Duration::from_secs(10) }
+            }
+            async fn plan_up(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
+                Ok(Change::keep("only used by down"))
+            }
+            async fn plan_down(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
+                self.plan_delete().await
+            }
+            async fn apply(&self, _ctx: &StepContext, _change: &Change) -> Result<Value, ProviderError> {
+                Ok(Value::Null)
+            }
+            async fn destroy(&self, ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
+                self.delete(ctx).await
+            }
+        }
+    };
+}
+
+impl LoadBalancers {
+    async fn plan_delete(&self) -> Result<Change, ProviderError> {
+        Ok(deletions(&self.targets().await?, "load balancer service(s)"))
+    }
+    async fn delete(&self, ctx: &StepContext) -> Result<(), ProviderError> {
+        delete_and_wait(&self.rt, &self.targets().await?, ctx).await
+    }
+}
+
+impl Workers {
+    async fn plan_delete(&self) -> Result<Change, ProviderError> {
+        Ok(deletions(&self.targets().await?, "pipeline worker object(s)"))
+    }
+    async fn delete(&self, ctx: &StepContext) -> Result<(), ProviderError> {
+        delete_and_wait(&self.rt, &self.targets().await?, ctx).await
+    }
+}
+
+impl Volumes {
+    async fn plan_delete(&self) -> Result<Change, ProviderError> {
+        let claims = self.claims().await?;
+        if claims.is_empty() {
+            return Ok(Change::keep("no volumes"));
+        }
+        if !self.rt.delete_data {
+            let names: Vec<String> = claims.iter().map(|(k, _)| k.name.clone()).collect();
+            return Ok(Change::keep(format!(
+                "retained (dataPolicy: retain): {}; `howdah down --delete-data` removes them",
+                names.join(", ")
+            )));
+        }
+        Ok(deletions(&claims, "data volume(s), data will be lost"))
+    }
+    async fn delete(&self, ctx: &StepContext) -> Result<(), ProviderError> {
+        if !self.rt.delete_data {
+            return Ok(());
+        }
+        delete_and_wait(&self.rt, &self.claims().await?, ctx).await
+    }
+}
+
+down_only!(LoadBalancers, LOAD_BALANCERS_ID, "load balancers", Vec::new());
+down_only!(Workers, WORKERS_ID, "workers", vec![step_id(Component::Pachd)]);
+down_only!(Volumes, VOLUMES_ID, "volumes", vec![step_id(Component::Etcd), step_id(Component::Postgres)]);
+
+/// Everything of the stack still in the cluster, by ownership label, in
+/// every namespace, plus pipeline workers in the runtime namespace. What
+/// the data policy keeps is marked retained; the rest has leaked.
+pub async fn leftovers(rt: &Runtime) -> Result<Vec<Leftover>, ProviderError> {
+    let selector = stack_selector(&rt.stack.name);
+    let mut found: Vec<Value> = Vec::new();
+    for kind in KINDS {
+        found.extend(rt.cluster.list(kind, None, &selector).await?);
+    }
+    for kind in ["ReplicationController", "Service", "Secret", "Pod"] {
+        if let Some(k) = kind_named(kind) {
+            // The namespace may be gone: then so are its workers.
+            found.extend(rt.cluster.list(k, Some(rt.namespace()), WORKER_SELECTOR).await.unwrap_or_default());
+        }
+    }
+    let claims_kept = !rt.delete_data && found.iter().any(|o| o["kind"].as_str() == Some("PersistentVolumeClaim"));
+    let mut out = Vec::new();
+    for object in found {
+        let key = ObjectKey::of(&object)?;
+        if object["metadata"]["deletionTimestamp"].is_string() && key.kind == "Pod" {
+            continue; // on its way out with its owner
+        }
+        let retained = claims_kept
+            && (key.kind == "PersistentVolumeClaim"
+                || key.kind == "Namespace"
+                || (key.kind == "Secret" && key.name == "postgres"));
+        let ns = key.namespace.clone().unwrap_or_default();
+        out.push(Leftover {
+            kind: format!("kubernetes.{}", key.kind),
+            name: if ns.is_empty() { key.name.clone() } else { format!("{ns}/{}", key.name) },
+            retained,
+            remove_with: if retained {
+                "howdah down --delete-data -f <stack file>".into()
+            } else if ns.is_empty() {
+                format!("kubectl delete {} {}", key.kind.to_lowercase(), key.name)
+            } else {
+                format!("kubectl delete -n {ns} {} {}", key.kind.to_lowercase(), key.name)
+            },
+        });
+    }
+    out.dedup_by(|a, b| a.kind == b.kind && a.name == b.name);
+    Ok(out)
+}

@@ -1,0 +1,526 @@
+//! The typed stack file. These structs are the one definition of the spec:
+//! serde parses them, schemars derives `howdah schema` from them, so the
+//! schema and the parser cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole stack: where it runs, where its data lives, and the runtime on top.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Stack {
+    /// Stack name: lower-case letters, digits and '-', 1 to 40 characters,
+    /// starting with a letter. Every object howdah makes is named from it
+    /// and labelled `howdah.io/stack=<name>`.
+    #[schemars(length(min = 1, max = 40), pattern(r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Where the stack runs.
+    pub target: Target,
+    /// Where Pachyderm keeps its data.
+    #[serde(default)]
+    pub storage: Storage,
+    /// The Pachyderm runtime.
+    #[serde(default)]
+    pub pachyderm: Pachyderm,
+    /// Extra labels (and, on clouds, tags) put on everything howdah makes.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Where the state file lives. Default: `.howdah/<name>.state.json`
+    /// next to the stack file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateConfig>,
+}
+
+/// Exactly one target: a mapping with one key naming it, e.g.
+/// `target: {kubeconfig: {}}`.
+// Deserialize is written by hand (`spec::de`): serde_norway's derived enum
+// form is a `!kubeconfig` tag, and `kubeconfig:` may be left empty.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum Target {
+    /// An existing cluster reached through a kubeconfig context.
+    #[schemars(with = "Option<KubeconfigTarget>")]
+    Kubeconfig(KubeconfigTarget),
+}
+
+/// An existing cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubeconfigTarget {
+    /// Context name; default: the kubeconfig's current context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Kubeconfig file; default: $KUBECONFIG, then ~/.kube/config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// Where the state file lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StateConfig {
+    /// Path of the state file, relative to the stack file.
+    #[schemars(length(min = 1))]
+    pub path: String,
+}
+
+/// Object storage for Pachyderm's data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Storage {
+    /// In-cluster storage on a volume (single node clusters, demos).
+    /// `local:` with nothing under it selects it with its defaults.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::de::present_or_default"
+    )]
+    pub local: Option<LocalStorage>,
+    /// An object store bucket that already exists (or, on a cloud target,
+    /// that howdah creates).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::de::present_or_default"
+    )]
+    pub bucket: Option<BucketStorage>,
+    /// What `down` does with data (PVCs, bucket objects).
+    #[serde(default)]
+    pub data_policy: DataPolicy,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            local: Some(LocalStorage::default()),
+            bucket: None,
+            data_policy: DataPolicy::Retain,
+        }
+    }
+}
+
+/// Pachyderm's object store in a directory on the node (hostPath), as the
+/// official chart's LOCAL backend does: single-node clusters and demos only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LocalStorage {
+    /// Directory on the node; pachd and its workers mount it.
+    #[serde(default = "default_host_path")]
+    pub host_path: String,
+}
+
+impl Default for LocalStorage {
+    fn default() -> Self {
+        LocalStorage {
+            host_path: default_host_path(),
+        }
+    }
+}
+
+fn default_host_path() -> String {
+    "/var/pachyderm/".into()
+}
+
+/// A bucket given by URL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BucketStorage {
+    /// `s3://bucket?region=r[&endpoint=…]`, `gs://bucket` or `azblob://container`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// On a cloud target: the bucket name; default derived from the stack name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Name of an existing Secret in the runtime namespace holding static
+    /// credentials for the bucket. Omit to use workload identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+/// What `down` does with data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DataPolicy {
+    /// Keep PVCs and bucket contents; `down` lists them as retained.
+    #[default]
+    Retain,
+    /// Delete PVCs and bucket contents on `down`.
+    Delete,
+}
+
+/// How pachd reaches the object store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Identity {
+    /// Workload identity (IRSA, GKE Workload Identity, Azure workload identity).
+    #[default]
+    Workload,
+    /// Static keys in a Secret.
+    Keys,
+}
+
+/// The Pachyderm runtime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Pachyderm {
+    /// Pachyderm version (2.x) to install.
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// Namespace for every runtime object.
+    #[serde(default = "default_namespace")]
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub namespace: String,
+    /// How pachd authenticates to the bucket.
+    #[serde(default)]
+    pub identity: Identity,
+    /// Registry host (and path) prefixed to every image, e.g. `registry.corp:5000/mirror`.
+    #[serde(default)]
+    pub image_registry: String,
+    /// Names of existing image pull Secrets in the namespace.
+    #[serde(default)]
+    pub image_pull_secrets: Vec<String>,
+    /// Defaults for every pod: node selector.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    /// Defaults for every pod: tolerations.
+    #[serde(default)]
+    pub tolerations: Vec<Toleration>,
+    /// Extra annotations on every object.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// etcd, pachd's metadata store.
+    #[serde(default)]
+    pub etcd: Etcd,
+    /// PostgreSQL: in-cluster (default) or external.
+    #[serde(default)]
+    pub postgres: Postgres,
+    /// pg-bouncer, the connection pooler in front of PostgreSQL.
+    #[serde(default)]
+    pub pg_bouncer: PgBouncer,
+    /// pachd, the Pachyderm daemon.
+    #[serde(default)]
+    pub pachd: Pachd,
+    /// The web console: `false` to leave it out, or its settings.
+    #[serde(default, deserialize_with = "super::de::console")]
+    #[schemars(schema_with = "super::schema::console_schema")]
+    pub console: Console,
+}
+
+impl Default for Pachyderm {
+    fn default() -> Self {
+        Pachyderm {
+            version: default_version(),
+            namespace: default_namespace(),
+            identity: Identity::default(),
+            image_registry: String::new(),
+            image_pull_secrets: Vec::new(),
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            annotations: BTreeMap::new(),
+            etcd: Etcd::default(),
+            postgres: Postgres::default(),
+            pg_bouncer: PgBouncer::default(),
+            pachd: Pachd::default(),
+            console: Console::default(),
+        }
+    }
+}
+
+/// The default Pachyderm version.
+pub const DEFAULT_VERSION: &str = "2.11.6";
+
+fn default_version() -> String {
+    DEFAULT_VERSION.into()
+}
+fn default_namespace() -> String {
+    "pachyderm".into()
+}
+fn one() -> u32 {
+    1
+}
+fn ten_gi() -> String {
+    "10Gi".into()
+}
+
+/// Declares a runtime component's settings struct with the fields every
+/// workload accepts appended. serde cannot combine `flatten` with
+/// `deny_unknown_fields`, so the shared fields are spelled out by this macro
+/// instead of a flattened struct.
+macro_rules! workload_struct {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// Container resources (requests/limits of cpu, memory).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub resources: Option<Resources>,
+            /// Node selector; overrides `pachyderm.nodeSelector`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub node_selector: Option<BTreeMap<String, String>>,
+            /// Tolerations; override `pachyderm.tolerations`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub tolerations: Option<Vec<Toleration>>,
+            /// Extra pod annotations.
+            #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+            pub pod_annotations: BTreeMap<String, String>,
+        }
+    };
+}
+
+/// Container resources.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Resources {
+    /// What the scheduler reserves.
+    #[serde(default)]
+    pub requests: ResourceList,
+    /// The most the container may use.
+    #[serde(default)]
+    pub limits: ResourceList,
+}
+
+/// cpu and memory quantities.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResourceList {
+    /// CPU as a Kubernetes quantity: `500m`, `1`, `1.5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::optional_quantity")]
+    pub cpu: Option<String>,
+    /// Memory as a Kubernetes quantity: `512Mi`, `2Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::optional_quantity")]
+    pub memory: Option<String>,
+}
+
+/// A Kubernetes toleration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Toleration {
+    /// Taint key; empty (with operator Exists) tolerates every taint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Exists or Equal (default Equal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["Exists", "Equal", null]))]
+    pub operator: Option<String>,
+    /// Taint value; must be empty with operator Exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// NoSchedule, PreferNoSchedule or NoExecute; empty matches all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["NoSchedule", "PreferNoSchedule", "NoExecute", "", null]))]
+    pub effect: Option<String>,
+    /// With effect NoExecute: how long the pod stays once tainted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
+}
+
+workload_struct! {
+/// etcd, pachd's metadata store.
+pub struct Etcd {
+    /// Volume size per member; may grow, never shrink.
+    #[serde(default = "ten_gi")]
+    #[schemars(schema_with = "super::schema::quantity")]
+    pub size: String,
+    /// StorageClass; empty: the cluster default.
+    #[serde(default)]
+    pub storage_class: String,
+    /// Members: 1 or 3 (or 5).
+    #[serde(default = "one")]
+    #[schemars(extend("enum" = [1, 3, 5]))]
+    pub replicas: u32,
+}
+}
+
+impl Default for Etcd {
+    fn default() -> Self {
+        Etcd {
+            size: ten_gi(),
+            storage_class: String::new(),
+            replicas: 1,
+            resources: None,
+            node_selector: None,
+            tolerations: None,
+            pod_annotations: BTreeMap::new(),
+        }
+    }
+}
+
+workload_struct! {
+/// PostgreSQL: in-cluster (default) or external.
+pub struct Postgres {
+    /// Volume size of the in-cluster database; may grow, never shrink.
+    #[serde(default = "ten_gi")]
+    #[schemars(schema_with = "super::schema::quantity")]
+    pub size: String,
+    /// StorageClass; empty: the cluster default.
+    #[serde(default)]
+    pub storage_class: String,
+    /// Use this database instead of running one in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalPostgres>,
+}
+}
+
+impl Default for Postgres {
+    fn default() -> Self {
+        Postgres {
+            size: ten_gi(),
+            storage_class: String::new(),
+            external: None,
+            resources: None,
+            node_selector: None,
+            tolerations: None,
+            pod_annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// An external PostgreSQL server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalPostgres {
+    /// Host name or address of the server.
+    #[schemars(length(min = 1))]
+    pub host: String,
+    /// TCP port; default 5432.
+    #[serde(default = "default_pg_port")]
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// User pachd connects as.
+    #[schemars(length(min = 1))]
+    pub user: String,
+    /// Database for pachd; default `pachyderm`.
+    #[serde(default = "default_pg_database")]
+    pub database: String,
+    /// Name of an existing Secret in the namespace with key `postgres-password`.
+    pub password_secret: String,
+    /// libpq sslmode: disable, allow, prefer, require (default), verify-ca
+    /// or verify-full.
+    #[serde(default = "default_sslmode")]
+    #[schemars(extend("enum" = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]))]
+    pub ssl_mode: String,
+}
+
+fn default_pg_port() -> u16 {
+    5432
+}
+fn default_pg_database() -> String {
+    "pachyderm".into()
+}
+fn default_sslmode() -> String {
+    "require".into()
+}
+
+workload_struct! {
+/// pg-bouncer, the connection pooler between pachd and PostgreSQL.
+pub struct PgBouncer {
+    /// Pods; at least 1.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub replicas: u32,
+    /// Maximum client connections.
+    #[serde(default = "default_max_conn")]
+    #[schemars(range(min = 1))]
+    pub max_connections: u32,
+}
+}
+
+impl Default for PgBouncer {
+    fn default() -> Self {
+        PgBouncer {
+            replicas: 1,
+            max_connections: default_max_conn(),
+            resources: None,
+            node_selector: None,
+            tolerations: None,
+            pod_annotations: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_max_conn() -> u32 {
+    1000
+}
+
+workload_struct! {
+/// pachd, the Pachyderm daemon.
+pub struct Pachd {
+    /// Pods; must be 1 with local storage.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub replicas: u32,
+    /// Service type for pachd: ClusterIP (default), NodePort or LoadBalancer.
+    #[serde(default)]
+    pub service_type: ServiceType,
+    /// Extra annotations on the pachd Service (e.g. load balancer settings).
+    #[serde(default)]
+    pub service_annotations: BTreeMap<String, String>,
+    /// Log level: debug, info or error.
+    #[serde(default = "default_log_level")]
+    #[schemars(extend("enum" = ["debug", "info", "error"]))]
+    pub log_level: String,
+    /// Send anonymous usage metrics to Pachyderm.
+    #[serde(default)]
+    pub metrics: bool,
+}
+}
+
+impl Default for Pachd {
+    fn default() -> Self {
+        Pachd {
+            replicas: 1,
+            service_type: ServiceType::default(),
+            service_annotations: BTreeMap::new(),
+            log_level: default_log_level(),
+            metrics: false,
+            resources: None,
+            node_selector: None,
+            tolerations: None,
+            pod_annotations: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// Kubernetes Service type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+workload_struct! {
+/// The Pachyderm console (web UI).
+pub struct Console {
+    /// Run the console.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Console {
+            enabled: true,
+            resources: None,
+            node_selector: None,
+            tolerations: None,
+            pod_annotations: BTreeMap::new(),
+        }
+    }
+}

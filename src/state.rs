@@ -1,0 +1,340 @@
+//! The record of what howdah made for a stack: ids, outputs and timings per
+//! resource, written atomically after every step, plus the lock that keeps
+//! two runs off one stack. Never a secret: outputs are ids and endpoints.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The state file's format version.
+pub const FORMAT: u32 = 1;
+
+/// Everything recorded for one stack.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    pub format: u32,
+    pub stack: String,
+    pub target: String,
+    pub updated_at: DateTime<Utc>,
+    pub resources: BTreeMap<String, ResourceRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<RunRecord>,
+}
+
+impl State {
+    pub fn new(stack: &str, target: &str) -> State {
+        State {
+            format: FORMAT,
+            stack: stack.into(),
+            target: target.into(),
+            updated_at: Utc::now(),
+            resources: BTreeMap::new(),
+            last_run: None,
+        }
+    }
+}
+
+/// What the last step on one resource did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResourceRecord {
+    /// create, update, replace, delete, no-op.
+    pub action: String,
+    /// applied, failed, deleted, skipped.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub outputs: serde_json::Value,
+    pub at: DateTime<Utc>,
+    pub elapsed_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The last command run on the stack.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    pub command: String,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub ok: bool,
+    pub interrupted: bool,
+}
+
+/// Who holds the lock.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockInfo {
+    pub owner: String,
+    pub pid: u32,
+    pub host: String,
+    pub command: String,
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state file {path} is not valid: {message}; restore it from a backup, or move it away and run `howdah up` to rebuild it from what exists")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("stack is locked by {} (pid {} on {}, `{}` since {}); if that run is gone, clear the lock with `howdah state unlock -f <stack file>`", .0.owner, .0.pid, .0.host, .0.command, .0.since.format("%Y-%m-%d %H:%M:%S UTC"))]
+    Locked(LockInfo),
+}
+
+/// Where a stack's state and lock live.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    path: PathBuf,
+}
+
+impl StateStore {
+    pub fn new(path: PathBuf) -> StateStore {
+        StateStore { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".lock");
+        PathBuf::from(p)
+    }
+
+    /// The recorded state, or None if there is no state file yet.
+    pub fn load(&self) -> Result<Option<State>, StateError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Io {
+                    what: "read",
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Writes the state so that a crash leaves either the old or the new
+    /// file, never half of one: write a sibling, fsync, rename over.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let io = |what, source| StateError::Io {
+            what,
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+        }
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(format!(".tmp.{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let text = serde_json::to_vec_pretty(state).map_err(|e| StateError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut file = fs::File::create(&tmp).map_err(|e| io("write", e))?;
+        file.write_all(&text).map_err(|e| io("write", e))?;
+        file.write_all(b"\n").map_err(|e| io("write", e))?;
+        file.sync_all().map_err(|e| io("sync", e))?;
+        fs::rename(&tmp, &self.path).map_err(|e| io("replace", e))?;
+        Ok(())
+    }
+
+    /// Takes the lock. A lock left by a process that no longer runs on this
+    /// host (killed, crashed) is taken over and returned as `Some(stale)` so
+    /// the caller can say so; a live or foreign holder is an error.
+    pub fn lock(&self, command: &str) -> Result<(StateLock, Option<LockInfo>), StateError> {
+        let path = self.lock_path();
+        let io = |what, source| StateError::Io {
+            what,
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+        }
+        let info = LockInfo {
+            owner: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            pid: std::process::id(),
+            host: hostname(),
+            command: command.into(),
+            since: Utc::now(),
+        };
+        let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
+        let mut stale = None;
+        for _ in 0..2 {
+            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    f.write_all(&body).map_err(|e| io("write", e))?;
+                    return Ok((StateLock { path: path.clone() }, stale));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = self.lock_holder()?;
+                    match holder {
+                        Some(h) if h.host == info.host && !process_alive(h.pid) => {
+                            fs::remove_file(&path).map_err(|e| io("remove the stale lock", e))?;
+                            stale = Some(h);
+                        }
+                        Some(h) => return Err(StateError::Locked(h)),
+                        // Unreadable lock (being written this instant): try once more.
+                        None => std::thread::sleep(std::time::Duration::from_millis(50)),
+                    }
+                }
+                Err(e) => return Err(io("create", e)),
+            }
+        }
+        match self.lock_holder()? {
+            Some(h) => Err(StateError::Locked(h)),
+            None => Err(io(
+                "take",
+                std::io::Error::other("the lock file exists but cannot be read"),
+            )),
+        }
+    }
+
+    /// Who holds the lock, if anyone.
+    pub fn lock_holder(&self) -> Result<Option<LockInfo>, StateError> {
+        match fs::read_to_string(self.lock_path()) {
+            Ok(text) => Ok(serde_json::from_str(&text).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Io {
+                what: "read",
+                path: self.lock_path(),
+                source,
+            }),
+        }
+    }
+
+    /// Removes the lock whoever holds it (`howdah state unlock`).
+    pub fn unlock(&self) -> Result<Option<LockInfo>, StateError> {
+        let holder = self.lock_holder()?;
+        match fs::remove_file(self.lock_path()) {
+            Ok(()) => Ok(holder),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Io {
+                what: "remove",
+                path: self.lock_path(),
+                source,
+            }),
+        }
+    }
+}
+
+/// Held while a run works on the stack; released on drop.
+#[derive(Debug)]
+pub struct StateLock {
+    path: PathBuf,
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn process_alive(pid: u32) -> bool {
+    if Path::new("/proc/self").exists() {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        // No /proc to ask: assume alive, the safe answer.
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_then_load_round_trips_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join(".howdah/s.state.json"));
+        assert!(store.load().unwrap().is_none());
+        let mut state = State::new("s", "kubeconfig");
+        state.resources.insert(
+            "runtime.etcd".into(),
+            ResourceRecord {
+                action: "create".into(),
+                status: "applied".into(),
+                outputs: serde_json::json!({"uid": "1"}),
+                at: Utc::now(),
+                elapsed_s: 1.5,
+                error: None,
+            },
+        );
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap().unwrap(), state);
+        let names: Vec<_> = fs::read_dir(dir.path().join(".howdah")).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn corrupt_state_says_how_to_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        fs::write(&path, "{not json").unwrap();
+        let err = StateStore::new(path).load().unwrap_err().to_string();
+        assert!(err.contains("rebuild"), "{err}");
+    }
+
+    #[test]
+    fn a_live_lock_blocks_a_second_run_and_unlock_clears_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("s.json"));
+        let (held, stale) = store.lock("up").unwrap();
+        assert!(stale.is_none());
+        let err = store.lock("down").unwrap_err();
+        assert!(matches!(err, StateError::Locked(ref h) if h.pid == std::process::id()));
+        assert!(err.to_string().contains("state unlock"));
+        std::mem::forget(held);
+        assert!(store.unlock().unwrap().is_some());
+        let (_again, _) = store.lock("up").unwrap();
+    }
+
+    #[test]
+    fn a_lock_of_a_dead_process_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("s.json"));
+        let dead = LockInfo {
+            owner: "ci".into(),
+            pid: u32::MAX - 1,
+            host: hostname(),
+            command: "up".into(),
+            since: Utc::now(),
+        };
+        fs::write(store.lock_path(), serde_json::to_vec(&dead).unwrap()).unwrap();
+        let (_lock, stale) = store.lock("up").unwrap();
+        assert_eq!(stale.unwrap().pid, u32::MAX - 1);
+    }
+
+    #[test]
+    fn dropping_the_lock_releases_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("s.json"));
+        drop(store.lock("up").unwrap());
+        assert!(store.lock_holder().unwrap().is_none());
+    }
+}
