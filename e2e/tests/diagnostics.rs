@@ -1,0 +1,54 @@
+//! When something cannot become ready, howdah says why, and what it will
+//! not touch it leaves alone.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unpullable_image_is_named_in_the_failure() {
+    let env = Env::start().await;
+    let spec = env.stack("howdah.yaml", "pull", "pachyderm:\n  imageRegistry: invalid.example\n");
+    let up = env.howdah(&["up", "-f", path(&spec), "--timeout", "4s"]).await;
+    assert_eq!(up.code, 1, "{}", up.all());
+    assert!(up.all().contains("ImagePullBackOff"), "{}", up.all());
+    assert!(up.all().contains("imageRegistry"), "says what to check: {}", up.all());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_storage_class_fails_fast_with_the_fix() {
+    let env = Env::with(howdah_kube_fake::FakeOptions {
+        default_storage_class: false,
+        ..Default::default()
+    })
+    .await;
+    let spec = env.stack("howdah.yaml", "nosc", "");
+    let started = std::time::Instant::now();
+    let up = env.howdah(&["up", "-f", path(&spec), "--timeout", "120s"]).await;
+    assert_eq!(up.code, 1, "{}", up.all());
+    assert!(up.all().contains("Pending") && up.all().contains("StorageClass"), "{}", up.all());
+    assert!(started.elapsed() < Duration::from_secs(60), "did not wait out the timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_object_howdah_does_not_own_is_not_taken_over() {
+    let env = Env::start().await;
+    let spec = env.stack("howdah.yaml", "mine", "");
+    // Someone else's pachd Service in the namespace.
+    let cluster = cluster(&env);
+    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "pachyderm"}});
+    cluster.apply(&ns).await.unwrap();
+    let svc = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "pachd", "namespace": "pachyderm"},
+        "spec": {"ports": [{"port": 80}]}});
+    cluster.apply(&svc).await.unwrap();
+    env.fake.reset_stats();
+    let up = env.howdah(&["up", "-f", path(&spec)]).await;
+    assert_eq!(up.code, 1, "{}", up.all());
+    assert!(up.all().contains("not managed by stack"), "{}", up.all());
+    assert_eq!(env.fake.stats().writes, 0, "refused at plan time, before any write");
+    // The user's namespace is used but never deleted by down.
+    let down = env.howdah(&["down", "-f", path(&spec)]).await;
+    assert_eq!(down.code, 0, "{}", down.all());
+    assert!(get(&env, "Namespace", None, "pachyderm").await.is_some());
+    assert!(get(&env, "Service", Some("pachyderm"), "pachd").await.is_some());
+}

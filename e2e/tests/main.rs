@@ -1,0 +1,10 @@
+//! End-to-end tests of the `howdah` binary against the Kubernetes API fake
+//! (e2e/kube-fake, a test double: no real API server can run here) with its
+//! pachd stand-in, so verification runs for real over port-forward + gRPC.
+
+mod support;
+
+mod corpus;
+mod lifecycle;
+mod resume;
+mod diagnostics;

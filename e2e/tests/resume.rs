@@ -1,0 +1,68 @@
+//! Interrupted runs: killed mid-up, the next up converges without
+//! duplicates; a live lock stops a second run.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+const NS: &str = "pachyderm";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_mid_up_then_up_converges_without_duplicates() {
+    let env = Env::with(howdah_kube_fake::FakeOptions {
+        ready_delay: Duration::from_millis(800),
+        ..Default::default()
+    })
+    .await;
+    let spec = env.stack("howdah.yaml", "killed", "");
+    for kill_after in [Duration::from_millis(700), Duration::from_millis(1800)] {
+        let mut child = tokio::process::Command::new(BIN)
+            .args(["up", "-f", path(&spec), "--output", "plain"])
+            .current_dir(env.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(kill_after).await;
+        child.kill().await.unwrap(); // SIGKILL: no chance to clean up
+    }
+    let state = std::fs::read_to_string(env.dir.path().join(".howdah/killed.state.json")).expect("state written before the kill");
+    assert!(state.contains("\"command\": \"up\""));
+
+    let up = env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"]).await;
+    assert_eq!(up.code, 0, "{}", up.all());
+    assert!(up.all().contains("took over the lock"), "stale lock noticed: {}", up.all());
+    let deployments = list(&env, "Deployment", Some(NS), "howdah.io/stack=killed").await;
+    assert_eq!(names(&deployments), vec!["console", "pachd", "pg-bouncer"]);
+    let sets = list(&env, "StatefulSet", Some(NS), "howdah.io/stack=killed").await;
+    assert_eq!(names(&sets), vec!["etcd", "postgres"]);
+    let claims = list(&env, "PersistentVolumeClaim", Some(NS), "howdah.io/stack=killed").await;
+    assert_eq!(claims.len(), 2, "{:?}", names(&claims));
+
+    // And the state file can be lost entirely: up adopts what exists.
+    std::fs::remove_file(env.dir.path().join(".howdah/killed.state.json")).unwrap();
+    env.fake.reset_stats();
+    let adopt = env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"]).await;
+    assert_eq!(adopt.code, 0, "{}", adopt.all());
+    assert_eq!(env.fake.stats().writes, 0, "adopted, nothing re-created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_lock_stops_a_second_run_until_unlocked() {
+    let env = Env::start().await;
+    let spec = env.stack("howdah.yaml", "locked", "");
+    std::fs::create_dir_all(env.dir.path().join(".howdah")).unwrap();
+    let holder = serde_json::json!({
+        "owner": "ci", "pid": std::process::id(), "host": std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(),
+        "command": "up", "since": "2026-01-01T00:00:00Z"
+    });
+    std::fs::write(env.dir.path().join(".howdah/locked.state.json.lock"), holder.to_string()).unwrap();
+    env.fake.reset_stats();
+    let up = env.howdah(&["up", "-f", path(&spec)]).await;
+    assert_eq!(up.code, 4, "{}", up.all());
+    assert!(up.stderr.contains("state unlock"), "{}", up.stderr);
+    assert_eq!(env.fake.stats().writes, 0);
+    let unlock = env.howdah(&["state", "unlock", "-f", path(&spec)]).await;
+    assert_eq!(unlock.code, 0);
+    assert!(unlock.stdout.contains("pid"), "{}", unlock.stdout);
+}
