@@ -71,10 +71,19 @@ impl Run {
 }
 
 pub async fn run(dir: &Path, args: &[&str]) -> Run {
-    let out: Output = tokio::process::Command::new(BIN)
+    run_with_kubeconfig(dir, args, None).await
+}
+
+/// Runs howdah with $KUBECONFIG set (or removed when None).
+pub async fn run_with_kubeconfig(dir: &Path, args: &[&str], kubeconfig: Option<&Path>) -> Run {
+    let mut command = tokio::process::Command::new(BIN);
+    match kubeconfig {
+        Some(k) => command.env("KUBECONFIG", k),
+        None => command.env_remove("KUBECONFIG"),
+    };
+    let out: Output = command
         .args(args)
         .current_dir(dir)
-        .env_remove("KUBECONFIG")
         .env("HOWDAH_OUTPUT", "plain")
         .output()
         .await

@@ -117,6 +117,12 @@ pub enum Diagnosis {
 pub async fn diagnose(cluster: &ClusterHandle, object: &Value) -> Result<Diagnosis, ProviderError> {
     let namespace = object["metadata"]["namespace"].as_str().unwrap_or("default");
     let selector = match_labels(&object["spec"]["selector"]);
+    // Claims first: a pod waiting on an unbound claim says only that.
+    if object["kind"].as_str() == Some("StatefulSet") {
+        if let Some(d) = pending_claims(cluster, namespace, &selector).await? {
+            return Ok(d);
+        }
+    }
     let client = cluster.client().await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = pods
@@ -171,11 +177,6 @@ pub async fn diagnose(cluster: &ClusterHandle, object: &Value) -> Result<Diagnos
                     cond.message.clone().unwrap_or_default()
                 )));
             }
-        }
-    }
-    if object["kind"].as_str() == Some("StatefulSet") {
-        if let Some(d) = pending_claims(cluster, namespace, &selector).await? {
-            return Ok(d);
         }
     }
     Ok(Diagnosis::Waiting(

@@ -1,0 +1,148 @@
+//! The values the runtime chart is rendered from: everything the templates
+//! under charts/ may read. Built from the spec and the provider's outputs by
+//! `Values::from_stack`; the templates never see the spec itself, so a
+//! provider can feed them (bucket, region, identity annotations) without the
+//! chart knowing which cloud it runs on.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Everything a chart template may read.
+#[derive(Debug, Clone, Serialize)]
+pub struct Values {
+    /// Stack name.
+    pub stack: String,
+    /// Runtime namespace.
+    pub namespace: String,
+    /// Pachyderm version, e.g. "2.11.6".
+    pub version: String,
+    /// Labels on every object (ownership labels, suite=pachyderm, user tags).
+    pub labels: BTreeMap<String, String>,
+    /// The subset of `labels` used in selectors (never changes for a stack).
+    pub selector_labels: BTreeMap<String, String>,
+    /// Annotations on every object.
+    pub annotations: BTreeMap<String, String>,
+    /// Extra labels on every pod template (never in selectors), for
+    /// admission webhooks that select pods by label, e.g.
+    /// `azure.workload.identity/use: "true"`. Usually empty.
+    pub pod_labels: BTreeMap<String, String>,
+    /// Fully qualified images (registry prefix applied).
+    pub images: Images,
+    pub image_pull_policy: String,
+    pub image_pull_secrets: Vec<String>,
+    pub storage: StorageValues,
+    /// Annotations on the `pachyderm` and `pachyderm-worker` service
+    /// accounts (workload identity: eks.amazonaws.com/role-arn, ...).
+    pub service_account_annotations: BTreeMap<String, String>,
+    pub etcd: EtcdValues,
+    pub postgres: PostgresValues,
+    pub pg_bouncer: PgBouncerValues,
+    pub pachd: PachdValues,
+    pub console: ConsoleValues,
+    /// Generated secrets. During `render` and `plan` these hold a redaction
+    /// marker, never the real value.
+    pub secrets: SecretValues,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Images {
+    pub pachd: String,
+    pub worker: String,
+    pub etcd: String,
+    pub postgres: String,
+    pub pg_bouncer: String,
+    pub console: String,
+}
+
+/// Pod scheduling settings shared by every workload, already merged with the
+/// stack-wide defaults.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PodValues {
+    /// `{requests: {cpu, memory}, limits: {...}}`, empty maps when unset.
+    pub resources: serde_json::Value,
+    pub node_selector: BTreeMap<String, String>,
+    /// Kubernetes toleration objects.
+    pub tolerations: Vec<serde_json::Value>,
+    pub pod_annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageValues {
+    /// pachd STORAGE_BACKEND: LOCAL, AMAZON, GOOGLE or MICROSOFT.
+    pub backend: String,
+    /// For LOCAL: the node directory holding the object store.
+    pub local_host_path: String,
+    /// For buckets: the bucket or container name.
+    pub bucket: String,
+    /// AWS region for AMAZON.
+    pub region: String,
+    /// Custom S3 endpoint (MinIO, emulators); empty for the cloud's own.
+    pub endpoint: String,
+    /// For MICROSOFT: the storage account holding the container
+    /// (AZURE_STORAGE_ACCOUNT); empty for the other backends.
+    pub account: String,
+    /// Name of a user Secret with static credentials; empty: workload identity.
+    pub credentials_secret: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EtcdValues {
+    pub replicas: u32,
+    pub size: String,
+    pub storage_class: String,
+    pub pod: PodValues,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PostgresValues {
+    /// true: run PostgreSQL in the cluster; false: `host` is external.
+    pub in_cluster: bool,
+    pub size: String,
+    pub storage_class: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub database: String,
+    pub ssl_mode: String,
+    /// Secret and key holding the password pachd and pg-bouncer use.
+    pub password_secret: String,
+    pub password_key: String,
+    pub pod: PodValues,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PgBouncerValues {
+    pub replicas: u32,
+    pub max_connections: u32,
+    pub pod: PodValues,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PachdValues {
+    pub replicas: u32,
+    pub service_type: String,
+    pub service_annotations: BTreeMap<String, String>,
+    pub log_level: String,
+    pub metrics: bool,
+    pub pod: PodValues,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsoleValues {
+    pub enabled: bool,
+    pub pod: PodValues,
+}
+
+/// Secrets the chart puts into Secret objects, already base64-encoded.
+#[derive(Clone, Serialize)]
+pub struct SecretValues {
+    /// The in-cluster PostgreSQL password, base64.
+    pub postgres_password_b64: String,
+}
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValues(***)")
+    }
+}
