@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{Event, EventSink};
 
 /// The work of one step: given the context, produce outputs.
-pub type Work =
-    Box<dyn FnOnce(StepContext) -> BoxFuture<'static, Result<serde_json::Value, ProviderError>> + Send>;
+pub type Work = Box<
+    dyn FnOnce(StepContext) -> BoxFuture<'static, Result<serde_json::Value, ProviderError>> + Send,
+>;
 
 /// One vertex of the graph.
 pub struct Step {
@@ -162,8 +163,10 @@ pub async fn run(
     sink: Arc<dyn EventSink>,
     mut on_result: impl FnMut(&StepResult),
 ) -> Result<RunReport, GraphError> {
-    let shape: Vec<(String, Vec<String>)> =
-        steps.iter().map(|s| (s.id.clone(), s.deps.clone())).collect();
+    let shape: Vec<(String, Vec<String>)> = steps
+        .iter()
+        .map(|s| (s.id.clone(), s.deps.clone()))
+        .collect();
     check_graph(&shape)?;
     let started = Instant::now();
     let ids: BTreeSet<String> = steps.iter().map(|s| s.id.clone()).collect();
@@ -287,7 +290,12 @@ fn emit_skip(sink: &Arc<dyn EventSink>, r: &StepResult) {
     }
 }
 
-fn launch(in_flight: &mut JoinSet<StepResult>, step: Step, outputs: &Outputs, sink: &Arc<dyn EventSink>) {
+fn launch(
+    in_flight: &mut JoinSet<StepResult>,
+    step: Step,
+    outputs: &Outputs,
+    sink: &Arc<dyn EventSink>,
+) {
     sink.emit(&Event::StepStarted {
         step: step.id.clone(),
         action: step.action.as_str().into(),
@@ -395,10 +403,16 @@ mod tests {
         ];
         let outputs = Outputs::default();
         let t = Instant::now();
-        let report = run(steps, &opts(8), &outputs, Arc::new(Quiet), |_| {}).await.unwrap();
+        let report = run(steps, &opts(8), &outputs, Arc::new(Quiet), |_| {})
+            .await
+            .unwrap();
         assert!(report.ok());
         // Parallel: about 110 ms, not 140.
-        assert!(t.elapsed() < Duration::from_millis(135), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(135),
+            "{:?}",
+            t.elapsed()
+        );
         let log = log.lock().unwrap().clone();
         let pos = |s: &str| log.iter().position(|l| l == s).unwrap();
         assert!(pos("start runtime") > pos("end cluster"));
@@ -432,9 +446,15 @@ mod tests {
                 }
             })
             .collect();
-        let report = run(steps, &opts(2), &Outputs::default(), Arc::new(Quiet), |_| {})
-            .await
-            .unwrap();
+        let report = run(
+            steps,
+            &opts(2),
+            &Outputs::default(),
+            Arc::new(Quiet),
+            |_| {},
+        )
+        .await
+        .unwrap();
         assert!(report.ok());
         assert_eq!(peak.load(Ordering::SeqCst), 2);
     }
@@ -475,10 +495,15 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
             cancel.cancel();
         });
-        let report = run(steps, &o, &Outputs::default(), Arc::new(Quiet), |_| {}).await.unwrap();
+        let report = run(steps, &o, &Outputs::default(), Arc::new(Quiet), |_| {})
+            .await
+            .unwrap();
         assert!(report.interrupted);
         let log = log.lock().unwrap().clone();
-        assert!(log.contains(&"end slow".to_string()), "in-flight step reached its end");
+        assert!(
+            log.contains(&"end slow".to_string()),
+            "in-flight step reached its end"
+        );
         assert!(!log.contains(&"start after".to_string()));
     }
 

@@ -93,7 +93,9 @@ fn critical_path(items: &[PlanItem]) -> (f64, Vec<String>) {
         if let Some((t, _)) = memo.get(id) {
             return *t;
         }
-        let Some(item) = by_id.get(id) else { return 0.0 };
+        let Some(item) = by_id.get(id) else {
+            return 0.0;
+        };
         // The engine rejects cycles before running; here a cycle just stops the walk.
         if depth > by_id.len() {
             return 0.0;

@@ -179,7 +179,11 @@ impl StateStore {
         let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
         let mut stale = None;
         for _ in 0..2 {
-            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     f.write_all(&body).map_err(|e| io("write", e))?;
                     return Ok((StateLock { path: path.clone() }, stale));

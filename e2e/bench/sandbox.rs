@@ -21,8 +21,16 @@ fn time_command(dir: &Path, args: &[&str], runs: usize) -> Duration {
     let samples = (0..runs)
         .map(|_| {
             let t = Instant::now();
-            let out = Command::new(BIN).args(args).current_dir(dir).output().expect("howdah runs");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new(BIN)
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("howdah runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             t.elapsed()
         })
         .collect();
@@ -44,7 +52,10 @@ fn peak_rss(dir: &Path, args: &[&str]) -> u64 {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid);
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "up failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "up failed"
+    );
     std::mem::forget(child);
     (usage.ru_maxrss as u64) * 1024
 }
@@ -59,13 +70,21 @@ fn main() {
         .expect("fake starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
-    fake.write_kubeconfig(&kubeconfig, "bench").expect("kubeconfig");
-    let starter = Command::new(BIN).args(["init"]).output().expect("init").stdout;
+    fake.write_kubeconfig(&kubeconfig, "bench")
+        .expect("kubeconfig");
+    let starter = Command::new(BIN)
+        .args(["init"])
+        .output()
+        .expect("init")
+        .stdout;
     let spec = String::from_utf8(starter)
         .expect("utf-8")
         .replace("name: my-stack", "name: bench")
         .replace("    # context: kind-kind", "    context: bench")
-        .replace("    # path: ~/.kube/config", &format!("    path: {}", kubeconfig.display()));
+        .replace(
+            "    # path: ~/.kube/config",
+            &format!("    path: {}", kubeconfig.display()),
+        );
     std::fs::write(dir.path().join("howdah.yaml"), spec).expect("stack file");
 
     let stack = dir.path().join("howdah.yaml");
@@ -77,18 +96,38 @@ fn main() {
     let in_process = t.elapsed() / runs;
     let validate = time_command(dir.path(), &["validate"], 21);
     let render = time_command(dir.path(), &["render"], 21);
-    println!("validate (parse + all checks, in-process): {:>8.3} ms   target < 50 ms", in_process.as_secs_f64() * 1e3);
-    println!("validate (whole command, median of 21):    {:>8.3} ms   target < 50 ms", validate.as_secs_f64() * 1e3);
-    println!("render   (whole command, median of 21):    {:>8.3} ms", render.as_secs_f64() * 1e3);
+    println!(
+        "validate (parse + all checks, in-process): {:>8.3} ms   target < 50 ms",
+        in_process.as_secs_f64() * 1e3
+    );
+    println!(
+        "validate (whole command, median of 21):    {:>8.3} ms   target < 50 ms",
+        validate.as_secs_f64() * 1e3
+    );
+    println!(
+        "render   (whole command, median of 21):    {:>8.3} ms",
+        render.as_secs_f64() * 1e3
+    );
 
     let t = Instant::now();
     let rss = peak_rss(dir.path(), &["up", "--output", "plain", "--timeout", "60s"]);
-    println!("sandbox up: {:.2} s wall, peak RSS {:.1} MB   target < 100 MB", t.elapsed().as_secs_f64(), rss as f64 / 1e6);
+    println!(
+        "sandbox up: {:.2} s wall, peak RSS {:.1} MB   target < 100 MB",
+        t.elapsed().as_secs_f64(),
+        rss as f64 / 1e6
+    );
 
-    let resources = howdah::ops::render(&howdah::ops::Session::open(&stack, None).expect("session")).expect("render").len();
+    let resources =
+        howdah::ops::render(&howdah::ops::Session::open(&stack, None).expect("session"))
+            .expect("render")
+            .len();
     fake.reset_stats();
     let t = Instant::now();
-    let out = Command::new(BIN).args(["up", "--output", "plain"]).current_dir(dir.path()).output().expect("up");
+    let out = Command::new(BIN)
+        .args(["up", "--output", "plain"])
+        .current_dir(dir.path())
+        .output()
+        .expect("up");
     assert!(out.status.success());
     let stats = fake.stats();
     println!(

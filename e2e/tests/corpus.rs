@@ -7,7 +7,10 @@ use crate::support::*;
 async fn broken_specs_fail_offline_with_their_position() {
     let env = Env::start().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/specs/broken");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 30, "the corpus has {} files", files.len());
     env.fake.reset_stats();
@@ -23,7 +26,12 @@ async fn broken_specs_fail_offline_with_their_position() {
         std::fs::write(&copy, &text).unwrap();
         for command in ["validate", "up", "plan"] {
             // $KUBECONFIG points at the fake, so any call would be counted.
-            let run = run_with_kubeconfig(env.dir.path(), &[command, "-f", path(&copy)], Some(&env.kubeconfig)).await;
+            let run = run_with_kubeconfig(
+                env.dir.path(),
+                &[command, "-f", path(&copy)],
+                Some(&env.kubeconfig),
+            )
+            .await;
             assert_eq!(run.code, 3, "{command} {}: {}", file.display(), run.all());
             let name = copy.file_name().unwrap().to_str().unwrap();
             assert!(
@@ -32,11 +40,20 @@ async fn broken_specs_fail_offline_with_their_position() {
                 file.display(),
                 run.stderr
             );
-            assert!(run.stderr.contains(message), "{}: wants `{message}` in:\n{}", file.display(), run.stderr);
+            assert!(
+                run.stderr.contains(message),
+                "{}: wants `{message}` in:\n{}",
+                file.display(),
+                run.stderr
+            );
         }
     }
     let stats = env.fake.stats();
-    assert_eq!((stats.reads, stats.writes), (0, 0), "no API call for a broken spec");
+    assert_eq!(
+        (stats.reads, stats.writes),
+        (0, 0),
+        "no API call for a broken spec"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

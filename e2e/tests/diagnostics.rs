@@ -8,11 +8,21 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unpullable_image_is_named_in_the_failure() {
     let env = Env::start().await;
-    let spec = env.stack("howdah.yaml", "pull", "pachyderm:\n  imageRegistry: invalid.example\n");
-    let up = env.howdah(&["up", "-f", path(&spec), "--timeout", "4s"]).await;
+    let spec = env.stack(
+        "howdah.yaml",
+        "pull",
+        "pachyderm:\n  imageRegistry: invalid.example\n",
+    );
+    let up = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "4s"])
+        .await;
     assert_eq!(up.code, 1, "{}", up.all());
     assert!(up.all().contains("ImagePullBackOff"), "{}", up.all());
-    assert!(up.all().contains("imageRegistry"), "says what to check: {}", up.all());
+    assert!(
+        up.all().contains("imageRegistry"),
+        "says what to check: {}",
+        up.all()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -24,10 +34,19 @@ async fn no_storage_class_fails_fast_with_the_fix() {
     .await;
     let spec = env.stack("howdah.yaml", "nosc", "");
     let started = std::time::Instant::now();
-    let up = env.howdah(&["up", "-f", path(&spec), "--timeout", "120s"]).await;
+    let up = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "120s"])
+        .await;
     assert_eq!(up.code, 1, "{}", up.all());
-    assert!(up.all().contains("Pending") && up.all().contains("StorageClass"), "{}", up.all());
-    assert!(started.elapsed() < Duration::from_secs(60), "did not wait out the timeout");
+    assert!(
+        up.all().contains("Pending") && up.all().contains("StorageClass"),
+        "{}",
+        up.all()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "did not wait out the timeout"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -45,10 +64,16 @@ async fn an_object_howdah_does_not_own_is_not_taken_over() {
     let up = env.howdah(&["up", "-f", path(&spec)]).await;
     assert_eq!(up.code, 1, "{}", up.all());
     assert!(up.all().contains("not managed by stack"), "{}", up.all());
-    assert_eq!(env.fake.stats().writes, 0, "refused at plan time, before any write");
+    assert_eq!(
+        env.fake.stats().writes,
+        0,
+        "refused at plan time, before any write"
+    );
     // The user's namespace is used but never deleted by down.
     let down = env.howdah(&["down", "-f", path(&spec)]).await;
     assert_eq!(down.code, 0, "{}", down.all());
     assert!(get(&env, "Namespace", None, "pachyderm").await.is_some());
-    assert!(get(&env, "Service", Some("pachyderm"), "pachd").await.is_some());
+    assert!(get(&env, "Service", Some("pachyderm"), "pachd")
+        .await
+        .is_some());
 }

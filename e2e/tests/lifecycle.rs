@@ -11,28 +11,61 @@ const NS: &str = "pachyderm";
 async fn up_converges_verifies_and_a_second_up_writes_nothing() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "ml-dev", "tags:\n  team: ml\n");
-    let up = env.howdah(&["up", "-f", path(&spec), "--output", "json", "--timeout", "60s"]).await;
+    let up = env
+        .howdah(&[
+            "up",
+            "-f",
+            path(&spec),
+            "--output",
+            "json",
+            "--timeout",
+            "60s",
+        ])
+        .await;
     assert_eq!(up.code, 0, "{}", up.all());
 
     // Every part is there with the fields the stack asks for.
-    let etcd = get(&env, "StatefulSet", Some(NS), "etcd").await.expect("etcd StatefulSet");
+    let etcd = get(&env, "StatefulSet", Some(NS), "etcd")
+        .await
+        .expect("etcd StatefulSet");
     assert_eq!(
         etcd["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
         "10Gi"
     );
     assert_eq!(etcd["metadata"]["labels"]["howdah.io/stack"], "ml-dev");
     assert_eq!(etcd["metadata"]["labels"]["team"], "ml");
-    let pachd = get(&env, "Deployment", Some(NS), "pachd").await.expect("pachd Deployment");
-    let image = pachd["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
+    let pachd = get(&env, "Deployment", Some(NS), "pachd")
+        .await
+        .expect("pachd Deployment");
+    let image = pachd["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
     assert!(image.ends_with("pachd:2.11.6"), "{image}");
     for sa in ["pachyderm", "pachyderm-worker"] {
-        assert!(get(&env, "ServiceAccount", Some(NS), sa).await.is_some(), "service account {sa}");
+        assert!(
+            get(&env, "ServiceAccount", Some(NS), sa).await.is_some(),
+            "service account {sa}"
+        );
     }
-    assert!(get(&env, "Deployment", Some(NS), "pg-bouncer").await.is_some());
-    assert!(get(&env, "StatefulSet", Some(NS), "postgres").await.is_some());
+    assert!(get(&env, "Deployment", Some(NS), "pg-bouncer")
+        .await
+        .is_some());
+    assert!(get(&env, "StatefulSet", Some(NS), "postgres")
+        .await
+        .is_some());
     assert!(get(&env, "Deployment", Some(NS), "console").await.is_some());
-    let claims = list(&env, "PersistentVolumeClaim", Some(NS), "howdah.io/stack=ml-dev").await;
-    assert!(claims.len() >= 2, "etcd and postgres claims: {:?}", names(&claims));
+    let claims = list(
+        &env,
+        "PersistentVolumeClaim",
+        Some(NS),
+        "howdah.io/stack=ml-dev",
+    )
+    .await;
+    assert!(
+        claims.len() >= 2,
+        "etcd and postgres claims: {:?}",
+        names(&claims)
+    );
 
     // The run verified pachd for real and said so.
     let events = up.events();
@@ -41,16 +74,35 @@ async fn up_converges_verifies_and_a_second_up_writes_nothing() {
         .find(|e| e["event"] == "step_finished" && e["step"] == "runtime.verify")
         .expect("verify step finished");
     assert!(verify["elapsed_s"].as_f64().is_some());
-    let summary = events.iter().find(|e| e["event"] == "summary").expect("summary event");
+    let summary = events
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .expect("summary event");
     assert_eq!(summary["ok"], true);
-    assert!(summary["message"].as_str().unwrap().contains("pachd 2.11.6 is SERVING"), "{summary}");
+    assert!(
+        summary["message"]
+            .as_str()
+            .unwrap()
+            .contains("pachd 2.11.6 is SERVING"),
+        "{summary}"
+    );
 
     // The password is in the cluster's Secret and nowhere else.
-    let secret = get(&env, "Secret", Some(NS), "postgres").await.expect("postgres secret");
-    let b64 = secret["data"]["postgres-password"].as_str().expect("password key");
-    let password = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap();
+    let secret = get(&env, "Secret", Some(NS), "postgres")
+        .await
+        .expect("postgres secret");
+    let b64 = secret["data"]["postgres-password"]
+        .as_str()
+        .expect("password key");
+    let password = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap();
     assert!(password.len() >= 16);
-    let state = std::fs::read_to_string(env.dir.path().join(".howdah/ml-dev.state.json")).expect("state file");
+    let state = std::fs::read_to_string(env.dir.path().join(".howdah/ml-dev.state.json"))
+        .expect("state file");
     assert!(!state.contains(&password) && !state.contains(b64));
     assert!(!up.all().contains(&password) && !up.all().contains(b64));
 
@@ -60,19 +112,34 @@ async fn up_converges_verifies_and_a_second_up_writes_nothing() {
 
     // Second up: nothing to do, and not a single write.
     env.fake.reset_stats();
-    let again = env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"]).await;
+    let again = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+        .await;
     assert_eq!(again.code, 0, "{}", again.all());
     assert!(again.stdout.contains("No changes"), "{}", again.stdout);
     let stats = env.fake.stats();
-    assert_eq!(stats.writes, 0, "a converged up must not write: {:?}", env.fake.requests());
-    let objects = howdah::ops::render(&howdah::ops::Session::open(&spec, None).unwrap()).unwrap().len() as u64;
-    assert!(stats.reads <= objects, "{} reads for {objects} objects", stats.reads);
+    assert_eq!(
+        stats.writes,
+        0,
+        "a converged up must not write: {:?}",
+        env.fake.requests()
+    );
+    let objects = howdah::ops::render(&howdah::ops::Session::open(&spec, None).unwrap())
+        .unwrap()
+        .len() as u64;
+    assert!(
+        stats.reads <= objects,
+        "{} reads for {objects} objects",
+        stats.reads
+    );
 
     // The password survived the re-run (read back, not regenerated).
     let secret = get(&env, "Secret", Some(NS), "postgres").await.unwrap();
     assert_eq!(secret["data"]["postgres-password"].as_str(), Some(b64));
 
-    let plan = env.howdah(&["plan", "-f", path(&spec), "--detailed-exitcode"]).await;
+    let plan = env
+        .howdah(&["plan", "-f", path(&spec), "--detailed-exitcode"])
+        .await;
     assert_eq!(plan.code, 0, "{}", plan.all());
 }
 
@@ -80,10 +147,21 @@ async fn up_converges_verifies_and_a_second_up_writes_nothing() {
 async fn growing_etcd_plans_exactly_that_and_applies_it() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "grow", "");
-    assert_eq!(env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"]).await.code, 0);
+    assert_eq!(
+        env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+            .await
+            .code,
+        0
+    );
 
-    let spec = env.stack("howdah.yaml", "grow", "pachyderm:\n  etcd:\n    size: 20Gi\n");
-    let plan = env.howdah(&["plan", "-f", path(&spec), "--json", "--detailed-exitcode"]).await;
+    let spec = env.stack(
+        "howdah.yaml",
+        "grow",
+        "pachyderm:\n  etcd:\n    size: 20Gi\n",
+    );
+    let plan = env
+        .howdah(&["plan", "-f", path(&spec), "--json", "--detailed-exitcode"])
+        .await;
     assert_eq!(plan.code, 2, "changes pending: {}", plan.all());
     let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan json");
     let changed: Vec<&serde_json::Value> = plan["items"]
@@ -96,21 +174,42 @@ async fn growing_etcd_plans_exactly_that_and_applies_it() {
     assert_eq!(changed[0]["id"], "runtime.etcd");
     let fields = changed[0]["fields"].as_array().unwrap();
     assert_eq!(fields.len(), 1, "{fields:?}");
-    assert!(fields[0]["path"].as_str().unwrap().ends_with("resources.requests.storage"));
+    assert!(fields[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("resources.requests.storage"));
     assert_eq!(fields[0]["old"], "10Gi");
     assert_eq!(fields[0]["new"], "20Gi");
 
-    let up = env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"]).await;
+    let up = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+        .await;
     assert_eq!(up.code, 0, "{}", up.all());
     let etcd = get(&env, "StatefulSet", Some(NS), "etcd").await.unwrap();
-    assert_eq!(etcd["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "20Gi");
-    let claim = get(&env, "PersistentVolumeClaim", Some(NS), "etcd-storage-etcd-0").await.expect("etcd claim kept");
+    assert_eq!(
+        etcd["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "20Gi"
+    );
+    let claim = get(
+        &env,
+        "PersistentVolumeClaim",
+        Some(NS),
+        "etcd-storage-etcd-0",
+    )
+    .await
+    .expect("etcd claim kept");
     assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "20Gi");
 
     // Shrinking is refused before anything is touched.
-    let spec = env.stack("howdah.yaml", "grow", "pachyderm:\n  etcd:\n    size: 5Gi\n");
+    let spec = env.stack(
+        "howdah.yaml",
+        "grow",
+        "pachyderm:\n  etcd:\n    size: 5Gi\n",
+    );
     env.fake.reset_stats();
-    let shrink = env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"]).await;
+    let shrink = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+        .await;
     assert_ne!(shrink.code, 0);
     assert!(shrink.all().contains("cannot shrink"), "{}", shrink.all());
     assert_eq!(env.fake.stats().writes, 0);
@@ -120,23 +219,60 @@ async fn growing_etcd_plans_exactly_that_and_applies_it() {
 async fn down_removes_the_runtime_keeps_data_unless_asked_and_proves_it() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "gone", "");
-    assert_eq!(env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"]).await.code, 0);
+    assert_eq!(
+        env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+            .await
+            .code,
+        0
+    );
 
-    let down = env.howdah(&["down", "-f", path(&spec), "--timeout", "60s"]).await;
+    let down = env
+        .howdah(&["down", "-f", path(&spec), "--timeout", "60s"])
+        .await;
     assert_eq!(down.code, 0, "{}", down.all());
     assert!(get(&env, "Deployment", Some(NS), "pachd").await.is_none());
     assert!(get(&env, "StatefulSet", Some(NS), "etcd").await.is_none());
-    let claims = list(&env, "PersistentVolumeClaim", Some(NS), "howdah.io/stack=gone").await;
+    let claims = list(
+        &env,
+        "PersistentVolumeClaim",
+        Some(NS),
+        "howdah.io/stack=gone",
+    )
+    .await;
     assert!(!claims.is_empty(), "data retained by default");
     assert!(down.stdout.contains("KEPT"), "{}", down.stdout);
     assert!(down.stdout.contains("--delete-data"), "{}", down.stdout);
 
     // Up again on retained data: the old password is kept with the data.
-    assert_eq!(env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"]).await.code, 0);
+    assert_eq!(
+        env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+            .await
+            .code,
+        0
+    );
 
-    let down = env.howdah(&["down", "-f", path(&spec), "--delete-data", "--timeout", "60s"]).await;
+    let down = env
+        .howdah(&[
+            "down",
+            "-f",
+            path(&spec),
+            "--delete-data",
+            "--timeout",
+            "60s",
+        ])
+        .await;
     assert_eq!(down.code, 0, "{}", down.all());
-    assert!(list(&env, "PersistentVolumeClaim", Some(NS), "howdah.io/stack=gone").await.is_empty());
-    assert!(get(&env, "Namespace", None, NS).await.is_none(), "owned namespace removed");
+    assert!(list(
+        &env,
+        "PersistentVolumeClaim",
+        Some(NS),
+        "howdah.io/stack=gone"
+    )
+    .await
+    .is_empty());
+    assert!(
+        get(&env, "Namespace", None, NS).await.is_none(),
+        "owned namespace removed"
+    );
     assert!(down.stdout.contains("nothing left"), "{}", down.stdout);
 }

@@ -5,6 +5,6 @@
 mod support;
 
 mod corpus;
+mod diagnostics;
 mod lifecycle;
 mod resume;
-mod diagnostics;

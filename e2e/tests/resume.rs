@@ -26,15 +26,26 @@ async fn killed_mid_up_then_up_converges_without_duplicates() {
         tokio::time::sleep(kill_after).await;
         child.kill().await.unwrap(); // SIGKILL: no chance to clean up
     }
-    let state = std::fs::read_to_string(env.dir.path().join(".howdah/killed.state.json")).expect("state written before the kill");
+    let state = std::fs::read_to_string(env.dir.path().join(".howdah/killed.state.json"))
+        .expect("state written before the kill");
     assert!(state.contains("\"command\": \"up\""));
 
-    let up = env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"]).await;
+    let up = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+        .await;
     assert_eq!(up.code, 0, "{}", up.all());
-    assert!(up.all().contains("took over the lock"), "stale lock noticed: {}", up.all());
+    assert!(
+        up.all().contains("took over the lock"),
+        "stale lock noticed: {}",
+        up.all()
+    );
     let rendered = howdah::ops::render(&howdah::ops::Session::open(&spec, None).unwrap()).unwrap();
     let wanted = |kind: &str| {
-        let mut n: Vec<String> = rendered.iter().filter(|d| d.key.kind == kind).map(|d| d.key.name.clone()).collect();
+        let mut n: Vec<String> = rendered
+            .iter()
+            .filter(|d| d.key.kind == kind)
+            .map(|d| d.key.name.clone())
+            .collect();
         n.sort();
         n
     };
@@ -43,13 +54,21 @@ async fn killed_mid_up_then_up_converges_without_duplicates() {
     assert!(names(&deployments).contains(&"pachd".to_string()));
     let sets = list(&env, "StatefulSet", Some(NS), "howdah.io/stack=killed").await;
     assert_eq!(names(&sets), wanted("StatefulSet"));
-    let claims = list(&env, "PersistentVolumeClaim", Some(NS), "howdah.io/stack=killed").await;
+    let claims = list(
+        &env,
+        "PersistentVolumeClaim",
+        Some(NS),
+        "howdah.io/stack=killed",
+    )
+    .await;
     assert_eq!(claims.len(), 2, "{:?}", names(&claims));
 
     // And the state file can be lost entirely: up adopts what exists.
     std::fs::remove_file(env.dir.path().join(".howdah/killed.state.json")).unwrap();
     env.fake.reset_stats();
-    let adopt = env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"]).await;
+    let adopt = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+        .await;
     assert_eq!(adopt.code, 0, "{}", adopt.all());
     assert_eq!(env.fake.stats().writes, 0, "adopted, nothing re-created");
 }
@@ -63,7 +82,11 @@ async fn a_live_lock_stops_a_second_run_until_unlocked() {
         "owner": "ci", "pid": std::process::id(), "host": std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(),
         "command": "up", "since": "2026-01-01T00:00:00Z"
     });
-    std::fs::write(env.dir.path().join(".howdah/locked.state.json.lock"), holder.to_string()).unwrap();
+    std::fs::write(
+        env.dir.path().join(".howdah/locked.state.json.lock"),
+        holder.to_string(),
+    )
+    .unwrap();
     env.fake.reset_stats();
     let up = env.howdah(&["up", "-f", path(&spec)]).await;
     assert_eq!(up.code, 4, "{}", up.all());

@@ -29,8 +29,13 @@ impl Env {
         .expect("fake cluster starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
-        fake.write_kubeconfig(&kubeconfig, "fake").expect("kubeconfig written");
-        Env { fake, dir, kubeconfig }
+        fake.write_kubeconfig(&kubeconfig, "fake")
+            .expect("kubeconfig written");
+        Env {
+            fake,
+            dir,
+            kubeconfig,
+        }
     }
 
     /// Writes a stack file named `name` with `body` appended under the
@@ -102,8 +107,14 @@ pub fn path(p: &Path) -> &str {
 /// A client of the fake for assertions (its requests count in the fake's
 /// statistics, so read them outside measured windows).
 pub fn cluster(env: &Env) -> howdah::runtime::cluster::ClusterHandle {
-    let provider = howdah_provider_kubeconfig::KubeconfigProvider::new(Some(env.kubeconfig.clone()), Some("fake".into()));
-    howdah::runtime::cluster::ClusterHandle::new(std::sync::Arc::new(provider), howdah_provider::Outputs::default())
+    let provider = howdah_provider_kubeconfig::KubeconfigProvider::new(
+        Some(env.kubeconfig.clone()),
+        Some("fake".into()),
+    );
+    howdah::runtime::cluster::ClusterHandle::new(
+        std::sync::Arc::new(provider),
+        howdah_provider::Outputs::default(),
+    )
 }
 
 pub async fn get(env: &Env, kind: &str, ns: Option<&str>, name: &str) -> Option<serde_json::Value> {
@@ -111,15 +122,28 @@ pub async fn get(env: &Env, kind: &str, ns: Option<&str>, name: &str) -> Option<
     cluster(env).get(k, ns, name).await.expect("get works")
 }
 
-pub async fn list(env: &Env, kind: &str, ns: Option<&str>, selector: &str) -> Vec<serde_json::Value> {
+pub async fn list(
+    env: &Env,
+    kind: &str,
+    ns: Option<&str>,
+    selector: &str,
+) -> Vec<serde_json::Value> {
     let k = howdah::runtime::cluster::kind_named(kind).expect("known kind");
-    cluster(env).list(k, ns, selector).await.expect("list works")
+    cluster(env)
+        .list(k, ns, selector)
+        .await
+        .expect("list works")
 }
 
 pub fn names(objects: &[serde_json::Value]) -> Vec<String> {
     let mut n: Vec<String> = objects
         .iter()
-        .map(|o| o["metadata"]["name"].as_str().unwrap_or_default().to_string())
+        .map(|o| {
+            o["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
     n.sort();
     n

@@ -19,25 +19,44 @@ pub async fn serve(session: &Session, pachd_port: u16, console_port: u16) -> Res
         false,
     );
     let pachd_selector = Verify::pachd_selector(&rt).await?;
-    let mut forwards = vec![(pachd_selector, PACHD_GRPC_PORT, pachd_port, "pachd gRPC", "grpc")];
+    let mut forwards = vec![(
+        pachd_selector,
+        PACHD_GRPC_PORT,
+        pachd_port,
+        "pachd gRPC",
+        "grpc",
+    )];
     if session.stack.pachyderm.console.enabled {
         let desired = rt.desired().await?;
-        if let Some(d) = desired.iter().find(|d| d.component == Component::Console && d.key.kind == "Deployment") {
-            forwards.push((match_labels(&d.object["spec"]["selector"]), CONSOLE_PORT, console_port, "console", "http"));
+        if let Some(d) = desired
+            .iter()
+            .find(|d| d.component == Component::Console && d.key.kind == "Deployment")
+        {
+            forwards.push((
+                match_labels(&d.object["spec"]["selector"]),
+                CONSOLE_PORT,
+                console_port,
+                "console",
+                "http",
+            ));
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (selector, remote, local, what, scheme) in forwards {
         let pod = ready_pod(&rt.cluster, rt.namespace(), &selector).await?;
         let listener = TcpListener::bind(("127.0.0.1", local)).await.map_err(|e| {
-            howdah_provider::ProviderError::config(format!("cannot listen on 127.0.0.1:{local} for the {what}: {e}; pick another port"))
+            howdah_provider::ProviderError::config(format!(
+                "cannot listen on 127.0.0.1:{local} for the {what}: {e}; pick another port"
+            ))
         })?;
         println!("{what}: {scheme}://127.0.0.1:{local}  (pod {pod}, port {remote})");
         let cluster = rt.cluster.clone();
         let namespace = rt.namespace().to_string();
         tasks.spawn(async move {
             loop {
-                let Ok((mut socket, _)) = listener.accept().await else { break };
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    break;
+                };
                 let cluster = cluster.clone();
                 let namespace = namespace.clone();
                 let pod = pod.clone();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use howdah::events::{Event, EventSink};
-use howdah::ops::{self, Options, OpsError, Session};
+use howdah::ops::{self, OpsError, Options, Session};
 use tokio_util::sync::CancellationToken;
 
 /// Exit codes (documented in README.md).
@@ -53,7 +53,12 @@ enum OutputMode {
 #[derive(clap::Args, Clone)]
 struct StackArgs {
     /// The stack file.
-    #[arg(short = 'f', long = "file", default_value = "howdah.yaml", env = "HOWDAH_FILE")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "howdah.yaml",
+        env = "HOWDAH_FILE"
+    )]
     file: PathBuf,
     /// State file (default: .howdah/<name>.state.json beside the stack file, or the file's state.path).
     #[arg(long)]
@@ -170,9 +175,13 @@ enum StateCommand {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 90s, 10m or 1h"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 10m or 1h"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
@@ -188,7 +197,9 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::OK,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::OK
+                }
                 _ => exit::INVALID,
             };
             let _ = e.print();
@@ -199,7 +210,10 @@ pub fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("HOWDAH_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -326,7 +340,10 @@ async fn run(cli: Cli) -> u8 {
             Err(e) => fail(e),
         },
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&howdah::spec::json_schema()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&howdah::spec::json_schema()).unwrap_or_default()
+            );
             exit::OK
         }
         Command::Render { stack } => match open(&stack).and_then(|s| ops::render(&s)) {
@@ -357,7 +374,10 @@ async fn run(cli: Cli) -> u8 {
             match plan {
                 Ok(plan) => {
                     if json || mode == OutputMode::Json {
-                        println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&plan).unwrap_or_default()
+                        );
                     } else {
                         output::print_plan(&plan);
                     }
@@ -382,7 +402,11 @@ async fn run(cli: Cli) -> u8 {
                 Err(e) => fail(e),
             }
         }
-        Command::Down { stack, run, delete_data } => {
+        Command::Down {
+            stack,
+            run,
+            delete_data,
+        } => {
             let session = match open(&stack) {
                 Ok(s) => s,
                 Err(e) => return fail(e),
@@ -430,11 +454,17 @@ async fn run(cli: Cli) -> u8 {
             StateCommand::Show { stack } => match open(&stack) {
                 Ok(s) => match s.state.load() {
                     Ok(Some(state)) => {
-                        println!("{}", serde_json::to_string_pretty(&state).unwrap_or_default());
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&state).unwrap_or_default()
+                        );
                         exit::OK
                     }
                     Ok(None) => {
-                        eprintln!("no state yet at {} (run `howdah up`)", s.state.path().display());
+                        eprintln!(
+                            "no state yet at {} (run `howdah up`)",
+                            s.state.path().display()
+                        );
                         exit::OK
                     }
                     Err(e) => fail(e.into()),
@@ -444,7 +474,10 @@ async fn run(cli: Cli) -> u8 {
             StateCommand::Unlock { stack } => match open(&stack) {
                 Ok(s) => match s.state.unlock() {
                     Ok(Some(holder)) => {
-                        println!("removed the lock held by {} (pid {} on {}, `{}`)", holder.owner, holder.pid, holder.host, holder.command);
+                        println!(
+                            "removed the lock held by {} (pid {} on {}, `{}`)",
+                            holder.owner, holder.pid, holder.host, holder.command
+                        );
                         exit::OK
                     }
                     Ok(None) => {

@@ -47,15 +47,31 @@ impl EventSink for PlainLines {
                 print_plan(plan);
                 return;
             }
-            Event::StepStarted { step, action, expected_s } if action != "no-op" => {
+            Event::StepStarted {
+                step,
+                action,
+                expected_s,
+            } if action != "no-op" => {
                 format!("{step}: {action} started (expected {})", secs(*expected_s))
             }
             Event::StepProgress { step, message } => format!("{step}: {message}"),
-            Event::StepFinished { step, action, elapsed_s } if action != "no-op" || step.ends_with("verify") => {
+            Event::StepFinished {
+                step,
+                action,
+                elapsed_s,
+            } if action != "no-op" || step.ends_with("verify") => {
                 format!("{step}: {action} done in {}", secs(*elapsed_s))
             }
-            Event::StepFailed { step, action, elapsed_s, error } => {
-                format!("{step}: {action} FAILED after {}: {error}", secs(*elapsed_s))
+            Event::StepFailed {
+                step,
+                action,
+                elapsed_s,
+                error,
+            } => {
+                format!(
+                    "{step}: {action} FAILED after {}: {error}",
+                    secs(*elapsed_s)
+                )
             }
             Event::StepSkipped { step, reason } => format!("{step}: skipped ({reason})"),
             Event::Warning { message } => format!("warning: {message}"),
@@ -89,9 +105,13 @@ impl EventSink for LiveView {
     fn emit(&self, event: &Event) {
         match event {
             Event::Plan { plan } => {
-                let _ = self.multi.suspend(|| print_plan(plan));
+                self.multi.suspend(|| print_plan(plan));
             }
-            Event::StepStarted { step, action, expected_s } => {
+            Event::StepStarted {
+                step,
+                action,
+                expected_s,
+            } => {
                 if action == "no-op" && !step.ends_with("verify") {
                     return;
                 }
@@ -113,26 +133,48 @@ impl EventSink for LiveView {
                     bar.set_message(message.lines().next().unwrap_or_default().to_string());
                 }
             }
-            Event::StepFinished { step, action, elapsed_s } => {
+            Event::StepFinished {
+                step,
+                action,
+                elapsed_s,
+            } => {
                 if let Some(bar) = self.bar(step) {
-                    bar.set_style(ProgressStyle::with_template("✓ {prefix:<22} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                    bar.set_style(
+                        ProgressStyle::with_template("✓ {prefix:<22} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
                     bar.finish_with_message(format!("{action:<8} {}", secs(*elapsed_s)));
                 }
             }
-            Event::StepFailed { step, action, error, elapsed_s } => {
-                let bar = self.bar(step).unwrap_or_else(|| self.multi.add(ProgressBar::new_spinner()));
+            Event::StepFailed {
+                step,
+                action,
+                error,
+                elapsed_s,
+            } => {
+                let bar = self
+                    .bar(step)
+                    .unwrap_or_else(|| self.multi.add(ProgressBar::new_spinner()));
                 bar.set_prefix(step.clone());
-                bar.set_style(ProgressStyle::with_template("✗ {prefix:<22} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
-                bar.finish_with_message(format!("{action:<8} {} FAILED: {error}", secs(*elapsed_s)));
+                bar.set_style(
+                    ProgressStyle::with_template("✗ {prefix:<22} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.finish_with_message(format!(
+                    "{action:<8} {} FAILED: {error}",
+                    secs(*elapsed_s)
+                ));
             }
             Event::StepSkipped { step, reason } => {
-                let _ = self.multi.println(format!("- {step:<22} skipped ({reason})"));
+                let _ = self
+                    .multi
+                    .println(format!("- {step:<22} skipped ({reason})"));
             }
             Event::Warning { message } => {
                 let _ = self.multi.println(format!("warning: {message}"));
             }
             Event::Summary { message, .. } => {
-                let _ = self.multi.suspend(|| println!("{message}"));
+                self.multi.suspend(|| println!("{message}"));
             }
         }
     }
@@ -160,9 +202,16 @@ fn symbol(action: Action) -> &'static str {
 /// The plan as a reviewer reads it.
 pub fn print_plan(plan: &Plan) {
     let mut out = String::new();
-    out.push_str(&format!("Plan for stack `{}` ({} on {}):\n\n", plan.stack, plan.command, plan.target));
+    out.push_str(&format!(
+        "Plan for stack `{}` ({} on {}):\n\n",
+        plan.stack, plan.command, plan.target
+    ));
     for item in &plan.items {
-        let expected = if item.action.is_change() { format!("~{}", secs(item.expected_s)) } else { String::new() };
+        let expected = if item.action.is_change() {
+            format!("~{}", secs(item.expected_s))
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
             "  {} {:<24} {:<8} {:<7} {}\n",
             symbol(item.action),
@@ -184,7 +233,10 @@ pub fn print_plan(plan: &Plan) {
         }
         for (name, doc) in &item.documents {
             out.push_str(&format!("        {name}:\n"));
-            for l in serde_json::to_string_pretty(doc).unwrap_or_default().lines() {
+            for l in serde_json::to_string_pretty(doc)
+                .unwrap_or_default()
+                .lines()
+            {
                 out.push_str(&format!("          {l}\n"));
             }
         }
@@ -251,7 +303,11 @@ pub fn up_done(mode: OutputMode, sink: &dyn EventSink, report: &UpReport) -> u8 
         .iter()
         .find(|r| r.id == howdah::runtime::VERIFY_ID)
         .and_then(|r| match &r.outcome {
-            Outcome::Done(v) => Some(format!("pachd {} is {}", v["version"].as_str().unwrap_or("?"), v["health"].as_str().unwrap_or("?"))),
+            Outcome::Done(v) => Some(format!(
+                "pachd {} is {}",
+                v["version"].as_str().unwrap_or("?"),
+                v["health"].as_str().unwrap_or("?")
+            )),
             _ => None,
         });
     let message = if run.interrupted {
@@ -263,12 +319,22 @@ pub fn up_done(mode: OutputMode, sink: &dyn EventSink, report: &UpReport) -> u8 
                 m.push_str(&format!("\n  {}: {e}", f.id));
             }
         }
-        m.push_str("\nFix the cause and run `howdah up` again: it carries on from where it stopped.");
+        m.push_str(
+            "\nFix the cause and run `howdah up` again: it carries on from where it stopped.",
+        );
         m
     } else if changed == 0 {
-        format!("up: no changes; {} ({}s)", verified.unwrap_or_default(), run.elapsed.as_secs())
+        format!(
+            "up: no changes; {} ({}s)",
+            verified.unwrap_or_default(),
+            run.elapsed.as_secs()
+        )
     } else {
-        format!("up: {changed} step(s) applied in {}; {}", secs(run.elapsed.as_secs_f64()), verified.unwrap_or_default())
+        format!(
+            "up: {changed} step(s) applied in {}; {}",
+            secs(run.elapsed.as_secs_f64()),
+            verified.unwrap_or_default()
+        )
     };
     sink.emit(&Event::Summary {
         command: "up".into(),
@@ -304,12 +370,18 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
         }
         m
     } else if leaked.is_empty() {
-        format!("down: everything removed in {}; leak scan found nothing left", secs(run.elapsed.as_secs_f64()))
+        format!(
+            "down: everything removed in {}; leak scan found nothing left",
+            secs(run.elapsed.as_secs_f64())
+        )
     } else {
         "down finished, but the leak scan found objects still there:".to_string()
     };
     for l in &leaked {
-        message.push_str(&format!("\n  LEFT  {} {} (remove with: {})", l.kind, l.name, l.remove_with));
+        message.push_str(&format!(
+            "\n  LEFT  {} {} (remove with: {})",
+            l.kind, l.name, l.remove_with
+        ));
     }
     if !retained.is_empty() {
         message.push_str("\nRetained on purpose (dataPolicy: retain):");
@@ -324,14 +396,20 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
     sink.emit(&Event::Summary {
         command: "down".into(),
         ok: run.ok() && leaked.is_empty(),
-        changed: run.results.iter().filter(|r| r.action == Action::Delete).count(),
+        changed: run
+            .results
+            .iter()
+            .filter(|r| r.action == Action::Delete)
+            .count(),
         failed: run.failures().len(),
         skipped: run.count(|o| matches!(o, Outcome::Skipped(_))),
         elapsed_s: run.elapsed.as_secs_f64(),
         message,
     });
     if mode == OutputMode::Json {
-        if let Ok(line) = serde_json::to_string(&serde_json::json!({"event": "leftovers", "leftovers": report.leftovers})) {
+        if let Ok(line) = serde_json::to_string(
+            &serde_json::json!({"event": "leftovers", "leftovers": report.leftovers}),
+        ) {
             println!("{line}");
         }
     }
@@ -348,10 +426,21 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
 
 pub fn status(mode: OutputMode, report: &StatusReport) {
     if mode == OutputMode::Json {
-        println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
         return;
     }
-    println!("Stack `{}`: {}", report.stack, if report.healthy { "healthy" } else { "NOT healthy" });
+    println!(
+        "Stack `{}`: {}",
+        report.stack,
+        if report.healthy {
+            "healthy"
+        } else {
+            "NOT healthy"
+        }
+    );
     for p in &report.parts {
         let mark = match p.state.as_str() {
             "healthy" => "✓",

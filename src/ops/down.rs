@@ -13,7 +13,7 @@ use chrono::Utc;
 use howdah_provider::{Action, Change, Leftover, Outputs, ProviderError, Resource, StepContext};
 
 use super::up::{run_and_record, step_timeout};
-use super::{plan_resources, Options, OpsError, Session};
+use super::{plan_resources, OpsError, Options, Session};
 use crate::engine::{RunReport, Step};
 use crate::events::Event;
 use crate::plan::Plan;
@@ -59,7 +59,11 @@ impl Resource for Teardown {
     async fn plan_down(&self, ctx: &StepContext) -> Result<Change, ProviderError> {
         self.inner.plan_down(ctx).await
     }
-    async fn apply(&self, ctx: &StepContext, change: &Change) -> Result<serde_json::Value, ProviderError> {
+    async fn apply(
+        &self,
+        ctx: &StepContext,
+        change: &Change,
+    ) -> Result<serde_json::Value, ProviderError> {
         self.inner.apply(ctx, change).await
     }
     async fn destroy(&self, ctx: &StepContext, change: &Change) -> Result<(), ProviderError> {
@@ -68,8 +72,18 @@ impl Resource for Teardown {
 }
 
 /// The resources of a stack for `down`, with teardown dependencies.
-pub fn down_graph(session: &Session, opts: &Options, outputs: &Outputs) -> (Arc<Runtime>, Vec<Arc<dyn Resource>>) {
-    let rt = Runtime::new(session.stack.clone(), session.provider.clone(), outputs.clone(), opts.timeout, opts.delete_data);
+pub fn down_graph(
+    session: &Session,
+    opts: &Options,
+    outputs: &Outputs,
+) -> (Arc<Runtime>, Vec<Arc<dyn Resource>>) {
+    let rt = Runtime::new(
+        session.stack.clone(),
+        session.provider.clone(),
+        outputs.clone(),
+        opts.timeout,
+        opts.delete_data,
+    );
     let runtime_steps = runtime::down_resources(&rt);
     let runtime_ids: Vec<String> = runtime_steps.iter().map(|r| r.id().to_string()).collect();
     let target = session.provider.resources();
@@ -85,11 +99,16 @@ pub fn down_graph(session: &Session, opts: &Options, outputs: &Outputs) -> (Arc<
     for r in target {
         let mut deps = after.remove(r.id()).unwrap_or_default();
         let cluster_side = cluster_ready.iter().any(|c| c == r.id())
-            || cluster_ready.iter().any(|c| r_depends_transitively(c, r.id(), &session.provider.resources()));
+            || cluster_ready
+                .iter()
+                .any(|c| r_depends_transitively(c, r.id(), &session.provider.resources()));
         if cluster_side {
             deps.extend(runtime_ids.iter().cloned());
         }
-        resources.push(Arc::new(Teardown { inner: r, after: deps }));
+        resources.push(Arc::new(Teardown {
+            inner: r,
+            after: deps,
+        }));
     }
     (rt, resources)
 }
@@ -118,7 +137,8 @@ fn r_depends_transitively(from: &str, on: &str, all: &[Arc<dyn Resource>]) -> bo
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
     session.provider.preflight().await?;
     let (_, resources) = down_graph(session, opts, &Outputs::default());
-    let (plan, _) = plan_resources(&session.stack, "down", session.provider.name(), &resources).await?;
+    let (plan, _) =
+        plan_resources(&session.stack, "down", session.provider.name(), &resources).await?;
     Ok(plan)
 }
 
@@ -127,7 +147,10 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
     let (_lock, stale) = session.state.lock("down")?;
     if let Some(stale) = stale {
         opts.sink.emit(&Event::Warning {
-            message: format!("took over the lock of an earlier run that is gone (pid {}); resuming", stale.pid),
+            message: format!(
+                "took over the lock of an earlier run that is gone (pid {}); resuming",
+                stale.pid
+            ),
         });
     }
     let started = Utc::now();
@@ -143,7 +166,8 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
         }
     }
     let (rt, resources) = down_graph(session, opts, &outputs);
-    let (plan, changes) = plan_resources(&session.stack, "down", session.provider.name(), &resources).await?;
+    let (plan, changes) =
+        plan_resources(&session.stack, "down", session.provider.name(), &resources).await?;
     opts.sink.emit(&Event::Plan { plan: plan.clone() });
     let steps = resources
         .iter()
@@ -167,13 +191,28 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
             }
         })
         .collect();
-    let run = run_and_record(steps, opts, &outputs, &session.state, &mut state, "down", started).await?;
+    let run = run_and_record(
+        steps,
+        opts,
+        &outputs,
+        &session.state,
+        &mut state,
+        "down",
+        started,
+    )
+    .await?;
     if run.ok() {
         // Everything went: the state keeps only what the data policy kept.
-        state.resources.retain(|_, r| r.status != "deleted" && r.action != "no-op");
+        state
+            .resources
+            .retain(|_, r| r.status != "deleted" && r.action != "no-op");
         session.state.save(&state)?;
     }
     let mut leftovers = teardown::leftovers(&rt).await?;
     leftovers.extend(session.provider.leftovers().await?);
-    Ok(DownReport { plan, run, leftovers })
+    Ok(DownReport {
+        plan,
+        run,
+        leftovers,
+    })
 }

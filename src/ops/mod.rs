@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use howdah_provider::{Change, NoProgress, Outputs, Provider, ProviderError, Resource, StepContext};
+use howdah_provider::{
+    Change, NoProgress, Outputs, Provider, ProviderError, Resource, StepContext,
+};
 use howdah_provider_kubeconfig::KubeconfigProvider;
 use tokio_util::sync::CancellationToken;
 
@@ -34,10 +36,15 @@ impl Session {
     /// provider for its target. `state_override` replaces the state path.
     pub fn open(spec_path: &Path, state_override: Option<PathBuf>) -> Result<Session, OpsError> {
         let stack = spec::load(spec_path)?;
-        let base = spec_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = spec_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let state_path = state_override.unwrap_or_else(|| match &stack.state {
             Some(s) => base.join(&s.path),
-            None => base.join(".howdah").join(format!("{}.state.json", stack.name)),
+            None => base
+                .join(".howdah")
+                .join(format!("{}.state.json", stack.name)),
         });
         let provider = provider_for(&stack, &base);
         Ok(Session {
@@ -61,7 +68,9 @@ pub fn provider_for(stack: &Stack, base: &Path) -> Arc<dyn Provider> {
 
 fn expand_path(path: &str, base: &Path) -> PathBuf {
     let expanded = match path.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(rest)).unwrap_or_else(|| PathBuf::from(path)),
+        Some(rest) => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(rest))
+            .unwrap_or_else(|| PathBuf::from(path)),
         None => PathBuf::from(path),
     };
     if expanded.is_absolute() {

@@ -6,7 +6,7 @@ use howdah_provider::{Action, NoProgress, Outputs, StepContext};
 use serde::Serialize;
 
 use super::up::up_graph;
-use super::{Options, OpsError, Session};
+use super::{OpsError, Options, Session};
 use crate::runtime::component::Verify;
 use crate::runtime::{verify, VERIFY_ID};
 
@@ -70,7 +70,15 @@ pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, O
         parts.push(part);
     }
     let pachd = match Verify::pachd_selector(&rt).await {
-        Ok(selector) => verify::verify_pachd(&rt.cluster, rt.namespace(), &selector, &session.stack.pachyderm.version).await,
+        Ok(selector) => {
+            verify::verify_pachd(
+                &rt.cluster,
+                rt.namespace(),
+                &selector,
+                &session.stack.pachyderm.version,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     parts.push(match pachd {
@@ -85,7 +93,9 @@ pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, O
             detail: e.to_string(),
         },
     });
-    let healthy = parts.iter().all(|p| p.state == "healthy" || p.state == "disabled");
+    let healthy = parts
+        .iter()
+        .all(|p| p.state == "healthy" || p.state == "disabled");
     Ok(StatusReport {
         stack: session.stack.name.clone(),
         healthy,

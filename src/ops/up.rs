@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use howdah_provider::{Action, Change, Outputs, Resource};
 
-use super::{plan_resources, Options, OpsError, Session};
+use super::{plan_resources, OpsError, Options, Session};
 use crate::engine::{self, Outcome, RunOptions, RunReport, Step, StepResult};
 use crate::events::Event;
 use crate::plan::Plan;
@@ -22,10 +22,23 @@ pub struct UpReport {
 
 /// The resources of a stack for `up`, in one graph: the target's own, then
 /// the runtime once the cluster is ready.
-pub fn up_graph(session: &Session, opts: &Options, outputs: &Outputs) -> (Arc<Runtime>, Vec<Arc<dyn Resource>>) {
-    let rt = Runtime::new(session.stack.clone(), session.provider.clone(), outputs.clone(), opts.timeout, opts.delete_data);
+pub fn up_graph(
+    session: &Session,
+    opts: &Options,
+    outputs: &Outputs,
+) -> (Arc<Runtime>, Vec<Arc<dyn Resource>>) {
+    let rt = Runtime::new(
+        session.stack.clone(),
+        session.provider.clone(),
+        outputs.clone(),
+        opts.timeout,
+        opts.delete_data,
+    );
     let mut resources = session.provider.resources();
-    resources.extend(runtime::up_resources(&rt, &session.provider.cluster_ready_after()));
+    resources.extend(runtime::up_resources(
+        &rt,
+        &session.provider.cluster_ready_after(),
+    ));
     (rt, resources)
 }
 
@@ -33,7 +46,8 @@ pub fn up_graph(session: &Session, opts: &Options, outputs: &Outputs) -> (Arc<Ru
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
     session.provider.preflight().await?;
     let (_, resources) = up_graph(session, opts, &Outputs::default());
-    let (plan, _) = plan_resources(&session.stack, "up", session.provider.name(), &resources).await?;
+    let (plan, _) =
+        plan_resources(&session.stack, "up", session.provider.name(), &resources).await?;
     Ok(plan)
 }
 
@@ -61,14 +75,24 @@ pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError>
         }
     }
     let (_rt, resources) = up_graph(session, opts, &outputs);
-    let (plan, changes) = plan_resources(&session.stack, "up", session.provider.name(), &resources).await?;
+    let (plan, changes) =
+        plan_resources(&session.stack, "up", session.provider.name(), &resources).await?;
     opts.sink.emit(&Event::Plan { plan: plan.clone() });
     let steps = resources
         .iter()
         .zip(changes)
         .map(|(r, change)| apply_step(r.clone(), change, opts.timeout))
         .collect();
-    let run = run_and_record(steps, opts, &outputs, &session.state, &mut state, "up", started).await?;
+    let run = run_and_record(
+        steps,
+        opts,
+        &outputs,
+        &session.state,
+        &mut state,
+        "up",
+        started,
+    )
+    .await?;
     Ok(UpReport { plan, run })
 }
 
@@ -136,7 +160,9 @@ pub async fn run_and_record(
 fn record(state: &mut State, r: &StepResult, command: &str) {
     state.updated_at = Utc::now();
     let (status, outputs, error) = match &r.outcome {
-        Outcome::Done(v) if command == "down" && r.action == Action::Delete => ("deleted", serde_json::Value::Null, None),
+        Outcome::Done(_) if command == "down" && r.action == Action::Delete => {
+            ("deleted", serde_json::Value::Null, None)
+        }
         Outcome::Done(v) => ("applied", v.clone(), None),
         Outcome::Failed(e) => ("failed", serde_json::Value::Null, Some(e.clone())),
         Outcome::Skipped(why) => ("skipped", serde_json::Value::Null, Some(why.clone())),
@@ -144,13 +170,21 @@ fn record(state: &mut State, r: &StepResult, command: &str) {
     if matches!(r.outcome, Outcome::Skipped(_)) && state.resources.contains_key(&r.id) {
         return; // keep what we knew; this run did not touch it
     }
-    let previous = state.resources.get(&r.id).map(|p| p.outputs.clone()).unwrap_or_default();
+    let previous = state
+        .resources
+        .get(&r.id)
+        .map(|p| p.outputs.clone())
+        .unwrap_or_default();
     state.resources.insert(
         r.id.clone(),
         ResourceRecord {
             action: r.action.as_str().into(),
             status: status.into(),
-            outputs: if outputs.is_null() && status == "failed" { previous } else { outputs },
+            outputs: if outputs.is_null() && status == "failed" {
+                previous
+            } else {
+                outputs
+            },
             at: Utc::now(),
             elapsed_s: r.elapsed.as_secs_f64(),
             error,

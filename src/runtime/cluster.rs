@@ -70,17 +70,59 @@ pub const KINDS: &[Kind] = &[
     kind("", "v1", "Secret", "secrets", true),
     kind("", "v1", "ConfigMap", "configmaps", true),
     kind("", "v1", "Service", "services", true),
-    kind("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true),
+    kind(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+    ),
     kind("", "v1", "Pod", "pods", true),
-    kind("", "v1", "ReplicationController", "replicationcontrollers", true),
+    kind(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        true,
+    ),
     kind("apps", "v1", "Deployment", "deployments", true),
     kind("apps", "v1", "StatefulSet", "statefulsets", true),
     kind("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
-    kind("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
-    kind("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false),
-    kind("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false),
-    kind("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true),
-    kind("storage.k8s.io", "v1", "StorageClass", "storageclasses", false),
+    kind(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+    ),
+    kind(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+    ),
+    kind(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+    ),
+    kind(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+    ),
+    kind(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        false,
+    ),
 ];
 
 /// The kind of an object by its apiVersion and kind.
@@ -191,7 +233,11 @@ impl ClusterHandle {
 
     /// The API for `kind` in `namespace` (ignored for cluster-scoped kinds);
     /// `None` namespace on a namespaced kind means all namespaces.
-    pub async fn api(&self, kind: &Kind, namespace: Option<&str>) -> Result<Api<DynamicObject>, ProviderError> {
+    pub async fn api(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, ProviderError> {
         let client = self.client().await?;
         let ar = kind.api_resource();
         Ok(match (kind.namespaced, namespace) {
@@ -216,7 +262,12 @@ impl ClusterHandle {
     }
 
     /// One object, or None if it does not exist.
-    pub async fn get(&self, kind: &Kind, namespace: Option<&str>, name: &str) -> Result<Option<Value>, ProviderError> {
+    pub async fn get(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, ProviderError> {
         let api = self.api(kind, namespace).await?;
         match api.get_opt(name).await {
             Ok(Some(o)) => to_json(o).map(Some),
@@ -242,7 +293,12 @@ impl ClusterHandle {
     /// Deletes an object in the foreground (it disappears only after what
     /// its controller made, such as pods, is gone); gone already counts as
     /// done. Returns whether a delete request was accepted.
-    pub async fn delete(&self, kind: &Kind, namespace: Option<&str>, name: &str) -> Result<bool, ProviderError> {
+    pub async fn delete(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, ProviderError> {
         let api = self.api(kind, namespace).await?;
         match api.delete(name, &DeleteParams::foreground()).await {
             Ok(_) => Ok(true),

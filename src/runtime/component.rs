@@ -75,7 +75,11 @@ impl ComponentStep {
                 None => {
                     // Not ours by label; is it there under someone else's name?
                     let kind = kind_of(&d.object)?;
-                    if let Some(existing) = rt.cluster.get(&kind, d.key.namespace.as_deref(), &d.key.name).await? {
+                    if let Some(existing) = rt
+                        .cluster
+                        .get(&kind, d.key.namespace.as_deref(), &d.key.name)
+                        .await?
+                    {
                         if !owned_by(&existing, &rt.stack.name) {
                             if d.key.kind == "Namespace" {
                                 work.foreign.push(d.key.clone());
@@ -119,7 +123,13 @@ impl ComponentStep {
     /// template is done by growing the claims and re-creating the
     /// StatefulSet without its pods; shrinking is refused here, before
     /// anything is touched.
-    fn immutable_changes(&self, d: &DesiredObject, live: &Value, changes: &[FieldChange], work: &mut Work) -> Result<(), ProviderError> {
+    fn immutable_changes(
+        &self,
+        d: &DesiredObject,
+        live: &Value,
+        changes: &[FieldChange],
+        work: &mut Work,
+    ) -> Result<(), ProviderError> {
         let mut immutable = false;
         for c in changes {
             let field = c.path.split_once(": ").map(|(_, f)| f).unwrap_or(&c.path);
@@ -137,9 +147,19 @@ impl ComponentStep {
                             c.old.as_deref().unwrap_or("?")
                         )));
                     }
-                    work.grow.push((match_labels(&live["spec"]["selector"]), c.new.clone().unwrap_or_default()));
+                    work.grow.push((
+                        match_labels(&live["spec"]["selector"]),
+                        c.new.clone().unwrap_or_default(),
+                    ));
                 }
-            } else if ["spec.selector", "spec.serviceName", "spec.podManagementPolicy"].iter().any(|p| field.starts_with(p)) {
+            } else if [
+                "spec.selector",
+                "spec.serviceName",
+                "spec.podManagementPolicy",
+            ]
+            .iter()
+            .any(|p| field.starts_with(p))
+            {
                 immutable = true;
             }
         }
@@ -173,12 +193,29 @@ fn summarize(work: &Work, total: usize) -> Change {
     let (action, reason) = if total == 0 && work.remove.is_empty() {
         (Action::Keep, "disabled".to_string())
     } else if total == 0 {
-        (Action::Delete, format!("disabled: {} object(s) to remove", work.remove.len()))
+        (
+            Action::Delete,
+            format!("disabled: {} object(s) to remove", work.remove.len()),
+        )
     } else if new_objects == total {
         (Action::Create, format!("{total} object(s) not found"))
     } else if !work.recreate.is_empty() {
-        let why = if work.grow.is_empty() { "immutable fields change" } else { "volumes grow" };
-        (Action::Replace, format!("{why}: {} re-created without restarting its pods", work.recreate.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))
+        let why = if work.grow.is_empty() {
+            "immutable fields change"
+        } else {
+            "volumes grow"
+        };
+        (
+            Action::Replace,
+            format!(
+                "{why}: {} re-created without restarting its pods",
+                work.recreate
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
     } else if !fields.is_empty() {
         let mut parts = Vec::new();
         if new_objects > 0 {
@@ -193,9 +230,22 @@ fn summarize(work: &Work, total: usize) -> Change {
         }
         (Action::Update, parts.join(", "))
     } else if !work.unready.is_empty() {
-        (Action::Keep, format!("in sync, not ready yet: {}", work.unready.join("; ")))
+        (
+            Action::Keep,
+            format!("in sync, not ready yet: {}", work.unready.join("; ")),
+        )
     } else if !work.foreign.is_empty() {
-        (Action::Keep, format!("in sync ({} exists and is not howdah's: used as is, never deleted)", work.foreign.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))
+        (
+            Action::Keep,
+            format!(
+                "in sync ({} exists and is not howdah's: used as is, never deleted)",
+                work.foreign
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
     } else {
         (Action::Keep, "in sync".to_string())
     };
@@ -244,7 +294,8 @@ impl Resource for ComponentStep {
             self.grow_claims(selector, size).await?;
         }
         for key in &work.recreate {
-            ctx.progress.report(&format!("re-creating {key} (pods keep running)"));
+            ctx.progress
+                .report(&format!("re-creating {key} (pods keep running)"));
             self.orphan_delete(key).await?;
         }
         // Wait only on what was touched or was not ready: a converged
@@ -256,20 +307,31 @@ impl Resource for ComponentStep {
                 workloads.push(d.object.clone());
             }
         }
-        let desired: Vec<DesiredObject> = rt.desired().await?.into_iter().filter(|d| d.component == self.component).collect();
+        let desired: Vec<DesiredObject> = rt
+            .desired()
+            .await?
+            .into_iter()
+            .filter(|d| d.component == self.component)
+            .collect();
         let objects: Vec<String> = desired.iter().map(|d| d.key.to_string()).collect();
         for d in &desired {
-            let unready = work.unready.iter().any(|u| u.starts_with(&format!("{}:", d.key)));
+            let unready = work
+                .unready
+                .iter()
+                .any(|u| u.starts_with(&format!("{}:", d.key)));
             if unready {
                 workloads.push(d.object.clone());
             }
         }
         for (key, object) in &work.remove {
             let kind = kind_of(object)?;
-            rt.cluster.delete(&kind, key.namespace.as_deref(), &key.name).await?;
+            rt.cluster
+                .delete(&kind, key.namespace.as_deref(), &key.name)
+                .await?;
         }
         for w in &workloads {
-            ctx.progress.report(&format!("waiting for {}", ObjectKey::of(w)?));
+            ctx.progress
+                .report(&format!("waiting for {}", ObjectKey::of(w)?));
             wait_ready(&rt.cluster, w, rt.step_timeout, ctx.progress.as_ref()).await?;
         }
         Ok(json!({ "objects": objects }))
@@ -296,10 +358,14 @@ impl Resource for ComponentStep {
         let targets = self.down_targets().await?;
         for (key, object) in &targets {
             let kind = kind_of(object)?;
-            self.rt.cluster.delete(&kind, key.namespace.as_deref(), &key.name).await?;
+            self.rt
+                .cluster
+                .delete(&kind, key.namespace.as_deref(), &key.name)
+                .await?;
         }
         for (key, object) in &targets {
-            ctx.progress.report(&format!("waiting for {key} to be gone"));
+            ctx.progress
+                .report(&format!("waiting for {key} to be gone"));
             wait_gone(&self.rt, key, object, ctx).await?;
         }
         Ok(())
@@ -313,12 +379,19 @@ impl ComponentStep {
     async fn down_targets(&self) -> Result<Vec<(ObjectKey, Value)>, ProviderError> {
         let rt = &self.rt;
         let live = rt.live().await?;
-        let claims_kept = !rt.delete_data && live.objects.keys().any(|k| k.kind == "PersistentVolumeClaim");
+        let claims_kept = !rt.delete_data
+            && live
+                .objects
+                .keys()
+                .any(|k| k.kind == "PersistentVolumeClaim");
         Ok(live
             .of_component(self.component)
             .into_iter()
             .filter(|(k, _)| k.kind != "PersistentVolumeClaim")
-            .filter(|(k, _)| !(claims_kept && (k.kind == "Namespace" || (k.kind == "Secret" && k.name == "postgres"))))
+            .filter(|(k, _)| {
+                !(claims_kept
+                    && (k.kind == "Namespace" || (k.kind == "Secret" && k.name == "postgres")))
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
@@ -336,7 +409,8 @@ impl ComponentStep {
     async fn grow_claims(&self, selector: &str, size: &str) -> Result<(), ProviderError> {
         let rt = &self.rt;
         let client = rt.cluster.client().await?;
-        let claims: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = kube::Api::namespaced(client, rt.namespace());
+        let claims: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+            kube::Api::namespaced(client, rt.namespace());
         let list = claims
             .list(&kube::api::ListParams::default().labels(selector))
             .await
@@ -358,28 +432,63 @@ impl ComponentStep {
             return Ok(());
         };
         let api = rt.cluster.api(kind, key.namespace.as_deref()).await?;
-        match api.delete(&key.name, &kube::api::DeleteParams::orphan()).await {
+        match api
+            .delete(&key.name, &kube::api::DeleteParams::orphan())
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
             Err(e) => return Err(super::cluster::map_err(&format!("re-creating {key}"), e)),
         }
         let object = json!({"apiVersion": kind.api_version(), "kind": kind.kind, "metadata": {"name": key.name, "namespace": key.namespace}});
-        wait_gone(rt, key, &object, &StepContext { outputs: rt.outputs.clone(), progress: Arc::new(howdah_provider::NoProgress) }).await
+        wait_gone(
+            rt,
+            key,
+            &object,
+            &StepContext {
+                outputs: rt.outputs.clone(),
+                progress: Arc::new(howdah_provider::NoProgress),
+            },
+        )
+        .await
     }
 }
 
 /// Polls until the object no longer exists.
-pub async fn wait_gone(rt: &Runtime, key: &ObjectKey, object: &Value, ctx: &StepContext) -> Result<(), ProviderError> {
+pub async fn wait_gone(
+    rt: &Runtime,
+    key: &ObjectKey,
+    object: &Value,
+    ctx: &StepContext,
+) -> Result<(), ProviderError> {
     let kind = kind_of(object)?;
-    poll_until(&format!("{key} to be deleted"), rt.step_timeout, Backoff::default(), ctx.progress.as_ref(), || async {
-        Ok(match rt.cluster.get(&kind, key.namespace.as_deref(), &key.name).await? {
-            None => Poll::Ready(()),
-            Some(o) => Poll::Pending(match o["metadata"]["finalizers"].as_array() {
-                Some(f) if !f.is_empty() => format!("{key} is terminating; finalizers: {}", f.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")),
-                _ => format!("{key} is terminating"),
-            }),
-        })
-    })
+    poll_until(
+        &format!("{key} to be deleted"),
+        rt.step_timeout,
+        Backoff::default(),
+        ctx.progress.as_ref(),
+        || async {
+            Ok(
+                match rt
+                    .cluster
+                    .get(&kind, key.namespace.as_deref(), &key.name)
+                    .await?
+                {
+                    None => Poll::Ready(()),
+                    Some(o) => Poll::Pending(match o["metadata"]["finalizers"].as_array() {
+                        Some(f) if !f.is_empty() => format!(
+                            "{key} is terminating; finalizers: {}",
+                            f.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        _ => format!("{key} is terminating"),
+                    }),
+                },
+            )
+        },
+    )
     .await
 }
 
@@ -431,7 +540,8 @@ impl Resource for Verify {
             Backoff::default(),
             ctx.progress.as_ref(),
             || async {
-                match verify::verify_pachd(&rt.cluster, rt.namespace(), &selector, &expected).await {
+                match verify::verify_pachd(&rt.cluster, rt.namespace(), &selector, &expected).await
+                {
                     Ok(v) => Ok(Poll::Ready(v)),
                     Err(e) if e.is_retryable() => Ok(Poll::Pending(e.to_string())),
                     Err(e) => Err(e),
@@ -439,7 +549,10 @@ impl Resource for Verify {
             },
         )
         .await?;
-        ctx.progress.report(&format!("pachd {} in {} is {}", verified.version, verified.pod, verified.health));
+        ctx.progress.report(&format!(
+            "pachd {} in {} is {}",
+            verified.version, verified.pod, verified.health
+        ));
         serde_json::to_value(&verified).map_err(|e| ProviderError::api(e.to_string()))
     }
 

@@ -34,7 +34,13 @@ pub fn diff_object(prefix: &str, desired: &Value, live: &Value) -> Vec<FieldChan
                         removed_owned_keys(field, &want[field], live, &mut out);
                     }
                 }
-                _ => compare(key, want, &live[key.as_str()], secret && (key == "data" || key == "stringData"), &mut out),
+                _ => compare(
+                    key,
+                    want,
+                    &live[key.as_str()],
+                    secret && (key == "data" || key == "stringData"),
+                    &mut out,
+                ),
             }
         }
     }
@@ -56,16 +62,26 @@ fn compare(path: &str, want: &Value, have: &Value, sensitive: bool, out: &mut Ve
                 } else {
                     format!("{path}[{k}]")
                 };
-                compare(&child, v, have.get(k).unwrap_or(&Value::Null), sensitive, out);
+                compare(
+                    &child,
+                    v,
+                    have.get(k).unwrap_or(&Value::Null),
+                    sensitive,
+                    out,
+                );
             }
         }
         (Value::Array(w), Value::Array(h)) if w.len() == h.len() => {
             for (i, (wv, hv)) in w.iter().zip(h).enumerate() {
-                let child = format!("{path}[{}]", element_name(wv).unwrap_or_else(|| i.to_string()));
+                let child = format!(
+                    "{path}[{}]",
+                    element_name(wv).unwrap_or_else(|| i.to_string())
+                );
                 compare(&child, wv, hv, sensitive, out);
             }
         }
-        (Value::Array(w), _) if w.is_empty() && (have.is_null() || have == &Value::Array(vec![])) => {}
+        (Value::Array(w), _)
+            if w.is_empty() && (have.is_null() || have == &Value::Array(vec![])) => {}
         (Value::Null, _) => {}
         _ => {
             if !same_scalar(path, want, have) {
@@ -86,7 +102,9 @@ fn removed_owned_keys(field: &str, want: &Value, live: &Value, out: &mut Vec<Fie
         return;
     };
     for entry in entries {
-        if entry["manager"].as_str() != Some(FIELD_MANAGER) || entry["operation"].as_str() != Some("Apply") {
+        if entry["manager"].as_str() != Some(FIELD_MANAGER)
+            || entry["operation"].as_str() != Some("Apply")
+        {
             continue;
         }
         let Some(owned) = entry["fieldsV1"]["f:metadata"][format!("f:{field}")].as_object() else {
@@ -107,12 +125,17 @@ fn removed_owned_keys(field: &str, want: &Value, live: &Value, out: &mut Vec<Fie
 }
 
 fn is_plain_key(k: &str) -> bool {
-    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    k.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Names list elements (containers, env, ports, volumes) by their `name`.
+/// Names list elements (containers, env, ports, volumes) by their `name`,
+/// claim templates by their `metadata.name`.
 fn element_name(v: &Value) -> Option<String> {
-    v.get("name").and_then(Value::as_str).map(str::to_string)
+    v.get("name")
+        .or_else(|| v.get("metadata").and_then(|m| m.get("name")))
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 fn show(v: &Value, sensitive: bool) -> Option<String> {
@@ -134,13 +157,18 @@ fn same_scalar(path: &str, want: &Value, have: &Value) -> bool {
     }
     // The server canonicalises quantities (0.5 -> 500m, 1024Mi -> 1Gi).
     if path.contains("resources") || path.contains("storage") {
-        if let (Some(w), Some(h)) = (want.as_str().and_then(quantity), have.as_str().and_then(quantity)) {
+        if let (Some(w), Some(h)) = (
+            want.as_str().and_then(quantity),
+            have.as_str().and_then(quantity),
+        ) {
             return (w - h).abs() <= f64::EPSILON * w.abs().max(1.0);
         }
     }
     // An int-or-string field sent as "8080" may come back as 8080, and back.
     match (want, have) {
-        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => s == &n.to_string(),
+        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
+            s == &n.to_string()
+        }
         _ => false,
     }
 }
@@ -180,7 +208,11 @@ pub fn quantity(text: &str) -> Option<f64> {
 }
 
 fn plain_number(text: &str) -> Option<f64> {
-    if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '+' || c == '-') {
+    if text.is_empty()
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '+' || c == '-')
+    {
         return None;
     }
     text.parse().ok()
@@ -226,7 +258,8 @@ mod tests {
     #[test]
     fn canonicalised_quantities_are_equal() {
         let want = json!({"kind": "Deployment", "spec": {"resources": {"cpu": "0.5", "memory": "1024Mi"}}});
-        let have = json!({"kind": "Deployment", "spec": {"resources": {"cpu": "500m", "memory": "1Gi"}}});
+        let have =
+            json!({"kind": "Deployment", "spec": {"resources": {"cpu": "500m", "memory": "1Gi"}}});
         assert!(diff_object("d", &want, &have).is_empty());
     }
 

@@ -29,10 +29,15 @@ pub fn readiness(object: &Value) -> Result<(), String> {
             let ready = int("readyReplicas");
             let updated = int("updatedReplicas");
             if ready < spec_replicas || updated < spec_replicas {
-                return Err(format!("{ready}/{spec_replicas} ready, {updated}/{spec_replicas} updated"));
+                return Err(format!(
+                    "{ready}/{spec_replicas} ready, {updated}/{spec_replicas} updated"
+                ));
             }
             if kind == "Deployment" && int("availableReplicas") < spec_replicas {
-                return Err(format!("{}/{spec_replicas} available", int("availableReplicas")));
+                return Err(format!(
+                    "{}/{spec_replicas} available",
+                    int("availableReplicas")
+                ));
             }
             if kind == "StatefulSet" {
                 let current = status["currentRevision"].as_str();
@@ -115,7 +120,9 @@ pub enum Diagnosis {
 /// Looks behind a workload: its pods' container states (image pulls,
 /// crash loops with their last log lines, scheduling) and its claims.
 pub async fn diagnose(cluster: &ClusterHandle, object: &Value) -> Result<Diagnosis, ProviderError> {
-    let namespace = object["metadata"]["namespace"].as_str().unwrap_or("default");
+    let namespace = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default");
     let selector = match_labels(&object["spec"]["selector"]);
     // Claims first: a pod waiting on an unbound claim says only that.
     if object["kind"].as_str() == Some("StatefulSet") {
@@ -163,8 +170,16 @@ pub async fn diagnose(cluster: &ClusterHandle, object: &Value) -> Result<Diagnos
                         "pod {name}: container {} {reason} (restarts: {}){}{}",
                         cs.name,
                         cs.restart_count,
-                        if message.is_empty() { String::new() } else { format!(": {message}") },
-                        if tail.is_empty() { String::new() } else { format!("; last log lines:\n    {}", tail.join("\n    ")) }
+                        if message.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {message}")
+                        },
+                        if tail.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; last log lines:\n    {}", tail.join("\n    "))
+                        }
                     )));
                 }
                 _ => {}
@@ -180,12 +195,18 @@ pub async fn diagnose(cluster: &ClusterHandle, object: &Value) -> Result<Diagnos
         }
     }
     Ok(Diagnosis::Waiting(
-        readiness(object).err().unwrap_or_else(|| "pods are starting".into()),
+        readiness(object)
+            .err()
+            .unwrap_or_else(|| "pods are starting".into()),
     ))
 }
 
 /// A claim of the workload that is not bound, with the events that say why.
-async fn pending_claims(cluster: &ClusterHandle, namespace: &str, selector: &str) -> Result<Option<Diagnosis>, ProviderError> {
+async fn pending_claims(
+    cluster: &ClusterHandle,
+    namespace: &str,
+    selector: &str,
+) -> Result<Option<Diagnosis>, ProviderError> {
     let Some(pvc_kind) = kind_named("PersistentVolumeClaim") else {
         return Ok(None);
     };
@@ -193,15 +214,24 @@ async fn pending_claims(cluster: &ClusterHandle, namespace: &str, selector: &str
         if claim["status"]["phase"].as_str() == Some("Bound") {
             continue;
         }
-        let name = claim["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let class = claim["spec"]["storageClassName"].as_str().unwrap_or_default().to_string();
+        let name = claim["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let class = claim["spec"]["storageClassName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let classes = storage_classes(cluster).await?;
         let has_default = classes.iter().any(|(_, default)| *default);
         let names: Vec<&str> = classes.iter().map(|(n, _)| n.as_str()).collect();
         let fix = if names.is_empty() {
             "install a provisioner and StorageClass, or mark one default".to_string()
         } else {
-            format!("set storageClass in the stack file to one of: {}", names.join(", "))
+            format!(
+                "set storageClass in the stack file to one of: {}",
+                names.join(", ")
+            )
         };
         if class.is_empty() && !has_default {
             return Ok(Some(Diagnosis::Hopeless(format!(
@@ -225,7 +255,9 @@ async fn pending_claims(cluster: &ClusterHandle, namespace: &str, selector: &str
             .filter_map(|e| e.message.clone())
             .next_back()
             .unwrap_or_else(|| "no events yet".into());
-        return Ok(Some(Diagnosis::Waiting(format!("PVC {name} is Pending: {last}"))));
+        return Ok(Some(Diagnosis::Waiting(format!(
+            "PVC {name} is Pending: {last}"
+        ))));
     }
     Ok(None)
 }

@@ -63,11 +63,11 @@ pub fn ownership_labels(stack: &str) -> BTreeMap<String, String> {
 /// Where pachd's objects go, from the target (if it made a bucket) or the spec.
 pub fn storage_values(stack: &Stack, inputs: &RuntimeInputs) -> StorageValues {
     let binding: Option<StorageBinding> = inputs.storage.clone().or_else(|| {
-        stack
-            .storage
-            .bucket
-            .as_ref()
-            .and_then(|b| b.url.as_deref().and_then(|url| parse_bucket_url(url, b.credentials_secret.clone())))
+        stack.storage.bucket.as_ref().and_then(|b| {
+            b.url
+                .as_deref()
+                .and_then(|url| parse_bucket_url(url, b.credentials_secret.clone()))
+        })
     });
     let host_path = stack
         .storage
@@ -161,7 +161,9 @@ fn pod(
     };
     PodValues {
         resources,
-        node_selector: node_selector.clone().unwrap_or_else(|| p.node_selector.clone()),
+        node_selector: node_selector
+            .clone()
+            .unwrap_or_else(|| p.node_selector.clone()),
         tolerations: tolerations
             .as_ref()
             .unwrap_or(&p.tolerations)
@@ -204,26 +206,27 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, postgres_password: &Sec
             own.to_string()
         }
     };
-    let (pg_in_cluster, host, port, user, database, ssl_mode, password_secret) = match &p.postgres.external {
-        Some(e) => (
-            false,
-            e.host.clone(),
-            e.port,
-            e.user.clone(),
-            e.database.clone(),
-            e.ssl_mode.clone(),
-            e.password_secret.clone(),
-        ),
-        None => (
-            true,
-            "postgres".to_string(),
-            5432,
-            "pachyderm".to_string(),
-            "pachyderm".to_string(),
-            "disable".to_string(),
-            "postgres".to_string(),
-        ),
-    };
+    let (pg_in_cluster, host, port, user, database, ssl_mode, password_secret) =
+        match &p.postgres.external {
+            Some(e) => (
+                false,
+                e.host.clone(),
+                e.port,
+                e.user.clone(),
+                e.database.clone(),
+                e.ssl_mode.clone(),
+                e.password_secret.clone(),
+            ),
+            None => (
+                true,
+                "postgres".to_string(),
+                5432,
+                "pachyderm".to_string(),
+                "pachyderm".to_string(),
+                "disable".to_string(),
+                "postgres".to_string(),
+            ),
+        };
     Values {
         stack: stack.name.clone(),
         namespace: p.namespace.clone(),
@@ -244,7 +247,13 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, postgres_password: &Sec
             replicas: p.etcd.replicas,
             size: p.etcd.size.clone(),
             storage_class: storage_class(&p.etcd.storage_class),
-            pod: pod(stack, &p.etcd.resources, &p.etcd.node_selector, &p.etcd.tolerations, &p.etcd.pod_annotations),
+            pod: pod(
+                stack,
+                &p.etcd.resources,
+                &p.etcd.node_selector,
+                &p.etcd.tolerations,
+                &p.etcd.pod_annotations,
+            ),
         },
         postgres: PostgresValues {
             in_cluster: pg_in_cluster,
@@ -282,7 +291,13 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, postgres_password: &Sec
             service_annotations: p.pachd.service_annotations.clone(),
             log_level: p.pachd.log_level.clone(),
             metrics: p.pachd.metrics,
-            pod: pod(stack, &p.pachd.resources, &p.pachd.node_selector, &p.pachd.tolerations, &p.pachd.pod_annotations),
+            pod: pod(
+                stack,
+                &p.pachd.resources,
+                &p.pachd.node_selector,
+                &p.pachd.tolerations,
+                &p.pachd.pod_annotations,
+            ),
         },
         console: ConsoleValues {
             enabled: p.console.enabled,
@@ -295,7 +310,8 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, postgres_password: &Sec
             ),
         },
         secrets: SecretValues {
-            postgres_password_b64: base64::engine::general_purpose::STANDARD.encode(postgres_password.expose()),
+            postgres_password_b64: base64::engine::general_purpose::STANDARD
+                .encode(postgres_password.expose()),
         },
     }
 }
@@ -306,11 +322,26 @@ mod tests {
 
     #[test]
     fn bucket_urls_become_bindings() {
-        let b = parse_bucket_url("s3://data?region=us-east-1&endpoint=http://minio:9000", None).unwrap();
-        assert_eq!((b.backend.as_str(), b.bucket.as_str(), b.region.as_str()), ("AMAZON", "data", "us-east-1"));
+        let b = parse_bucket_url(
+            "s3://data?region=us-east-1&endpoint=http://minio:9000",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (b.backend.as_str(), b.bucket.as_str(), b.region.as_str()),
+            ("AMAZON", "data", "us-east-1")
+        );
         assert_eq!(b.endpoint, "http://minio:9000");
-        assert_eq!(parse_bucket_url("gs://g", Some("creds".into())).unwrap().credentials_secret, "creds");
-        assert_eq!(parse_bucket_url("azblob://c", None).unwrap().backend, "MICROSOFT");
+        assert_eq!(
+            parse_bucket_url("gs://g", Some("creds".into()))
+                .unwrap()
+                .credentials_secret,
+            "creds"
+        );
+        assert_eq!(
+            parse_bucket_url("azblob://c", None).unwrap().backend,
+            "MICROSOFT"
+        );
         assert!(parse_bucket_url("ftp://x", None).is_none());
     }
 

@@ -47,7 +47,9 @@ impl Live {
     pub fn of_component(&self, component: Component) -> Vec<(&ObjectKey, &Value)> {
         self.objects
             .iter()
-            .filter(|(_, o)| o["metadata"]["labels"][COMPONENT_LABEL].as_str() == Some(component.name()))
+            .filter(|(_, o)| {
+                o["metadata"]["labels"][COMPONENT_LABEL].as_str() == Some(component.name())
+            })
             .collect()
     }
 }
@@ -67,7 +69,13 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(stack: Stack, provider: Arc<dyn Provider>, outputs: Outputs, step_timeout: Duration, delete_data_flag: bool) -> Arc<Runtime> {
+    pub fn new(
+        stack: Stack,
+        provider: Arc<dyn Provider>,
+        outputs: Outputs,
+        step_timeout: Duration,
+        delete_data_flag: bool,
+    ) -> Arc<Runtime> {
         let delete_data = delete_data_flag || stack.storage.data_policy == DataPolicy::Delete;
         Arc::new(Runtime {
             cluster: ClusterHandle::new(provider.clone(), outputs.clone()),
@@ -88,8 +96,20 @@ impl Runtime {
     /// The kinds worth listing for this stack: every kind the chart renders
     /// (whatever the settings) plus the claims its StatefulSets make.
     fn live_kinds(&self) -> Vec<&'static Kind> {
-        let wanted = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "Service", "PersistentVolumeClaim",
-            "Deployment", "StatefulSet", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"];
+        let wanted = [
+            "Namespace",
+            "ServiceAccount",
+            "Secret",
+            "ConfigMap",
+            "Service",
+            "PersistentVolumeClaim",
+            "Deployment",
+            "StatefulSet",
+            "Role",
+            "RoleBinding",
+            "ClusterRole",
+            "ClusterRoleBinding",
+        ];
         KINDS.iter().filter(|k| wanted.contains(&k.kind)).collect()
     }
 
@@ -127,7 +147,9 @@ impl Runtime {
                     let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
                     String::from_utf8(bytes).ok()
                 });
-                Ok(existing.map(SecretText::new).unwrap_or_else(SecretText::generate))
+                Ok(existing
+                    .map(SecretText::new)
+                    .unwrap_or_else(SecretText::generate))
             })
             .await
     }
@@ -152,7 +174,8 @@ pub fn render_stack(
     password: &SecretText,
 ) -> Result<Vec<DesiredObject>, ProviderError> {
     let values = inputs::values_for(stack, inputs, password);
-    let rendered = chart::render(&values).map_err(|e| ProviderError::api(format!("rendering the runtime chart: {e}")))?;
+    let rendered = chart::render(&values)
+        .map_err(|e| ProviderError::api(format!("rendering the runtime chart: {e}")))?;
     rendered
         .into_iter()
         .map(|r| {
@@ -185,11 +208,16 @@ fn stamp(object: &mut Value, stack: &str, component: Component) {
     put(&mut object["metadata"]["labels"], &labels);
     let own = inputs::ownership_labels(stack);
     // `get_mut`, not indexing: indexing a missing key would add it as null.
-    let Some(spec) = object.get_mut("spec") else { return };
+    let Some(spec) = object.get_mut("spec") else {
+        return;
+    };
     if let Some(meta) = spec.get_mut("template").and_then(|t| t.get_mut("metadata")) {
         put(&mut meta["labels"], &own);
     }
-    if let Some(templates) = spec.get_mut("volumeClaimTemplates").and_then(Value::as_array_mut) {
+    if let Some(templates) = spec
+        .get_mut("volumeClaimTemplates")
+        .and_then(Value::as_array_mut)
+    {
         for t in templates {
             put(&mut t["metadata"]["labels"], &own);
         }
@@ -251,16 +279,44 @@ pub fn down_resources(rt: &Arc<Runtime>) -> Vec<Arc<dyn Resource>> {
     let mut out: Vec<Arc<dyn Resource>> = vec![
         Arc::new(teardown::LoadBalancers { rt: rt.clone() }),
         Arc::new(component::ComponentStep::new(rt.clone(), Console, vec![])),
-        Arc::new(component::ComponentStep::new(rt.clone(), Pachd, vec![id(Console), teardown::LOAD_BALANCERS_ID.into()])),
+        Arc::new(component::ComponentStep::new(
+            rt.clone(),
+            Pachd,
+            vec![id(Console), teardown::LOAD_BALANCERS_ID.into()],
+        )),
         Arc::new(teardown::Workers { rt: rt.clone() }),
-        Arc::new(component::ComponentStep::new(rt.clone(), PgBouncer, vec![id(Pachd)])),
-        Arc::new(component::ComponentStep::new(rt.clone(), Etcd, vec![id(Pachd)])),
-        Arc::new(component::ComponentStep::new(rt.clone(), Postgres, vec![id(PgBouncer)])),
-        Arc::new(component::ComponentStep::new(rt.clone(), Storage, vec![id(Pachd), teardown::WORKERS_ID.into()])),
-        Arc::new(component::ComponentStep::new(rt.clone(), Rbac, vec![id(Pachd), teardown::WORKERS_ID.into()])),
+        Arc::new(component::ComponentStep::new(
+            rt.clone(),
+            PgBouncer,
+            vec![id(Pachd)],
+        )),
+        Arc::new(component::ComponentStep::new(
+            rt.clone(),
+            Etcd,
+            vec![id(Pachd)],
+        )),
+        Arc::new(component::ComponentStep::new(
+            rt.clone(),
+            Postgres,
+            vec![id(PgBouncer)],
+        )),
+        Arc::new(component::ComponentStep::new(
+            rt.clone(),
+            Storage,
+            vec![id(Pachd), teardown::WORKERS_ID.into()],
+        )),
+        Arc::new(component::ComponentStep::new(
+            rt.clone(),
+            Rbac,
+            vec![id(Pachd), teardown::WORKERS_ID.into()],
+        )),
         Arc::new(teardown::Volumes { rt: rt.clone() }),
     ];
     let all: BTreeSet<String> = out.iter().map(|r| r.id().to_string()).collect();
-    out.push(Arc::new(component::ComponentStep::new(rt.clone(), Namespace, all.into_iter().collect())));
+    out.push(Arc::new(component::ComponentStep::new(
+        rt.clone(),
+        Namespace,
+        all.into_iter().collect(),
+    )));
     out
 }

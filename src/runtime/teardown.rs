@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use howdah_provider::{Action, Change, FieldChange, Leftover, ProviderError, Resource, StepContext};
+use howdah_provider::{
+    Action, Change, FieldChange, Leftover, ProviderError, Resource, StepContext,
+};
 use serde_json::Value;
 
+use super::chart::Component;
 use super::cluster::{kind_named, stack_selector, ObjectKey, KINDS};
 use super::component::wait_gone;
-use super::chart::Component;
 use super::{step_id, Runtime};
 
 pub const LOAD_BALANCERS_ID: &str = "runtime.load-balancers";
@@ -38,20 +40,31 @@ fn deletions(targets: &[(ObjectKey, Value)], what: &str) -> Change {
     change
 }
 
-async fn delete_and_wait(rt: &Runtime, targets: &[(ObjectKey, Value)], ctx: &StepContext) -> Result<(), ProviderError> {
+async fn delete_and_wait(
+    rt: &Runtime,
+    targets: &[(ObjectKey, Value)],
+    ctx: &StepContext,
+) -> Result<(), ProviderError> {
     for (key, _) in targets {
         if let Some(kind) = kind_named(key.kind) {
-            rt.cluster.delete(kind, key.namespace.as_deref(), &key.name).await?;
+            rt.cluster
+                .delete(kind, key.namespace.as_deref(), &key.name)
+                .await?;
         }
     }
     for (key, object) in targets {
-        ctx.progress.report(&format!("waiting for {key} to be gone"));
+        ctx.progress
+            .report(&format!("waiting for {key} to be gone"));
         wait_gone(rt, key, object, ctx).await?;
     }
     Ok(())
 }
 
-async fn list_keyed(rt: &Runtime, kind: &str, selector: &str) -> Result<Vec<(ObjectKey, Value)>, ProviderError> {
+async fn list_keyed(
+    rt: &Runtime,
+    kind: &str,
+    selector: &str,
+) -> Result<Vec<(ObjectKey, Value)>, ProviderError> {
     let Some(k) = kind_named(kind) else {
         return Ok(Vec::new());
     };
@@ -104,7 +117,12 @@ pub struct Volumes {
 
 impl Volumes {
     async fn claims(&self) -> Result<Vec<(ObjectKey, Value)>, ProviderError> {
-        list_keyed(&self.rt, "PersistentVolumeClaim", &stack_selector(&self.rt.stack.name)).await
+        list_keyed(
+            &self.rt,
+            "PersistentVolumeClaim",
+            &stack_selector(&self.rt.stack.name),
+        )
+        .await
     }
 }
 
@@ -120,7 +138,11 @@ macro_rules! down_only {
                 $deps
             }
             fn expected(&self, action: Action) -> Duration {
-                if action == Action::Keep { Duration::ZERO } else { Duration::from_secs(10) }
+                if action == Action::Keep {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(10)
+                }
             }
             async fn plan_up(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
                 Ok(Change::keep("only used by down"))
@@ -128,10 +150,18 @@ macro_rules! down_only {
             async fn plan_down(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
                 self.plan_delete().await
             }
-            async fn apply(&self, _ctx: &StepContext, _change: &Change) -> Result<Value, ProviderError> {
+            async fn apply(
+                &self,
+                _ctx: &StepContext,
+                _change: &Change,
+            ) -> Result<Value, ProviderError> {
                 Ok(Value::Null)
             }
-            async fn destroy(&self, ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
+            async fn destroy(
+                &self,
+                ctx: &StepContext,
+                _change: &Change,
+            ) -> Result<(), ProviderError> {
                 self.delete(ctx).await
             }
         }
@@ -140,7 +170,10 @@ macro_rules! down_only {
 
 impl LoadBalancers {
     async fn plan_delete(&self) -> Result<Change, ProviderError> {
-        Ok(deletions(&self.targets().await?, "load balancer service(s)"))
+        Ok(deletions(
+            &self.targets().await?,
+            "load balancer service(s)",
+        ))
     }
     async fn delete(&self, ctx: &StepContext) -> Result<(), ProviderError> {
         delete_and_wait(&self.rt, &self.targets().await?, ctx).await
@@ -149,7 +182,10 @@ impl LoadBalancers {
 
 impl Workers {
     async fn plan_delete(&self) -> Result<Change, ProviderError> {
-        Ok(deletions(&self.targets().await?, "pipeline worker object(s)"))
+        Ok(deletions(
+            &self.targets().await?,
+            "pipeline worker object(s)",
+        ))
     }
     async fn delete(&self, ctx: &StepContext) -> Result<(), ProviderError> {
         delete_and_wait(&self.rt, &self.targets().await?, ctx).await
@@ -179,9 +215,24 @@ impl Volumes {
     }
 }
 
-down_only!(LoadBalancers, LOAD_BALANCERS_ID, "load balancers", Vec::new());
-down_only!(Workers, WORKERS_ID, "workers", vec![step_id(Component::Pachd)]);
-down_only!(Volumes, VOLUMES_ID, "volumes", vec![step_id(Component::Etcd), step_id(Component::Postgres)]);
+down_only!(
+    LoadBalancers,
+    LOAD_BALANCERS_ID,
+    "load balancers",
+    Vec::new()
+);
+down_only!(
+    Workers,
+    WORKERS_ID,
+    "workers",
+    vec![step_id(Component::Pachd)]
+);
+down_only!(
+    Volumes,
+    VOLUMES_ID,
+    "volumes",
+    vec![step_id(Component::Etcd), step_id(Component::Postgres)]
+);
 
 /// Everything of the stack still in the cluster, by ownership label, in
 /// every namespace, plus pipeline workers in the runtime namespace. What
@@ -195,10 +246,18 @@ pub async fn leftovers(rt: &Runtime) -> Result<Vec<Leftover>, ProviderError> {
     for kind in ["ReplicationController", "Service", "Secret", "Pod"] {
         if let Some(k) = kind_named(kind) {
             // The namespace may be gone: then so are its workers.
-            found.extend(rt.cluster.list(k, Some(rt.namespace()), WORKER_SELECTOR).await.unwrap_or_default());
+            found.extend(
+                rt.cluster
+                    .list(k, Some(rt.namespace()), WORKER_SELECTOR)
+                    .await
+                    .unwrap_or_default(),
+            );
         }
     }
-    let claims_kept = !rt.delete_data && found.iter().any(|o| o["kind"].as_str() == Some("PersistentVolumeClaim"));
+    let claims_kept = !rt.delete_data
+        && found
+            .iter()
+            .any(|o| o["kind"].as_str() == Some("PersistentVolumeClaim"));
     let mut out = Vec::new();
     for object in found {
         let key = ObjectKey::of(&object)?;
@@ -212,14 +271,22 @@ pub async fn leftovers(rt: &Runtime) -> Result<Vec<Leftover>, ProviderError> {
         let ns = key.namespace.clone().unwrap_or_default();
         out.push(Leftover {
             kind: format!("kubernetes.{}", key.kind),
-            name: if ns.is_empty() { key.name.clone() } else { format!("{ns}/{}", key.name) },
+            name: if ns.is_empty() {
+                key.name.clone()
+            } else {
+                format!("{ns}/{}", key.name)
+            },
             retained,
             remove_with: if retained {
                 "howdah down --delete-data -f <stack file>".into()
             } else if ns.is_empty() {
                 format!("kubectl delete {} {}", key.kind.to_lowercase(), key.name)
             } else {
-                format!("kubectl delete -n {ns} {} {}", key.kind.to_lowercase(), key.name)
+                format!(
+                    "kubectl delete -n {ns} {} {}",
+                    key.kind.to_lowercase(),
+                    key.name
+                )
             },
         });
     }

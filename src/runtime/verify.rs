@@ -38,7 +38,10 @@ pub struct PachdVersion {
 
 impl PachdVersion {
     pub fn text(&self) -> String {
-        format!("{}.{}.{}{}", self.major, self.minor, self.micro, self.additional)
+        format!(
+            "{}.{}.{}{}",
+            self.major, self.minor, self.micro, self.additional
+        )
     }
 }
 
@@ -51,7 +54,11 @@ pub struct Verified {
 }
 
 /// A ready pod matching `selector` in `namespace`.
-pub async fn ready_pod(cluster: &ClusterHandle, namespace: &str, selector: &str) -> Result<String, ProviderError> {
+pub async fn ready_pod(
+    cluster: &ClusterHandle,
+    namespace: &str,
+    selector: &str,
+) -> Result<String, ProviderError> {
     let pods: Api<Pod> = Api::namespaced(cluster.client().await?, namespace);
     let list = pods
         .list(&ListParams::default().labels(selector))
@@ -68,19 +75,26 @@ pub async fn ready_pod(cluster: &ClusterHandle, namespace: &str, selector: &str)
                     .unwrap_or(false)
         })
         .and_then(|p| p.metadata.name.clone())
-        .ok_or_else(|| ProviderError::retryable(format!("no ready pod matches {selector} in {namespace}")))
+        .ok_or_else(|| {
+            ProviderError::retryable(format!("no ready pod matches {selector} in {namespace}"))
+        })
 }
 
 /// A byte stream to `port` of `pod`, through the API server.
-pub async fn forward(cluster: &ClusterHandle, namespace: &str, pod: &str, port: u16) -> Result<DuplexStream, ProviderError> {
+pub async fn forward(
+    cluster: &ClusterHandle,
+    namespace: &str,
+    pod: &str,
+    port: u16,
+) -> Result<DuplexStream, ProviderError> {
     let pods: Api<Pod> = Api::namespaced(cluster.client().await?, namespace);
     let mut forwarder = pods
         .portforward(pod, &[port])
         .await
         .map_err(|e| map_err(&format!("port-forwarding to {pod}:{port}"), e))?;
-    let stream = forwarder
-        .take_stream(port)
-        .ok_or_else(|| ProviderError::api(format!("port-forward to {pod}:{port} gave no stream")))?;
+    let stream = forwarder.take_stream(port).ok_or_else(|| {
+        ProviderError::api(format!("port-forward to {pod}:{port} gave no stream"))
+    })?;
     // The forwarder's task ends when the stream is dropped; its errors
     // show up as the stream closing, which the caller sees.
     tokio::spawn(async move {
@@ -92,18 +106,21 @@ pub async fn forward(cluster: &ClusterHandle, namespace: &str, pod: &str, port: 
 /// A gRPC channel over one port-forwarded stream.
 async fn channel_over(stream: DuplexStream) -> Result<Channel, ProviderError> {
     let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(stream)));
-    let endpoint = Endpoint::from_static("http://pachd.port-forward").connect_timeout(Duration::from_secs(10));
+    let endpoint =
+        Endpoint::from_static("http://pachd.port-forward").connect_timeout(Duration::from_secs(10));
     endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let taken = slot.lock().ok().and_then(|mut s| s.take());
             async move {
-                taken
-                    .map(TokioIo::new)
-                    .ok_or_else(|| std::io::Error::other("the port-forward stream was already used"))
+                taken.map(TokioIo::new).ok_or_else(|| {
+                    std::io::Error::other("the port-forward stream was already used")
+                })
             }
         }))
         .await
-        .map_err(|e| ProviderError::retryable(format!("connecting to pachd over the port-forward: {e}")))
+        .map_err(|e| {
+            ProviderError::retryable(format!("connecting to pachd over the port-forward: {e}"))
+        })
 }
 
 /// Health and version of the pachd behind `selector`; the version must be
@@ -119,9 +136,13 @@ pub async fn verify_pachd(
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let answer = health
-        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
         .await
-        .map_err(|s| ProviderError::retryable(format!("pachd health check failed: {}", s.message())))?
+        .map_err(|s| {
+            ProviderError::retryable(format!("pachd health check failed: {}", s.message()))
+        })?
         .into_inner();
     let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
     if answer.status != serving {

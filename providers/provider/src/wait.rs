@@ -153,7 +153,10 @@ mod tests {
         for attempt in 0..10 {
             let d = b.delay(attempt).as_secs_f64();
             let base = (0.1 * 2f64.powi(attempt as i32)).min(1.0);
-            assert!(d >= base * 0.8 - 1e-9 && d <= base * 1.2 + 1e-9, "{attempt}: {d}");
+            assert!(
+                d >= base * 0.8 - 1e-9 && d <= base * 1.2 + 1e-9,
+                "{attempt}: {d}"
+            );
         }
     }
 
@@ -177,13 +180,20 @@ mod tests {
 
     #[tokio::test]
     async fn poll_times_out_naming_the_last_reason() {
-        let err = poll_until::<(), _, _>("etcd", Duration::from_millis(30), fast(), &NoProgress, || async {
-            Ok(Poll::Pending("PVC Pending: no StorageClass".into()))
-        })
+        let err = poll_until::<(), _, _>(
+            "etcd",
+            Duration::from_millis(30),
+            fast(),
+            &NoProgress,
+            || async { Ok(Poll::Pending("PVC Pending: no StorageClass".into())) },
+        )
         .await
         .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("etcd") && text.contains("no StorageClass"), "{text}");
+        assert!(
+            text.contains("etcd") && text.contains("no StorageClass"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
