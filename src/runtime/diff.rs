@@ -173,49 +173,10 @@ fn same_scalar(path: &str, want: &Value, have: &Value) -> bool {
     }
 }
 
-/// The value of a Kubernetes quantity ("10Gi", "500m", "1.5", "2e3").
+/// The value of a Kubernetes quantity ("10Gi", "500m", "1.5", "2e3"):
+/// the spec validator's parser, so both agree on what a quantity is.
 pub fn quantity(text: &str) -> Option<f64> {
-    let text = text.trim();
-    let suffixes: [(&str, f64); 14] = [
-        ("Ki", 1024f64),
-        ("Mi", 1024f64.powi(2)),
-        ("Gi", 1024f64.powi(3)),
-        ("Ti", 1024f64.powi(4)),
-        ("Pi", 1024f64.powi(5)),
-        ("Ei", 1024f64.powi(6)),
-        ("n", 1e-9),
-        ("u", 1e-6),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-    ];
-    for (suffix, factor) in suffixes {
-        if let Some(number) = text.strip_suffix(suffix) {
-            return plain_number(number).map(|n| n * factor);
-        }
-    }
-    if let Some(number) = text.strip_suffix('E') {
-        return plain_number(number).map(|n| n * 1e18);
-    }
-    let (mantissa, exponent) = match text.find(['e', 'E']) {
-        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
-        None => (text, 0),
-    };
-    plain_number(mantissa).map(|n| n * 10f64.powi(exponent))
-}
-
-fn plain_number(text: &str) -> Option<f64> {
-    if text.is_empty()
-        || !text
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || c == '+' || c == '-')
-    {
-        return None;
-    }
-    text.parse().ok()
+    crate::spec::quantity::parse_quantity(text.trim())
 }
 
 #[cfg(test)]

@@ -35,9 +35,10 @@ pub struct Stack {
 
 /// Exactly one target: a mapping with one key naming it, e.g.
 /// `target: {kubeconfig: {}}`.
-// Deserialize is written by hand (`spec::de`): serde_norway's derived enum
-// form is a `!kubeconfig` tag, and `kubeconfig:` may be left empty.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+// Serialize and Deserialize are written by hand (`spec::de`): serde_norway's
+// derived enum form is a `!kubeconfig` tag, and `kubeconfig:` may be left
+// empty. (The JSON form is the same as the derived one.)
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum Target {
     /// An existing cluster reached through a kubeconfig context.

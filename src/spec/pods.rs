@@ -1,0 +1,188 @@
+//! Rules for what every pod accepts (resources, node selectors,
+//! tolerations, pod annotations) and for labels and annotations in general:
+//! the checks the Kubernetes API server would make when howdah applies them.
+
+use std::collections::BTreeMap;
+
+use super::location::{Part, YamlPath};
+use super::names::{label_value, qualified_key, RESERVED_PREFIX};
+use super::quantity::{parse_quantity, QuantityUse};
+use super::types::{Resources, Toleration};
+use super::validate::Checker;
+
+const OPERATORS: &[&str] = &["Exists", "Equal"];
+const EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
+
+impl Checker<'_> {
+    pub(super) fn workload(
+        &mut self,
+        path: &YamlPath,
+        resources: &Option<Resources>,
+        node_selector: &Option<BTreeMap<String, String>>,
+        tolerations: &Option<Vec<Toleration>>,
+        pod_annotations: &BTreeMap<String, String>,
+    ) {
+        if let Some(resources) = resources {
+            self.resources(&path.key("resources"), resources);
+        }
+        if let Some(selector) = node_selector {
+            self.labels(&path.key("nodeSelector"), selector, false);
+        }
+        if let Some(tolerations) = tolerations {
+            self.tolerations(&path.key("tolerations"), tolerations);
+        }
+        self.annotation_keys(&path.key("podAnnotations"), pod_annotations);
+    }
+
+    fn resources(&mut self, path: &YamlPath, resources: &Resources) {
+        for (kind, list) in [
+            ("requests", &resources.requests),
+            ("limits", &resources.limits),
+        ] {
+            if let Some(cpu) = &list.cpu {
+                self.quantity(&path.key(kind).key("cpu"), cpu, QuantityUse::Cpu);
+            }
+            if let Some(memory) = &list.memory {
+                self.quantity(&path.key(kind).key("memory"), memory, QuantityUse::Memory);
+            }
+        }
+        for (name, request, limit) in [
+            ("cpu", &resources.requests.cpu, &resources.limits.cpu),
+            (
+                "memory",
+                &resources.requests.memory,
+                &resources.limits.memory,
+            ),
+        ] {
+            let (Some(request), Some(limit)) = (request, limit) else {
+                continue;
+            };
+            let (Some(r), Some(l)) = (parse_quantity(request), parse_quantity(limit)) else {
+                continue;
+            };
+            if r > l {
+                self.report(
+                    &path.key("requests").key(name),
+                    Part::Value,
+                    format!("requests.{name} {request} is more than limits.{name} {limit}"),
+                    Some("a request must not exceed its limit".into()),
+                );
+            }
+        }
+    }
+
+    pub(super) fn tolerations(&mut self, path: &YamlPath, tolerations: &[Toleration]) {
+        for (i, toleration) in tolerations.iter().enumerate() {
+            self.toleration(&path.index(i), toleration);
+        }
+    }
+
+    fn toleration(&mut self, path: &YamlPath, t: &Toleration) {
+        let operator = t.operator.as_deref().unwrap_or("Equal");
+        if !OPERATORS.contains(&operator) {
+            self.one_of(&path.key("operator"), "operator", operator, OPERATORS);
+        }
+        if let Some(effect) = t.effect.as_deref().filter(|e| !e.is_empty()) {
+            self.one_of(&path.key("effect"), "effect", effect, EFFECTS);
+        }
+        let value = t.value.as_deref().unwrap_or("");
+        if operator == "Exists" && !value.is_empty() {
+            self.report(
+                &path.key("value"),
+                Part::Value,
+                "`value` must be empty with operator Exists".into(),
+                Some("remove `value`, or use operator Equal".into()),
+            );
+        }
+        if operator == "Equal" {
+            if let Some(problem) = label_value(value) {
+                self.report(
+                    &path.key("value"),
+                    Part::Value,
+                    format!("invalid taint value {value:?}: {problem}"),
+                    None,
+                );
+            }
+        }
+        match t.key.as_deref().filter(|k| !k.is_empty()) {
+            None if operator != "Exists" => self.report(
+                path,
+                Part::Value,
+                "a toleration without a `key` must use operator Exists".into(),
+                Some("add `operator: Exists` to tolerate every taint, or give a key".into()),
+            ),
+            Some(key) => {
+                if let Some(problem) = qualified_key(key) {
+                    self.report(
+                        &path.key("key"),
+                        Part::Value,
+                        format!("invalid taint key {key:?}: {problem}"),
+                        None,
+                    );
+                }
+            }
+            None => {}
+        }
+        if t.toleration_seconds.is_some() && t.effect.as_deref() != Some("NoExecute") {
+            self.report(
+                &path.key("tolerationSeconds"),
+                Part::Key,
+                "`tolerationSeconds` only applies with effect NoExecute".into(),
+                None,
+            );
+        }
+    }
+
+    /// Label keys and values (`tags`, node selectors). `reserved` refuses
+    /// keys under howdah's own prefix, which ownership depends on.
+    pub(super) fn labels(
+        &mut self,
+        path: &YamlPath,
+        labels: &BTreeMap<String, String>,
+        reserved: bool,
+    ) {
+        for (key, value) in labels {
+            let entry = path.key(key);
+            if let Some(problem) = qualified_key(key) {
+                self.report(
+                    &entry,
+                    Part::Key,
+                    format!("invalid label key {key:?}: {problem}"),
+                    None,
+                );
+            } else if reserved && key.starts_with(RESERVED_PREFIX) {
+                self.report(
+                    &entry,
+                    Part::Key,
+                    format!("label keys under `{RESERVED_PREFIX}` are reserved for howdah"),
+                    Some("howdah sets howdah.io/stack and howdah.io/managed itself".into()),
+                );
+            }
+            if let Some(problem) = label_value(value) {
+                self.report(
+                    &entry,
+                    Part::Value,
+                    format!("invalid label value {value:?}: {problem}"),
+                    None,
+                );
+            }
+        }
+    }
+
+    pub(super) fn annotation_keys(
+        &mut self,
+        path: &YamlPath,
+        annotations: &BTreeMap<String, String>,
+    ) {
+        for key in annotations.keys() {
+            if let Some(problem) = qualified_key(key) {
+                self.report(
+                    &path.key(key),
+                    Part::Key,
+                    format!("invalid annotation key {key:?}: {problem}"),
+                    None,
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! The rules serde cannot express: names, versions, quantities, storage
+//! combinations, scheduling settings. Every rule runs and every problem is
+//! kept, each located at the key or value it is about, so one run of
+//! `howdah plan` lists everything to fix.
+
+use super::bucket_url::check_bucket_url;
+use super::errors::SpecProblem;
+use super::location::{Part, YamlPath};
+use super::names::{dns1123_label, dns1123_subdomain};
+use super::quantity::{check_quantity, QuantityUse};
+use super::structural::{did_you_mean, position_of};
+use super::supported_versions;
+use super::types::{BucketStorage, Identity, Pachyderm, Stack, Storage, Target};
+
+const LOG_LEVELS: &[&str] = &["debug", "info", "error"];
+const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+const ETCD_MEMBERS: &[u32] = &[1, 3, 5];
+const MAX_NAME: usize = 40;
+
+/// Every semantic problem in a stack that serde accepted.
+pub(crate) fn validate(stack: &Stack, source: &str) -> Vec<SpecProblem> {
+    let mut check = Checker {
+        source,
+        problems: Vec::new(),
+    };
+    check.name(&stack.name);
+    check.target(&stack.target);
+    check.storage(&stack.storage, &stack.target);
+    check.pachyderm(stack);
+    check.labels(&YamlPath::of(&["tags"]), &stack.tags, true);
+    if let Some(state) = &stack.state {
+        check.state_path(&state.path);
+    }
+    check.problems
+}
+
+pub(super) struct Checker<'s> {
+    source: &'s str,
+    problems: Vec<SpecProblem>,
+}
+
+impl Checker<'_> {
+    pub(super) fn report(
+        &mut self,
+        path: &YamlPath,
+        part: Part,
+        message: String,
+        help: Option<String>,
+    ) {
+        let at = position_of(self.source, path, part);
+        self.problems.push(SpecProblem {
+            line: at.line,
+            column: at.column,
+            path: path.to_string(),
+            message,
+            help,
+        });
+    }
+
+    fn name(&mut self, name: &str) {
+        let path = YamlPath::of(&["name"]);
+        let problem = dns1123_label(name, MAX_NAME).or_else(|| {
+            (!name.starts_with(|c: char| c.is_ascii_lowercase()))
+                .then(|| "must start with a letter".to_string())
+        });
+        if let Some(problem) = problem {
+            let help = suggest_name(name).map(|n| format!("e.g. {n}"));
+            self.report(
+                &path,
+                Part::Value,
+                format!("invalid stack name {name:?}: {problem}"),
+                help,
+            );
+        }
+    }
+
+    fn target(&mut self, target: &Target) {
+        match target {
+            Target::Kubeconfig(kubeconfig) => {
+                let base = YamlPath::of(&["target", "kubeconfig"]);
+                for (key, value, default) in [
+                    ("context", &kubeconfig.context, "the current context"),
+                    ("path", &kubeconfig.path, "$KUBECONFIG or ~/.kube/config"),
+                ] {
+                    if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                        self.report(
+                            &base.key(key),
+                            Part::Value,
+                            format!("`{key}` is empty"),
+                            Some(format!("omit it to use {default}")),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn storage(&mut self, storage: &Storage, target: &Target) {
+        let path = YamlPath::of(&["storage"]);
+        match (&storage.local, &storage.bucket) {
+            (Some(_), Some(_)) => self.report(
+                &path,
+                Part::Key,
+                "`storage` must have exactly one of `local` and `bucket`, found both".into(),
+                Some("remove one of them".into()),
+            ),
+            (None, None) => self.report(
+                &path,
+                Part::Key,
+                "`storage` must have exactly one of `local` and `bucket`, found neither".into(),
+                Some("add `local: {}` for a volume on the node, or `bucket: {url: …}`".into()),
+            ),
+            _ => {}
+        }
+        if let Some(local) = &storage.local {
+            if !local.host_path.starts_with('/') {
+                self.report(
+                    &path.key("local").key("hostPath"),
+                    Part::Value,
+                    format!("hostPath {:?} must be an absolute path", local.host_path),
+                    Some("e.g. /var/pachyderm/".into()),
+                );
+            }
+        }
+        if let Some(bucket) = &storage.bucket {
+            self.bucket(&path.key("bucket"), bucket, target);
+        }
+    }
+
+    fn bucket(&mut self, path: &YamlPath, bucket: &BucketStorage, target: &Target) {
+        match target {
+            Target::Kubeconfig(_) => {
+                if bucket.url.is_none() {
+                    self.report(
+                        path,
+                        Part::Key,
+                        "`url` is required on the kubeconfig target: howdah does not create \
+                         buckets there"
+                            .into(),
+                        Some("e.g. url: s3://my-bucket?region=us-east-1".into()),
+                    );
+                }
+                if bucket.name.is_some() {
+                    self.report(
+                        &path.key("name"),
+                        Part::Key,
+                        "`name` is for cloud targets, where howdah creates the bucket; on the \
+                         kubeconfig target the bucket is given by `url`"
+                            .into(),
+                        Some("remove `name` and give the existing bucket as `url`".into()),
+                    );
+                }
+            }
+        }
+        if let Some(url) = &bucket.url {
+            if let Err((message, help)) = check_bucket_url(url) {
+                self.report(&path.key("url"), Part::Value, message, help);
+            }
+        }
+        if let Some(secret) = &bucket.credentials_secret {
+            self.secret_name(&path.key("credentialsSecret"), secret);
+        }
+    }
+
+    fn secret_name(&mut self, path: &YamlPath, name: &str) {
+        if let Some(problem) = dns1123_subdomain(name) {
+            self.report(
+                path,
+                Part::Value,
+                format!("invalid Secret name {name:?}: {problem}"),
+                None,
+            );
+        }
+    }
+
+    fn pachyderm(&mut self, stack: &Stack) {
+        let p = &stack.pachyderm;
+        let base = YamlPath::of(&["pachyderm"]);
+        self.version(&base.key("version"), &p.version);
+        if let Some(problem) = dns1123_label(&p.namespace, 63) {
+            self.report(
+                &base.key("namespace"),
+                Part::Value,
+                format!("invalid namespace {:?}: {problem}", p.namespace),
+                None,
+            );
+        }
+        self.identity(&base.key("identity"), p, stack);
+        self.image_registry(&base.key("imageRegistry"), &p.image_registry);
+        for (i, secret) in p.image_pull_secrets.iter().enumerate() {
+            self.secret_name(&base.key("imagePullSecrets").index(i), secret);
+        }
+        self.labels(&base.key("nodeSelector"), &p.node_selector, false);
+        self.tolerations(&base.key("tolerations"), &p.tolerations);
+        self.annotation_keys(&base.key("annotations"), &p.annotations);
+
+        let etcd = base.key("etcd");
+        self.quantity(&etcd.key("size"), &p.etcd.size, QuantityUse::VolumeSize);
+        self.storage_class(&etcd.key("storageClass"), &p.etcd.storage_class);
+        if !ETCD_MEMBERS.contains(&p.etcd.replicas) {
+            self.report(
+                &etcd.key("replicas"),
+                Part::Value,
+                format!(
+                    "etcd needs an odd number of members for a quorum: 1, 3 or 5, not {}",
+                    p.etcd.replicas
+                ),
+                None,
+            );
+        }
+        let e = &p.etcd;
+        self.workload(
+            &etcd,
+            &e.resources,
+            &e.node_selector,
+            &e.tolerations,
+            &e.pod_annotations,
+        );
+
+        let postgres = base.key("postgres");
+        self.quantity(
+            &postgres.key("size"),
+            &p.postgres.size,
+            QuantityUse::VolumeSize,
+        );
+        self.storage_class(&postgres.key("storageClass"), &p.postgres.storage_class);
+        if let Some(external) = &p.postgres.external {
+            self.external_postgres(&postgres.key("external"), external);
+        }
+        let pg = &p.postgres;
+        self.workload(
+            &postgres,
+            &pg.resources,
+            &pg.node_selector,
+            &pg.tolerations,
+            &pg.pod_annotations,
+        );
+
+        let bouncer = base.key("pgBouncer");
+        self.at_least_one(&bouncer.key("replicas"), p.pg_bouncer.replicas);
+        self.at_least_one(&bouncer.key("maxConnections"), p.pg_bouncer.max_connections);
+        let b = &p.pg_bouncer;
+        self.workload(
+            &bouncer,
+            &b.resources,
+            &b.node_selector,
+            &b.tolerations,
+            &b.pod_annotations,
+        );
+
+        let pachd = base.key("pachd");
+        self.at_least_one(&pachd.key("replicas"), p.pachd.replicas);
+        if p.pachd.replicas > 1 && stack.storage.local.is_some() {
+            self.report(
+                &pachd.key("replicas"),
+                Part::Value,
+                format!(
+                    "pachd must run as 1 replica with local storage (a hostPath volume on one \
+                     node), not {}",
+                    p.pachd.replicas
+                ),
+                Some("use a bucket for more replicas, or set replicas: 1".into()),
+            );
+        }
+        self.one_of(
+            &pachd.key("logLevel"),
+            "log level",
+            &p.pachd.log_level,
+            LOG_LEVELS,
+        );
+        self.annotation_keys(
+            &pachd.key("serviceAnnotations"),
+            &p.pachd.service_annotations,
+        );
+        let d = &p.pachd;
+        self.workload(
+            &pachd,
+            &d.resources,
+            &d.node_selector,
+            &d.tolerations,
+            &d.pod_annotations,
+        );
+
+        let console = base.key("console");
+        let c = &p.console;
+        self.workload(
+            &console,
+            &c.resources,
+            &c.node_selector,
+            &c.tolerations,
+            &c.pod_annotations,
+        );
+    }
+
+    fn version(&mut self, path: &YamlPath, version: &str) {
+        let supported = supported_versions();
+        if supported.iter().any(|v| v == version) {
+            return;
+        }
+        let trimmed = version.trim_start_matches(['v', 'V']);
+        let help = if supported.iter().any(|v| v == trimmed) {
+            Some(format!("drop the leading v: {trimmed}"))
+        } else if let Some(full) = supported
+            .iter()
+            .rfind(|v| v.starts_with(&format!("{trimmed}.")))
+        {
+            Some(format!("give the full version, e.g. {full}"))
+        } else {
+            // A patch this howdah does not know: point at its line's newest.
+            let line = trimmed.rsplit_once('.').map_or(trimmed, |(line, _)| line);
+            supported
+                .iter()
+                .rfind(|v| v.starts_with(&format!("{line}.")))
+                .map(|newest| format!("the newest supported {line} release is {newest}"))
+        };
+        self.report(
+            path,
+            Part::Value,
+            format!(
+                "unsupported Pachyderm version {version:?}: this howdah supports {}",
+                summarize_versions(&supported)
+            ),
+            help,
+        );
+    }
+
+    fn identity(&mut self, path: &YamlPath, p: &Pachyderm, stack: &Stack) {
+        if !matches!(stack.target, Target::Kubeconfig(_)) {
+            return;
+        }
+        let Some(bucket) = &stack.storage.bucket else {
+            return;
+        };
+        if p.identity == Identity::Keys && bucket.credentials_secret.is_none() {
+            self.report(
+                path,
+                Part::Value,
+                "identity `keys` on the kubeconfig target needs \
+                 `storage.bucket.credentialsSecret`, the Secret holding the keys"
+                    .into(),
+                Some("add credentialsSecret: <secret name> under storage.bucket".into()),
+            );
+        }
+    }
+
+    fn image_registry(&mut self, path: &YamlPath, registry: &str) {
+        let problem = if registry.contains("://") {
+            Some(("must not include a scheme", registry.split("://").nth(1)))
+        } else if registry.chars().any(char::is_whitespace) {
+            Some(("must not contain spaces", None))
+        } else if registry.ends_with('/') {
+            Some((
+                "must not end with '/'",
+                Some(registry.trim_end_matches('/')),
+            ))
+        } else {
+            None
+        };
+        if let Some((problem, fixed)) = problem {
+            self.report(
+                path,
+                Part::Value,
+                format!("image registry {registry:?} {problem}"),
+                fixed.map(|f| format!("write {f}")),
+            );
+        }
+    }
+
+    fn storage_class(&mut self, path: &YamlPath, class: &str) {
+        if class.is_empty() {
+            return;
+        }
+        if let Some(problem) = dns1123_subdomain(class) {
+            self.report(
+                path,
+                Part::Value,
+                format!("invalid StorageClass name {class:?}: {problem}"),
+                None,
+            );
+        }
+    }
+
+    fn external_postgres(&mut self, path: &YamlPath, external: &super::types::ExternalPostgres) {
+        for (key, value) in [
+            ("host", &external.host),
+            ("user", &external.user),
+            ("database", &external.database),
+        ] {
+            if value.trim().is_empty() {
+                self.report(
+                    &path.key(key),
+                    Part::Value,
+                    format!("`{key}` must not be empty"),
+                    None,
+                );
+            }
+        }
+        if external.port == 0 {
+            self.report(
+                &path.key("port"),
+                Part::Value,
+                "port 0 is not a port".into(),
+                Some("PostgreSQL listens on 5432 by default".into()),
+            );
+        }
+        self.secret_name(&path.key("passwordSecret"), &external.password_secret);
+        self.one_of(
+            &path.key("sslMode"),
+            "sslMode",
+            &external.ssl_mode,
+            SSL_MODES,
+        );
+    }
+
+    fn at_least_one(&mut self, path: &YamlPath, value: u32) {
+        if value == 0 {
+            self.report(path, Part::Value, "must be at least 1".into(), None);
+        }
+    }
+
+    pub(super) fn one_of(&mut self, path: &YamlPath, what: &str, value: &str, allowed: &[&str]) {
+        if allowed.contains(&value) {
+            return;
+        }
+        self.report(
+            path,
+            Part::Value,
+            format!(
+                "unknown {what} {value:?}: expected one of {}",
+                allowed.join(", ")
+            ),
+            did_you_mean(value, allowed).map(|v| format!("did you mean {v}?")),
+        );
+    }
+
+    pub(super) fn quantity(&mut self, path: &YamlPath, text: &str, usage: QuantityUse) {
+        if let Err(error) = check_quantity(text, usage) {
+            self.report(path, Part::Value, error.message, error.help);
+        }
+    }
+
+    fn state_path(&mut self, state: &str) {
+        let path = YamlPath::of(&["state", "path"]);
+        let last = state.trim_end().rsplit(['/', '\\']).next().unwrap_or("");
+        let message = if state.trim().is_empty() {
+            "`path` must not be empty".to_string()
+        } else if state.ends_with(['/', '\\']) || last == "." || last == ".." {
+            format!("state path {state:?} names a directory; it must name a file")
+        } else {
+            return;
+        };
+        self.report(
+            &path,
+            Part::Value,
+            message,
+            Some("e.g. .howdah/my-stack.state.json".into()),
+        );
+    }
+}
+
+/// `2.9.0 to 2.9.7, 2.10.0 to 2.10.7`: the supported versions by minor
+/// line, oldest first as the charts list them.
+fn summarize_versions(versions: &[String]) -> String {
+    let line_of = |v: &str| {
+        v.rsplit_once('.')
+            .map_or(v.to_string(), |(l, _)| l.to_string())
+    };
+    let mut groups: Vec<(String, &str, &str)> = Vec::new();
+    for version in versions {
+        let line = line_of(version);
+        match groups.last_mut() {
+            Some((last, _, end)) if *last == line => *end = version,
+            _ => groups.push((line, version, version)),
+        }
+    }
+    groups
+        .iter()
+        .map(|(_, first, last)| {
+            if first == last {
+                (*first).to_string()
+            } else {
+                format!("{first} to {last}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A valid stack name close to an invalid one, to show in the help.
+fn suggest_name(name: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let trimmed = out
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
+        .chars()
+        .take(MAX_NAME)
+        .collect::<String>();
+    let trimmed = trimmed.trim_end_matches('-').to_string();
+    (!trimmed.is_empty() && trimmed != name).then_some(trimmed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_summarized_by_line() {
+        let versions: Vec<String> = ["2.9.0", "2.9.1", "2.9.7", "2.10.6", "2.11.0", "2.11.6"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            summarize_versions(&versions),
+            "2.9.0 to 2.9.7, 2.10.6, 2.11.0 to 2.11.6"
+        );
+    }
+
+    #[test]
+    fn name_suggestions() {
+        assert_eq!(suggest_name("My_Stack").as_deref(), Some("my-stack"));
+        assert_eq!(suggest_name("1demo").as_deref(), Some("demo"));
+        assert_eq!(suggest_name("---"), None);
+    }
+}
