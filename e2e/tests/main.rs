@@ -4,7 +4,10 @@
 
 mod support;
 
+mod console;
 mod corpus;
 mod diagnostics;
+mod faults;
 mod lifecycle;
 mod resume;
+mod teardown;

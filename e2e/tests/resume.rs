@@ -96,3 +96,52 @@ async fn a_live_lock_stops_a_second_run_until_unlocked() {
     assert_eq!(unlock.code, 0);
     assert!(unlock.stdout.contains("pid"), "{}", unlock.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_stops_at_a_safe_point_saves_state_and_up_carries_on() {
+    let env = Env::with(howdah_kube_fake::FakeOptions {
+        ready_delay: Duration::from_millis(1500),
+        ..Default::default()
+    })
+    .await;
+    let spec = env.stack("howdah.yaml", "term", "");
+    let child = tokio::process::Command::new(BIN)
+        .args(["up", "-f", path(&spec), "--output", "json"])
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("stops within the grace period")
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"event\":\"warning\"") && stdout.contains("interrupted"),
+        "{stdout}"
+    );
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.dir.path().join(".howdah/term.state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["last_run"]["interrupted"], true, "{state}");
+    assert!(
+        !env.dir.path().join(".howdah/term.state.json.lock").exists(),
+        "lock released"
+    );
+
+    let up = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+        .await;
+    assert_eq!(up.code, 0, "{}", up.all());
+}

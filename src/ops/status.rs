@@ -8,7 +8,10 @@ use serde::Serialize;
 use super::up::up_graph;
 use super::{OpsError, Options, Session};
 use crate::runtime::component::Verify;
-use crate::runtime::{verify, VERIFY_ID};
+use crate::runtime::VERIFY_ID;
+
+/// How long `status` keeps asking a pachd that does not answer at once.
+const STATUS_VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// One part's health.
 #[derive(Debug, Clone, Serialize)]
@@ -69,18 +72,7 @@ pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, O
         };
         parts.push(part);
     }
-    let pachd = match Verify::pachd_selector(&rt).await {
-        Ok(selector) => {
-            verify::verify_pachd(
-                &rt.cluster,
-                rt.namespace(),
-                &selector,
-                &session.stack.pachyderm.version,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
+    let pachd = Verify::check(&rt, STATUS_VERIFY_TIMEOUT, &NoProgress).await;
     parts.push(match pachd {
         Ok(v) => PartStatus {
             id: VERIFY_ID.into(),

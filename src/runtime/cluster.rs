@@ -4,7 +4,9 @@
 //! retryable / fail-fast split.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use howdah_provider::wait::{retry, Backoff};
 use howdah_provider::{Outputs, Provider, ProviderError};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -283,10 +285,12 @@ impl ClusterHandle {
         let key = ObjectKey::of(object)?;
         let api = self.api(&kind, key.namespace.as_deref()).await?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let applied = api
-            .patch(&key.name, &params, &Patch::Apply(object))
-            .await
-            .map_err(|e| map_err(&format!("applying {key}"), e))?;
+        let applied = with_retries(|| async {
+            api.patch(&key.name, &params, &Patch::Apply(object))
+                .await
+                .map_err(|e| map_err(&format!("applying {key}"), e))
+        })
+        .await?;
         to_json(applied)
     }
 
@@ -300,12 +304,35 @@ impl ClusterHandle {
         name: &str,
     ) -> Result<bool, ProviderError> {
         let api = self.api(kind, namespace).await?;
-        match api.delete(name, &DeleteParams::foreground()).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-            Err(e) => Err(map_err(&format!("deleting {}/{name}", kind.kind), e)),
-        }
+        with_retries(|| async {
+            match api.delete(name, &DeleteParams::foreground()).await {
+                Ok(_) => Ok(true),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+                Err(e) => Err(map_err(&format!("deleting {}/{name}", kind.kind), e)),
+            }
+        })
+        .await
     }
+}
+
+/// One API call, retried with backoff while the server throttles (429),
+/// fails (5xx) or drops the connection. Every call here is idempotent
+/// (reads, server-side apply, delete), so retrying cannot double an effect.
+pub async fn with_retries<T, F, Fut>(call: F) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    retry(
+        6,
+        Backoff {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(8),
+            jitter: 0.3,
+        },
+        call,
+    )
+    .await
 }
 
 fn to_json(object: DynamicObject) -> Result<Value, ProviderError> {

@@ -11,7 +11,7 @@ use howdah_provider::{Action, Change, FieldChange, ProviderError, Resource, Step
 use serde_json::{json, Value};
 
 use super::chart::Component;
-use super::cluster::{kind_of, owned_by, ObjectKey};
+use super::cluster::{kind_of, map_err, owned_by, with_retries, ObjectKey};
 use super::diff::{diff_object, quantity};
 use super::health::{match_labels, readiness, wait_ready};
 use super::{expected, step_id, verify, DesiredObject, Runtime, VERIFY_ID};
@@ -411,17 +411,24 @@ impl ComponentStep {
         let client = rt.cluster.client().await?;
         let claims: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
             kube::Api::namespaced(client, rt.namespace());
-        let list = claims
-            .list(&kube::api::ListParams::default().labels(selector))
-            .await
-            .map_err(|e| super::cluster::map_err("listing claims", e))?;
+        let params = kube::api::ListParams::default().labels(selector);
+        let list = with_retries(|| async {
+            claims
+                .list(&params)
+                .await
+                .map_err(|e| map_err("listing claims", e))
+        })
+        .await?;
         for claim in list.items {
             let name = claim.metadata.name.clone().unwrap_or_default();
             let patch = json!({"spec": {"resources": {"requests": {"storage": size}}}});
-            claims
-                .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
-                .await
-                .map_err(|e| super::cluster::map_err(&format!("growing PersistentVolumeClaim/{name} (does its StorageClass allow volume expansion?)"), e))?;
+            with_retries(|| async {
+                claims
+                    .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+                    .await
+                    .map_err(|e| map_err(&format!("growing PersistentVolumeClaim/{name} (does its StorageClass allow volume expansion?)"), e))
+            })
+            .await?;
         }
         Ok(())
     }
@@ -507,6 +514,32 @@ impl Verify {
             .map(|d| match_labels(&d.object["spec"]["selector"]))
             .ok_or_else(|| ProviderError::api("the runtime chart renders no pachd Deployment"))
     }
+
+    /// Asks pachd until it answers or `timeout` passes (a pod that just
+    /// became ready may not serve yet; the API server may be busy).
+    pub async fn check(
+        rt: &Runtime,
+        timeout: Duration,
+        progress: &dyn howdah_provider::Progress,
+    ) -> Result<verify::Verified, ProviderError> {
+        let selector = Self::pachd_selector(rt).await?;
+        let expected = rt.stack.pachyderm.version.clone();
+        poll_until(
+            "pachd to answer",
+            timeout,
+            Backoff::default(),
+            progress,
+            || async {
+                match verify::verify_pachd(&rt.cluster, rt.namespace(), &selector, &expected).await
+                {
+                    Ok(v) => Ok(Poll::Ready(v)),
+                    Err(e) if e.is_retryable() => Ok(Poll::Pending(e.to_string())),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -531,22 +564,10 @@ impl Resource for Verify {
     }
 
     async fn apply(&self, ctx: &StepContext, _change: &Change) -> Result<Value, ProviderError> {
-        let rt = &self.rt;
-        let selector = Self::pachd_selector(rt).await?;
-        let expected = rt.stack.pachyderm.version.clone();
-        let verified = poll_until(
-            "pachd to answer",
-            rt.step_timeout.min(Duration::from_secs(120)),
-            Backoff::default(),
+        let verified = Self::check(
+            &self.rt,
+            self.rt.step_timeout.min(Duration::from_secs(120)),
             ctx.progress.as_ref(),
-            || async {
-                match verify::verify_pachd(&rt.cluster, rt.namespace(), &selector, &expected).await
-                {
-                    Ok(v) => Ok(Poll::Ready(v)),
-                    Err(e) if e.is_retryable() => Ok(Poll::Pending(e.to_string())),
-                    Err(e) => Err(e),
-                }
-            },
         )
         .await?;
         ctx.progress.report(&format!(

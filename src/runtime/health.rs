@@ -72,38 +72,50 @@ pub async fn wait_ready(
     }
     let key = ObjectKey::of(object)?;
     let api: Api<DynamicObject> = cluster.api(&kind, key.namespace.as_deref()).await?;
-    let watch = await_condition(api, &key.name, |o: Option<&DynamicObject>| {
-        o.and_then(|o| serde_json::to_value(o).ok())
-            .map(|v| readiness(&v).is_ok())
-            .unwrap_or(false)
-    });
-    tokio::pin!(watch);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut why = String::from("waiting for the controller");
     let mut next_look = Duration::from_secs(2);
+    let mut broken_watches = 0u32;
     loop {
-        tokio::select! {
-            done = &mut watch => {
-                return done
-                    .map(|_| ())
-                    .map_err(|e| ProviderError::retryable(format!("watching {key}: {e}")));
-            }
-            _ = tokio::time::sleep(next_look) => {
-                next_look = Duration::from_secs(10);
-                match diagnose(cluster, object).await {
-                    Ok(Diagnosis::Waiting(text)) => { why = text; progress.report(&format!("{key}: {why}")); }
-                    Ok(Diagnosis::Hopeless(text)) => {
-                        return Err(ProviderError::api(format!("{key} cannot become ready: {text}")));
+        // A watch the server drops (throttling, restart) is opened again;
+        // the condition is checked on the fresh list it starts with.
+        let watch = await_condition(api.clone(), &key.name, |o: Option<&DynamicObject>| {
+            o.and_then(|o| serde_json::to_value(o).ok())
+                .map(|v| readiness(&v).is_ok())
+                .unwrap_or(false)
+        });
+        tokio::pin!(watch);
+        loop {
+            tokio::select! {
+                done = &mut watch => {
+                    match done {
+                        Ok(_) => return Ok(()),
+                        Err(e) => {
+                            broken_watches += 1;
+                            progress.report(&format!("{key}: watch interrupted ({e}); watching again"));
+                            let pause = howdah_provider::wait::Backoff::default().delay(broken_watches.min(5));
+                            tokio::time::sleep(pause).await;
+                            break;
+                        }
                     }
-                    Err(e) => why = format!("could not look at its pods: {e}"),
                 }
-            }
-            _ = &mut deadline => {
-                if let Ok(Diagnosis::Waiting(text) | Diagnosis::Hopeless(text)) = diagnose(cluster, object).await {
-                    why = text;
+                _ = tokio::time::sleep(next_look) => {
+                    next_look = Duration::from_secs(10);
+                    match diagnose(cluster, object).await {
+                        Ok(Diagnosis::Waiting(text)) => { why = text; progress.report(&format!("{key}: {why}")); }
+                        Ok(Diagnosis::Hopeless(text)) => {
+                            return Err(ProviderError::api(format!("{key} cannot become ready: {text}")));
+                        }
+                        Err(e) => why = format!("could not look at its pods: {e}"),
+                    }
                 }
-                return Err(ProviderError::Timeout { what: format!("waiting for {key} to become ready: {why}"), after: timeout });
+                _ = &mut deadline => {
+                    if let Ok(Diagnosis::Waiting(text) | Diagnosis::Hopeless(text)) = diagnose(cluster, object).await {
+                        why = text;
+                    }
+                    return Err(ProviderError::Timeout { what: format!("waiting for {key} to become ready: {why}"), after: timeout });
+                }
             }
         }
     }

@@ -88,10 +88,13 @@ pub async fn forward(
     port: u16,
 ) -> Result<DuplexStream, ProviderError> {
     let pods: Api<Pod> = Api::namespaced(cluster.client().await?, namespace);
-    let mut forwarder = pods
-        .portforward(pod, &[port])
-        .await
-        .map_err(|e| map_err(&format!("port-forwarding to {pod}:{port}"), e))?;
+    // A port-forward that does not open is worth another try whatever the
+    // reason (pod restarting, API server busy): callers poll.
+    let mut forwarder = pods.portforward(pod, &[port]).await.map_err(|e| {
+        ProviderError::retryable(
+            map_err(&format!("port-forwarding to {pod}:{port}"), e).to_string(),
+        )
+    })?;
     let stream = forwarder.take_stream(port).ok_or_else(|| {
         ProviderError::api(format!("port-forward to {pod}:{port} gave no stream"))
     })?;

@@ -38,6 +38,8 @@ pub struct RequestRecord {
 pub struct Stats {
     pub reads: u64,
     pub writes: u64,
+    /// Requests answered with an injected fault.
+    pub faults: u64,
 }
 
 pub struct Shared {
@@ -48,6 +50,12 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// host:port, for discovery's serverAddressByClientCIDRs.
     pub address: String,
+    /// Every Nth API request fails (0: never); see `FakeOptions::fault_every`.
+    pub fault_every: u64,
+    /// API requests seen, for fault injection.
+    pub seen: AtomicU64,
+    /// Faults injected so far.
+    pub faults: AtomicU64,
 }
 
 impl Shared {
@@ -55,12 +63,14 @@ impl Shared {
         Stats {
             reads: self.reads.load(Ordering::SeqCst),
             writes: self.writes.load(Ordering::SeqCst),
+            faults: self.faults.load(Ordering::SeqCst),
         }
     }
 
     pub fn reset_stats(&self) {
         self.reads.store(0, Ordering::SeqCst);
         self.writes.store(0, Ordering::SeqCst);
+        self.faults.store(0, Ordering::SeqCst);
         self.requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -294,7 +304,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         }
         _ => 0,
     };
-    let resp = dispatch(&shared, req, &path).await;
+    let resp = match injected_fault(&shared) {
+        Some(fault) => fault,
+        None => dispatch(&shared, req, &path).await,
+    };
     tracing::debug!(%method, path = %record_path, status = resp.status().as_u16(), "request");
     shared
         .requests
@@ -307,6 +320,41 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             status: resp.status().as_u16(),
         });
     resp
+}
+
+/// The injected failure for this request, if it is one of every Nth.
+fn injected_fault(shared: &Shared) -> Option<Response<Body>> {
+    if shared.fault_every == 0 {
+        return None;
+    }
+    let n = shared.seen.fetch_add(1, Ordering::SeqCst) + 1;
+    if n % shared.fault_every != 0 {
+        return None;
+    }
+    let k = shared.faults.fetch_add(1, Ordering::SeqCst);
+    let (code, reason, message) = if k % 2 == 0 {
+        (
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        )
+    } else {
+        (
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        )
+    };
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "details": {"retryAfterSeconds": 1}, "code": code});
+    Some(
+        Response::builder()
+            .status(code)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Retry-After", "1")
+            .body(full(serde_json::to_vec(&status).unwrap_or_default()))
+            .expect("valid response"),
+    )
 }
 
 fn control_endpoint(shared: &Shared, method: &Method, path: &str) -> Response<Body> {

@@ -54,6 +54,10 @@ pub struct FakeOptions {
     pub default_storage_class: bool,
     /// TCP port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// Fault injection: every Nth API request fails as an overloaded real
+    /// API server fails (429 TooManyRequests and 503 ServiceUnavailable,
+    /// alternating, with Retry-After). 0 turns it off.
+    pub fault_every: u64,
 }
 
 impl Default for FakeOptions {
@@ -62,6 +66,7 @@ impl Default for FakeOptions {
             ready_delay: Duration::from_millis(300),
             default_storage_class: true,
             port: 0,
+            fault_every: 0,
         }
     }
 }
@@ -152,6 +157,9 @@ impl FakeCluster {
             requests: Mutex::new(Vec::new()),
             shutdown: CancellationToken::new(),
             address: addr.to_string(),
+            fault_every: opts.fault_every,
+            seen: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
         });
         let controller = controller::Controller::new(store);
         let tasks = vec![

@@ -2,7 +2,7 @@
 //! the sandbox demo and manual poking with kubectl).
 //!
 //!     howdah-kube-fake --port 0 --kubeconfig PATH --context NAME \
-//!         [--ready-delay-ms N] [--no-default-storage-class]
+//!         [--ready-delay-ms N] [--no-default-storage-class] [--fault-every N]
 //!
 //! Prints `READY http://127.0.0.1:PORT` once serving; runs until SIGTERM/SIGINT.
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use howdah_kube_fake::{FakeCluster, FakeOptions};
 
-const USAGE: &str = "usage: howdah-kube-fake [--port N] --kubeconfig PATH [--context NAME] [--ready-delay-ms N] [--no-default-storage-class]";
+const USAGE: &str = "usage: howdah-kube-fake [--port N] --kubeconfig PATH [--context NAME] [--ready-delay-ms N] [--no-default-storage-class] [--fault-every N]";
 
 struct Args {
     opts: FakeOptions,
@@ -53,6 +53,11 @@ fn parse_args() -> anyhow::Result<Args> {
                 )
             }
             "--no-default-storage-class" => opts.default_storage_class = false,
+            "--fault-every" => {
+                opts.fault_every = value("--fault-every")?
+                    .parse()
+                    .context("--fault-every: not a number")?
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

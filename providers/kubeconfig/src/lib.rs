@@ -5,8 +5,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use howdah_provider::wait::{retry, Backoff};
 use howdah_provider::{Leftover, Outputs, Provider, ProviderError, Resource, RuntimeInputs};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -60,12 +62,23 @@ impl Provider for KubeconfigProvider {
         let config = self.kube_config(&Outputs::default()).await?;
         let client = kube::Client::try_from(config)
             .map_err(|e| ProviderError::config(format!("cannot build a Kubernetes client: {e}")))?;
-        client.apiserver_version().await.map_err(|e| {
-            ProviderError::config(format!(
-                "the cluster does not answer: {e}; check that it is running and the context is right"
-            ))
-        })?;
-        Ok(())
+        // A busy server (429/5xx) is asked again; an absent one fails at once.
+        let backoff = Backoff {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(4),
+            jitter: 0.3,
+        };
+        retry(5, backoff, || async {
+            client.apiserver_version().await.map(|_| ()).map_err(|e| match &e {
+                kube::Error::Api(s) if s.code == 429 || s.code >= 500 => {
+                    ProviderError::retryable(format!("the cluster is busy: {e}"))
+                }
+                _ => ProviderError::config(format!(
+                    "the cluster does not answer: {e}; check that it is running and the context is right"
+                )),
+            })
+        })
+        .await
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
