@@ -328,11 +328,11 @@ fn injected_fault(shared: &Shared) -> Option<Response<Body>> {
         return None;
     }
     let n = shared.seen.fetch_add(1, Ordering::SeqCst) + 1;
-    if n % shared.fault_every != 0 {
+    if !n.is_multiple_of(shared.fault_every) {
         return None;
     }
     let k = shared.faults.fetch_add(1, Ordering::SeqCst);
-    let (code, reason, message) = if k % 2 == 0 {
+    let (code, reason, message) = if k.is_multiple_of(2) {
         (
             429,
             "TooManyRequests",
