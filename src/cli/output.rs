@@ -16,7 +16,7 @@ use howdah::ops::Session;
 use howdah::plan::Plan;
 use howdah::runtime::DesiredObject;
 use howdah_provider::Action;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{exit, OutputMode};
 
@@ -174,7 +174,10 @@ impl EventSink for LiveView {
                 let _ = self.multi.println(format!("warning: {message}"));
             }
             Event::Summary { message, .. } => {
-                self.multi.suspend(|| println!("{message}"));
+                // The bars are done: stop redrawing them, so the summary
+                // printed below is not drawn over.
+                self.multi.set_draw_target(ProgressDrawTarget::hidden());
+                println!("{message}");
             }
         }
     }
