@@ -9,16 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use howdah_provider::{Action, Change, Leftover, Outputs, ProviderError, Resource, StepContext};
 
 use super::up::{run_and_record, step_timeout};
-use super::{plan_resources, OpsError, Options, Session};
+use super::{begin, plan_resources, Begun, OpsError, Options, Session};
 use crate::engine::{RunReport, Step};
 use crate::events::Event;
 use crate::plan::Plan;
 use crate::runtime::{self, teardown, Runtime};
-use crate::state::State;
 
 /// What `down` did and what is left.
 pub struct DownReport {
@@ -144,27 +142,12 @@ pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
 
 /// Tears the stack down and scans for leftovers.
 pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsError> {
-    let (_lock, stale) = session.state.lock("down")?;
-    if let Some(stale) = stale {
-        opts.sink.emit(&Event::Warning {
-            message: format!(
-                "took over the lock of an earlier run that is gone (pid {}); resuming",
-                stale.pid
-            ),
-        });
-    }
-    let started = Utc::now();
-    let mut state = session
-        .state
-        .load()?
-        .unwrap_or_else(|| State::new(&session.stack.name, session.provider.name()));
-    session.provider.preflight().await?;
-    let outputs = Outputs::default();
-    for (id, record) in &state.resources {
-        if !record.outputs.is_null() {
-            outputs.set(id, record.outputs.clone());
-        }
-    }
+    let Begun {
+        _lock,
+        mut state,
+        outputs,
+        started,
+    } = begin(session, opts, "down").await?;
     let (rt, resources) = down_graph(session, opts, &outputs);
     let (plan, changes) =
         plan_resources(&session.stack, "down", session.provider.name(), &resources).await?;

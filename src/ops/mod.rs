@@ -17,11 +17,13 @@ use howdah_provider_kubeconfig::KubeconfigProvider;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::GraphError;
+use crate::events::Event;
 use crate::events::EventSink;
 use crate::plan::{self, Plan};
 use crate::runtime::{render_stack, DesiredObject};
 use crate::spec::{self, SpecError, Stack, Target};
-use crate::state::{StateError, StateStore};
+use crate::state::{State, StateError, StateLock, StateStore};
+use chrono::{DateTime, Utc};
 
 /// A stack file, loaded and validated, with where its state lives.
 pub struct Session {
@@ -147,6 +149,53 @@ pub async fn plan_resources(
         .map(|(r, c)| plan::item(r.id(), c.clone(), r.depends_on(), r.expected(c.action)))
         .collect();
     Ok((Plan::new(&stack.name, command, target, items), ok))
+}
+
+/// What a command that writes holds while it runs.
+pub(crate) struct Begun {
+    /// Released when dropped, at the end of the command.
+    pub _lock: StateLock,
+    pub state: State,
+    /// Outputs recorded by earlier runs, for steps that are kept.
+    pub outputs: Outputs,
+    pub started: DateTime<Utc>,
+}
+
+/// How `up` and `down` start: take the stack's lock (taking over one left
+/// by a run that is gone, and saying so), read the recorded state, check
+/// the target answers, and restore the outputs earlier runs recorded.
+pub(crate) async fn begin(
+    session: &Session,
+    opts: &Options,
+    command: &str,
+) -> Result<Begun, OpsError> {
+    let (lock, stale) = session.state.lock(command)?;
+    if let Some(stale) = stale {
+        opts.sink.emit(&Event::Warning {
+            message: format!(
+                "took over the lock of an earlier `{}` that is gone (pid {} since {}); resuming",
+                stale.command, stale.pid, stale.since
+            ),
+        });
+    }
+    let started = Utc::now();
+    let state = session
+        .state
+        .load()?
+        .unwrap_or_else(|| State::new(&session.stack.name, session.provider.name()));
+    session.provider.preflight().await?;
+    let outputs = Outputs::default();
+    for (id, record) in &state.resources {
+        if !record.outputs.is_null() {
+            outputs.set(id, record.outputs.clone());
+        }
+    }
+    Ok(Begun {
+        _lock: lock,
+        state,
+        outputs,
+        started,
+    })
 }
 
 /// The manifests `up` would apply, secrets redacted (`howdah render`).

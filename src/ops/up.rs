@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use howdah_provider::{Action, Change, Outputs, Resource};
 
-use super::{plan_resources, OpsError, Options, Session};
+use super::{begin, plan_resources, Begun, OpsError, Options, Session};
 use crate::engine::{self, Outcome, RunOptions, RunReport, Step, StepResult};
 use crate::events::Event;
 use crate::plan::Plan;
@@ -53,27 +53,12 @@ pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
 
 /// Converges the stack.
 pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError> {
-    let (_lock, stale) = session.state.lock("up")?;
-    if let Some(stale) = stale {
-        opts.sink.emit(&Event::Warning {
-            message: format!(
-                "took over the lock of an earlier run that is gone (pid {} since {}); resuming",
-                stale.pid, stale.since
-            ),
-        });
-    }
-    let started = Utc::now();
-    let mut state = session
-        .state
-        .load()?
-        .unwrap_or_else(|| State::new(&session.stack.name, session.provider.name()));
-    session.provider.preflight().await?;
-    let outputs = Outputs::default();
-    for (id, record) in &state.resources {
-        if !record.outputs.is_null() {
-            outputs.set(id, record.outputs.clone());
-        }
-    }
+    let Begun {
+        _lock,
+        mut state,
+        outputs,
+        started,
+    } = begin(session, opts, "up").await?;
     let (_rt, resources) = up_graph(session, opts, &outputs);
     let (plan, changes) =
         plan_resources(&session.stack, "up", session.provider.name(), &resources).await?;

@@ -14,6 +14,7 @@ use super::chart::Component;
 use super::cluster::{kind_of, map_err, owned_by, with_retries, ObjectKey};
 use super::diff::{diff_object, quantity};
 use super::health::{match_labels, readiness, wait_ready};
+use super::teardown::{delete_and_wait, deletions};
 use super::{expected, step_id, verify, DesiredObject, Runtime, VERIFY_ID};
 
 /// A chart component as a resource.
@@ -170,6 +171,13 @@ impl ComponentStep {
     }
 }
 
+fn join_keys(keys: &[ObjectKey]) -> String {
+    keys.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn summarize(work: &Work, total: usize) -> Change {
     let mut fields = Vec::new();
     for (d, changes) in &work.apply {
@@ -209,11 +217,7 @@ fn summarize(work: &Work, total: usize) -> Change {
             Action::Replace,
             format!(
                 "{why}: {} re-created without restarting its pods",
-                work.recreate
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                join_keys(&work.recreate)
             ),
         )
     } else if !fields.is_empty() {
@@ -239,11 +243,7 @@ fn summarize(work: &Work, total: usize) -> Change {
             Action::Keep,
             format!(
                 "in sync ({} exists and is not howdah's: used as is, never deleted)",
-                work.foreign
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                join_keys(&work.foreign)
             ),
         )
     } else {
@@ -342,33 +342,11 @@ impl Resource for ComponentStep {
         if targets.is_empty() {
             return Ok(Change::keep(self.nothing_to_delete_reason().await?));
         }
-        let mut change = Change::new(Action::Delete, format!("{} object(s)", targets.len()));
-        change.fields = targets
-            .iter()
-            .map(|(k, _)| FieldChange {
-                path: k.to_string(),
-                old: Some("(exists)".into()),
-                new: None,
-            })
-            .collect();
-        Ok(change)
+        Ok(deletions(&targets, "object(s)"))
     }
 
     async fn destroy(&self, ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
-        let targets = self.down_targets().await?;
-        for (key, object) in &targets {
-            let kind = kind_of(object)?;
-            self.rt
-                .cluster
-                .delete(&kind, key.namespace.as_deref(), &key.name)
-                .await?;
-        }
-        for (key, object) in &targets {
-            ctx.progress
-                .report(&format!("waiting for {key} to be gone"));
-            wait_gone(&self.rt, key, object, ctx).await?;
-        }
-        Ok(())
+        delete_and_wait(&self.rt, &self.down_targets().await?, ctx).await
     }
 }
 

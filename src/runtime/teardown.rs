@@ -24,7 +24,8 @@ pub const VOLUMES_ID: &str = "runtime.volumes";
 /// Label selector of the objects pachd makes for pipeline workers.
 pub const WORKER_SELECTOR: &str = "suite=pachyderm,component=worker";
 
-fn deletions(targets: &[(ObjectKey, Value)], what: &str) -> Change {
+/// A plan line deleting `targets`.
+pub(super) fn deletions(targets: &[(ObjectKey, Value)], what: &str) -> Change {
     if targets.is_empty() {
         return Change::keep(format!("no {what}"));
     }
@@ -40,7 +41,8 @@ fn deletions(targets: &[(ObjectKey, Value)], what: &str) -> Change {
     change
 }
 
-async fn delete_and_wait(
+/// Deletes every target, then waits until each is really gone.
+pub(super) async fn delete_and_wait(
     rt: &Runtime,
     targets: &[(ObjectKey, Value)],
     ctx: &StepContext,
