@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, BufReader};
+
 use crate::support::*;
 
 const NS: &str = "pachyderm";
@@ -10,12 +12,15 @@ const NS: &str = "pachyderm";
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_mid_up_then_up_converges_without_duplicates() {
     let env = Env::with(howdah_kube_fake::FakeOptions {
-        ready_delay: Duration::from_millis(800),
+        ready_delay: Duration::from_millis(2000),
         ..Default::default()
     })
     .await;
     let spec = env.stack("howdah.yaml", "killed", "");
-    for kill_after in [Duration::from_millis(700), Duration::from_millis(1800)] {
+    let state_file = env.dir.path().join(".howdah/killed.state.json");
+    // Kill the first run once steps are recorded in its state, the second
+    // early in its own run, while it still waits on workloads.
+    for (kill_when, not_before) in [("\"runtime.rbac\"", 0u64), ("\"runtime.namespace\"", 400)] {
         let mut child = tokio::process::Command::new(BIN)
             .args(["up", "-f", path(&spec), "--output", "plain"])
             .current_dir(env.dir.path())
@@ -23,7 +28,22 @@ async fn killed_mid_up_then_up_converges_without_duplicates() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        tokio::time::sleep(kill_after).await;
+        let started = std::time::Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&state_file).unwrap_or_default();
+            if text.contains(kill_when) && started.elapsed() >= Duration::from_millis(not_before) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the run never got that far"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "still running when killed"
+        );
         child.kill().await.unwrap(); // SIGKILL: no chance to clean up
     }
     let state = std::fs::read_to_string(env.dir.path().join(".howdah/killed.state.json"))
@@ -105,27 +125,39 @@ async fn sigterm_stops_at_a_safe_point_saves_state_and_up_carries_on() {
     })
     .await;
     let spec = env.stack("howdah.yaml", "term", "");
-    let child = tokio::process::Command::new(BIN)
+    let mut child = tokio::process::Command::new(BIN)
         .args(["up", "-f", path(&spec), "--output", "json"])
         .current_dir(env.dir.path())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Signal once workloads are being waited on (a step is in flight).
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stdout.push_str(&line);
+            stdout.push('\n');
+            if line.contains("\"step_started\"") && line.contains("runtime.etcd") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the run reaches etcd");
     let pid = child.id().unwrap() as i32;
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("stops within the grace period")
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let status = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("stops within the grace period");
+    assert_eq!(status.code(), Some(130), "{stdout}");
     assert!(
         stdout.contains("\"event\":\"warning\"") && stdout.contains("interrupted"),
         "{stdout}"
