@@ -1,0 +1,791 @@
+//! Rendering checks a user would notice: ownership, selectors, sizes,
+//! storage backends, images, redaction, every supported version.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::{json, Value as Json};
+
+use super::super::values::{
+    ConsoleValues, EtcdValues, PachdValues, PgBouncerValues, PodValues, PostgresValues,
+    SecretValues, StorageValues,
+};
+use super::*;
+
+const REGISTRY: &str = "registry.corp:5000/mirror";
+/// What `render` and offline plans put where generated secrets go:
+/// base64 of the runtime's redaction marker, "<generated-at-apply>".
+const MARKER_B64: &str = "PGdlbmVyYXRlZC1hdC1hcHBseT4=";
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn pod() -> PodValues {
+    PodValues {
+        resources: json!({"requests": {}, "limits": {}}),
+        node_selector: map(&[("pool", "runtime")]),
+        tolerations: vec![
+            json!({"key": "dedicated", "operator": "Equal", "value": "pachyderm", "effect": "NoSchedule", "tolerationSeconds": null}),
+        ],
+        pod_annotations: BTreeMap::new(),
+    }
+}
+
+/// A stack on EKS: S3 bucket through IRSA, in-cluster PostgreSQL, images
+/// from a mirror, one user tag.
+fn sample_values() -> Values {
+    let info = version_info("2.11.6").expect("2.11.6 is supported");
+    let selector_labels = map(&[
+        ("howdah.io/stack", "demo"),
+        ("howdah.io/managed", "true"),
+        ("suite", "pachyderm"),
+    ]);
+    let mut labels = selector_labels.clone();
+    labels.insert("team".into(), "data-platform".into());
+    Values {
+        stack: "demo".into(),
+        namespace: "pachyderm-demo".into(),
+        version: info.version.clone(),
+        labels,
+        selector_labels,
+        annotations: map(&[("example.com/owner", "platform")]),
+        pod_labels: BTreeMap::new(),
+        images: info.qualified_images(REGISTRY),
+        image_pull_policy: "IfNotPresent".into(),
+        image_pull_secrets: vec!["mirror-pull".into()],
+        storage: StorageValues {
+            backend: "AMAZON".into(),
+            local_host_path: String::new(),
+            bucket: "demo-pachyderm-data".into(),
+            region: "eu-west-1".into(),
+            endpoint: String::new(),
+            account: String::new(),
+            credentials_secret: String::new(),
+        },
+        service_account_annotations: map(&[(
+            "eks.amazonaws.com/role-arn",
+            "arn:aws:iam::123456789012:role/demo-pachyderm",
+        )]),
+        etcd: EtcdValues {
+            replicas: 1,
+            size: "25Gi".into(),
+            storage_class: "gp3".into(),
+            pod: pod(),
+        },
+        postgres: PostgresValues {
+            in_cluster: true,
+            size: "40Gi".into(),
+            storage_class: String::new(),
+            host: "postgres".into(),
+            port: 5432,
+            user: "pachyderm".into(),
+            database: "pachyderm".into(),
+            ssl_mode: "disable".into(),
+            password_secret: "postgres".into(),
+            password_key: "postgresql-password".into(),
+            pod: pod(),
+        },
+        pg_bouncer: PgBouncerValues {
+            replicas: 1,
+            max_connections: 1000,
+            pod: pod(),
+        },
+        pachd: PachdValues {
+            replicas: 1,
+            service_type: "LoadBalancer".into(),
+            service_annotations: map(&[(
+                "service.beta.kubernetes.io/aws-load-balancer-scheme",
+                "internal",
+            )]),
+            log_level: "info".into(),
+            metrics: false,
+            pod: PodValues {
+                resources: json!({"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}),
+                ..pod()
+            },
+        },
+        console: ConsoleValues {
+            enabled: true,
+            pod: pod(),
+        },
+        secrets: SecretValues {
+            postgres_password_b64: MARKER_B64.into(),
+        },
+    }
+}
+
+fn find<'a>(objects: &'a [RenderedObject], kind: &str, name: &str) -> &'a RenderedObject {
+    objects
+        .iter()
+        .find(|o| o.kind() == kind && o.name() == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} rendered"))
+}
+
+fn container<'a>(object: &'a RenderedObject, name: &str) -> &'a Json {
+    object.object["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no container {name} in {}", object.name()))
+}
+
+fn env<'a>(container: &'a Json, name: &str) -> Option<&'a Json> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+}
+
+fn env_value(container: &Json, name: &str) -> Option<String> {
+    env(container, name).and_then(|e| e["value"].as_str().map(str::to_string))
+}
+
+fn decoded(secret: &RenderedObject, key: &str) -> Option<String> {
+    let b64 = secret.object["data"][key].as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn workloads(objects: &[RenderedObject]) -> impl Iterator<Item = &RenderedObject> {
+    objects
+        .iter()
+        .filter(|o| matches!(o.kind(), "Deployment" | "StatefulSet"))
+}
+
+#[test]
+fn catalog_parses_and_every_line_has_templates() {
+    let versions = supported_versions();
+    assert!(versions.contains(&default_version()));
+    assert_eq!(default_version(), "2.11.6");
+    for line in ["2.9.", "2.10.", "2.11."] {
+        assert!(versions.iter().any(|v| v.starts_with(line)), "no {line}x");
+    }
+    for version in &versions {
+        let info = version_info(version).expect("listed versions have info");
+        assert!(template_set(&info.templates).is_some(), "{version}");
+    }
+}
+
+#[test]
+fn unknown_version_is_not_supported() {
+    assert_eq!(version_info("2.12.0"), None);
+    assert_eq!(version_info("1.13.4"), None);
+    assert_eq!(version_info(""), None);
+    let mut values = sample_values();
+    values.version = "2.12.0".into();
+    assert!(matches!(
+        render(&values),
+        Err(ChartError::UnsupportedVersion { .. })
+    ));
+}
+
+#[test]
+fn versions_pin_the_images_their_chart_pins() {
+    let info = version_info("2.9.3").unwrap();
+    assert_eq!(info.images.etcd.qualified(""), "pachyderm/etcd:v3.5.5");
+    assert_eq!(
+        info.images.console.qualified("docker.io/"),
+        "docker.io/pachyderm/haberdashery:2.9.3"
+    );
+    let info = version_info("2.11.6").unwrap();
+    assert_eq!(info.images.pachd.qualified(""), "pachyderm/pachd:2.11.6");
+    assert_eq!(info.images.worker.tag, "2.11.6");
+    assert_eq!(info.images.etcd.tag, "v3.5.12");
+    assert_eq!(
+        info.images.postgres.qualified(""),
+        "pachyderm/postgresql:13.3.0"
+    );
+    assert_eq!(
+        info.images.pg_bouncer.qualified(""),
+        "pachyderm/pgbouncer:1.16.2"
+    );
+}
+
+#[test]
+fn every_supported_version_renders() {
+    for version in supported_versions() {
+        let info = version_info(&version).unwrap();
+        let mut values = sample_values();
+        values.version = version.clone();
+        values.images = info.qualified_images(REGISTRY);
+        let objects = render(&values).unwrap_or_else(|e| panic!("{version}: {e}"));
+        let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+        assert!(pachd["image"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{version}")));
+        // Before 2.11 the Go CDK storage path had to be switched on.
+        let gocdk = env_value(pachd, "GOCDK_ENABLED");
+        if version.starts_with("2.11.") {
+            assert_eq!(gocdk, None, "{version}");
+        } else {
+            assert_eq!(gocdk.as_deref(), Some("true"), "{version}");
+        }
+    }
+}
+
+#[test]
+fn components_render_in_apply_order() {
+    let objects = render(&sample_values()).unwrap();
+    let order: Vec<Component> = objects.iter().map(|o| o.component).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+    assert_eq!(objects[0].kind(), "Namespace");
+    for component in Component::ALL {
+        assert!(order.contains(&component), "{component:?} rendered nothing");
+    }
+}
+
+#[test]
+fn every_object_has_ownership_labels_annotations_and_namespace() {
+    let values = sample_values();
+    for object in render(&values).unwrap() {
+        let meta = &object.object["metadata"];
+        for (key, value) in &values.labels {
+            assert_eq!(
+                meta["labels"][key],
+                *value,
+                "{} {}",
+                object.kind(),
+                object.name()
+            );
+        }
+        assert_eq!(meta["labels"]["component"], object.component.name());
+        assert_eq!(meta["annotations"]["example.com/owner"], "platform");
+        if object.kind() == "Namespace" {
+            assert_eq!(object.name(), values.namespace);
+            assert_eq!(object.namespace(), None);
+        } else {
+            assert_eq!(
+                object.namespace(),
+                Some(values.namespace.as_str()),
+                "{}",
+                object.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn annotations_key_is_omitted_when_empty() {
+    let mut values = sample_values();
+    values.annotations.clear();
+    let objects = render(&values).unwrap();
+    let etcd = find(&objects, "StatefulSet", "etcd");
+    assert!(etcd.object["metadata"].get("annotations").is_none());
+    // The pachd Service still carries its own.
+    let service = find(&objects, "Service", "pachd");
+    assert_eq!(
+        service.object["metadata"]["annotations"]
+            ["service.beta.kubernetes.io/aws-load-balancer-scheme"],
+        "internal"
+    );
+}
+
+#[test]
+fn selectors_use_stable_labels_only() {
+    let values = sample_values();
+    let objects = render(&values).unwrap();
+    let mut selectors = Vec::new();
+    for object in workloads(&objects) {
+        let selector = &object.object["spec"]["selector"]["matchLabels"];
+        let pod_labels = &object.object["spec"]["template"]["metadata"]["labels"];
+        for (key, value) in selector.as_object().unwrap() {
+            assert_eq!(
+                &pod_labels[key],
+                value,
+                "{} selects labels its pods lack",
+                object.name()
+            );
+        }
+        selectors.push((object.name().to_string(), selector.clone()));
+    }
+    for object in objects.iter().filter(|o| o.kind() == "Service") {
+        selectors.push((
+            object.name().to_string(),
+            object.object["spec"]["selector"].clone(),
+        ));
+    }
+    for (name, selector) in selectors {
+        let selector = selector.as_object().unwrap();
+        assert!(
+            !selector.contains_key("team"),
+            "{name} selects on a user tag"
+        );
+        for (key, value) in &values.selector_labels {
+            assert_eq!(selector[key], *value, "{name}");
+        }
+        assert!(selector.contains_key("app"), "{name}");
+    }
+}
+
+#[test]
+fn claim_templates_do_not_carry_user_tags() {
+    // Claim templates are immutable; a changed tag would fail every apply.
+    let objects = render(&sample_values()).unwrap();
+    for object in objects.iter().filter(|o| o.kind() == "StatefulSet") {
+        for claim in object.object["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .unwrap()
+        {
+            assert!(
+                claim["metadata"]["labels"].get("team").is_none(),
+                "{}",
+                object.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn etcd_claim_is_sized_from_values() {
+    let objects = render(&sample_values()).unwrap();
+    let etcd = find(&objects, "StatefulSet", "etcd");
+    let claim = &etcd.object["spec"]["volumeClaimTemplates"][0];
+    assert_eq!(claim["metadata"]["name"], "etcd-storage");
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "25Gi");
+    assert_eq!(claim["spec"]["storageClassName"], "gp3");
+    let postgres = find(&objects, "StatefulSet", "postgres");
+    let claim = &postgres.object["spec"]["volumeClaimTemplates"][0];
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "40Gi");
+    assert!(claim["spec"].get("storageClassName").is_none());
+}
+
+#[test]
+fn three_member_etcd_lists_three_initial_peers() {
+    let mut values = sample_values();
+    values.etcd.replicas = 3;
+    let objects = render(&values).unwrap();
+    let etcd = find(&objects, "StatefulSet", "etcd");
+    assert_eq!(etcd.object["spec"]["replicas"], 3);
+    assert_eq!(etcd.object["spec"]["podManagementPolicy"], "Parallel");
+    let command = container(etcd, "etcd")["command"].as_array().unwrap();
+    let flag = command
+        .iter()
+        .filter_map(|a| a.as_str()?.strip_prefix("--initial-cluster="))
+        .next()
+        .expect("--initial-cluster is passed");
+    let peers: Vec<&str> = flag.split(',').collect();
+    assert_eq!(
+        peers,
+        (0..3)
+            .map(|i| format!(
+                "etcd-{i}=http://etcd-{i}.etcd-headless.pachyderm-demo.svc.cluster.local:2380"
+            ))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn even_etcd_membership_is_rejected() {
+    let mut values = sample_values();
+    values.etcd.replicas = 2;
+    assert!(matches!(render(&values), Err(ChartError::InvalidValues(_))));
+}
+
+#[test]
+fn console_objects_absent_when_disabled() {
+    let mut values = sample_values();
+    values.console.enabled = false;
+    let objects = render(&values).unwrap();
+    assert!(objects.iter().all(|o| o.component != Component::Console));
+    assert!(objects.iter().all(|o| o.name() != "console"));
+}
+
+#[test]
+fn external_postgres_renders_no_database_and_points_pachd_at_it() {
+    let mut values = sample_values();
+    values.postgres.in_cluster = false;
+    values.postgres.host = "pachyderm.abc123.eu-west-1.rds.amazonaws.com".into();
+    values.postgres.ssl_mode = "require".into();
+    values.postgres.password_secret = "rds-password".into();
+    values.postgres.password_key = "postgres-password".into();
+    values.secrets.postgres_password_b64 = String::new();
+    let objects = render(&values).unwrap();
+    assert!(objects.iter().all(|o| o.component != Component::Postgres));
+    assert!(
+        objects.iter().all(|o| o.name() != "rds-password"),
+        "the user's Secret is not ours"
+    );
+    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    assert_eq!(
+        env_value(pachd, "POSTGRES_HOST").as_deref(),
+        Some(values.postgres.host.as_str())
+    );
+    assert_eq!(env_value(pachd, "POSTGRES_SSL").as_deref(), Some("require"));
+    assert_eq!(
+        env(pachd, "POSTGRES_PASSWORD").unwrap()["valueFrom"]["secretKeyRef"],
+        json!({"name": "rds-password", "key": "postgres-password"})
+    );
+    let bouncer = container(find(&objects, "Deployment", "pg-bouncer"), "pg-bouncer");
+    assert_eq!(
+        env_value(bouncer, "POSTGRESQL_HOST").as_deref(),
+        Some(values.postgres.host.as_str())
+    );
+    assert_eq!(
+        env_value(bouncer, "PGBOUNCER_SERVER_TLS_SSLMODE").as_deref(),
+        Some("require")
+    );
+}
+
+#[test]
+fn in_cluster_postgres_creates_the_identity_database() {
+    let objects = render(&sample_values()).unwrap();
+    let scripts = find(&objects, "ConfigMap", "postgres-init-scripts");
+    let script = scripts.object["data"]["create-identity-database.sh"]
+        .as_str()
+        .unwrap();
+    assert!(script.contains("CREATE DATABASE dex;"));
+    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    assert_eq!(
+        env_value(pachd, "POSTGRES_HOST").as_deref(),
+        Some("postgres")
+    );
+    find(&objects, "Service", "postgres");
+    // The Bitnami image writes group-root directories: no group 1000.
+    let postgres = find(&objects, "StatefulSet", "postgres");
+    let pod = &postgres.object["spec"]["template"]["spec"];
+    assert!(pod["securityContext"].get("runAsGroup").is_none());
+    assert!(container(postgres, "postgres")["securityContext"]
+        .get("runAsGroup")
+        .is_none());
+}
+
+#[test]
+fn amazon_secret_has_bucket_and_region_and_no_keys() {
+    let objects = render(&sample_values()).unwrap();
+    let secret = find(&objects, "Secret", "pachyderm-storage-secret");
+    assert_eq!(
+        decoded(secret, "AMAZON_BUCKET").as_deref(),
+        Some("demo-pachyderm-data")
+    );
+    assert_eq!(
+        decoded(secret, "AMAZON_REGION").as_deref(),
+        Some("eu-west-1")
+    );
+    let keys: Vec<&String> = secret.object["data"].as_object().unwrap().keys().collect();
+    for key in &keys {
+        for credential in ["_ID", "SECRET", "TOKEN", "ACCESS_KEY", "_CRED"] {
+            assert!(!key.contains(credential), "{key} in the storage secret");
+        }
+    }
+    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    assert_eq!(
+        env_value(pachd, "STORAGE_URL").as_deref(),
+        Some("s3://demo-pachyderm-data?region=eu-west-1")
+    );
+    assert_eq!(
+        pachd["envFrom"],
+        json!([{"secretRef": {"name": "pachyderm-storage-secret"}}])
+    );
+}
+
+#[test]
+fn user_credentials_secret_is_referenced_not_copied() {
+    let mut values = sample_values();
+    values.storage.credentials_secret = "s3-keys".into();
+    values.storage.endpoint = "http://minio.storage:9000".into();
+    let objects = render(&values).unwrap();
+    assert!(objects.iter().all(|o| o.name() != "s3-keys"));
+    let secret = find(&objects, "Secret", "pachyderm-storage-secret");
+    assert_eq!(
+        decoded(secret, "CUSTOM_ENDPOINT").as_deref(),
+        Some("http://minio.storage:9000")
+    );
+    for deployment in ["pachd", "pachw"] {
+        let c = container(find(&objects, "Deployment", deployment), deployment);
+        assert!(c["envFrom"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"secretRef": {"name": "s3-keys"}})));
+        assert_eq!(
+            env_value(c, "STORAGE_URL").as_deref(),
+            Some("s3://demo-pachyderm-data?region=eu-west-1&endpoint=http%3A%2F%2Fminio.storage%3A9000")
+        );
+    }
+}
+
+#[test]
+fn a_user_secret_named_like_the_storage_secret_replaces_it() {
+    let mut values = sample_values();
+    values.storage.credentials_secret = "pachyderm-storage-secret".into();
+    let objects = render(&values).unwrap();
+    assert!(objects
+        .iter()
+        .all(|o| o.name() != "pachyderm-storage-secret"));
+    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    assert_eq!(
+        pachd["envFrom"],
+        json!([{"secretRef": {"name": "pachyderm-storage-secret"}}])
+    );
+}
+
+#[test]
+fn google_and_microsoft_buckets_are_addressed_by_url() {
+    let mut values = sample_values();
+    values.storage.backend = "GOOGLE".into();
+    let objects = render(&values).unwrap();
+    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    assert_eq!(
+        env_value(pachd, "STORAGE_URL").as_deref(),
+        Some("gs://demo-pachyderm-data")
+    );
+    assert_eq!(
+        env(pachd, "GOOGLE_APPLICATION_CREDENTIALS"),
+        None,
+        "workload identity"
+    );
+
+    values.storage.backend = "MICROSOFT".into();
+    values.storage.account = "demodata".into();
+    values.storage.endpoint = "http://azurite.storage:10000".into();
+    let objects = render(&values).unwrap();
+    let secret = find(&objects, "Secret", "pachyderm-storage-secret");
+    assert_eq!(
+        decoded(secret, "AZURE_STORAGE_ACCOUNT").as_deref(),
+        Some("demodata")
+    );
+    assert_eq!(
+        decoded(secret, "AZURE_STORAGE_DOMAIN").as_deref(),
+        Some("azurite.storage:10000")
+    );
+    assert_eq!(
+        decoded(secret, "AZURE_STORAGE_IS_LOCAL_EMULATOR").as_deref(),
+        Some("true")
+    );
+    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    assert_eq!(
+        env_value(pachd, "STORAGE_URL").as_deref(),
+        Some("azblob://demo-pachyderm-data")
+    );
+
+    values.storage.account.clear();
+    assert!(matches!(render(&values), Err(ChartError::InvalidValues(_))));
+}
+
+#[test]
+fn local_storage_mounts_the_host_path_for_pachd_and_workers() {
+    let mut values = sample_values();
+    values.storage.backend = "LOCAL".into();
+    values.storage.local_host_path = "/var/pachyderm/".into();
+    values.storage.bucket.clear();
+    let objects = render(&values).unwrap();
+    let deployment = find(&objects, "Deployment", "pachd");
+    let pachd = container(deployment, "pachd");
+    assert_eq!(
+        env_value(pachd, "STORAGE_HOST_PATH").as_deref(),
+        Some("/var/pachyderm/pachd")
+    );
+    assert_eq!(env_value(pachd, "STORAGE_URL"), None);
+    assert_eq!(
+        env_value(pachd, "WORKER_USES_ROOT").as_deref(),
+        Some("true")
+    );
+    let spec = &deployment.object["spec"]["template"]["spec"];
+    let disk = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "pach-disk")
+        .unwrap();
+    assert_eq!(
+        disk["hostPath"],
+        json!({"path": "/var/pachyderm/pachd", "type": "DirectoryOrCreate"})
+    );
+    assert_eq!(spec["securityContext"]["runAsUser"], 0);
+    let secret = find(&objects, "Secret", "pachyderm-storage-secret");
+    assert!(
+        secret.object.get("data").is_none(),
+        "LOCAL needs no settings"
+    );
+
+    // 2.9 reads GOCDK_ENABLED; LOCAL must keep it off.
+    values.version = "2.9.7".into();
+    let objects = render(&values).unwrap();
+    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    assert_eq!(env_value(pachd, "GOCDK_ENABLED").as_deref(), Some("false"));
+}
+
+#[test]
+fn images_carry_the_registry_prefix() {
+    let objects = render(&sample_values()).unwrap();
+    let prefix = format!("{REGISTRY}/");
+    for object in workloads(&objects) {
+        for c in object.object["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+        {
+            assert!(
+                c["image"].as_str().unwrap().starts_with(&prefix),
+                "{}",
+                c["image"]
+            );
+        }
+        let pull = &object.object["spec"]["template"]["spec"]["imagePullSecrets"];
+        assert_eq!(*pull, json!([{"name": "mirror-pull"}]), "{}", object.name());
+    }
+    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    assert_eq!(
+        env_value(pachd, "WORKER_IMAGE").as_deref(),
+        Some("registry.corp:5000/mirror/pachyderm/worker:2.11.6")
+    );
+    assert_eq!(
+        env_value(pachd, "WORKER_SIDECAR_IMAGE").as_deref(),
+        Some("registry.corp:5000/mirror/pachyderm/pachd:2.11.6")
+    );
+    assert_eq!(
+        env_value(pachd, "IMAGE_PULL_SECRETS").as_deref(),
+        Some("mirror-pull")
+    );
+}
+
+#[test]
+fn the_redaction_marker_appears_only_in_secrets() {
+    let objects = render(&sample_values()).unwrap();
+    let mut seen_in_secret = false;
+    for object in &objects {
+        let text = object.object.to_string();
+        if object.kind() == "Secret" {
+            seen_in_secret |= text.contains(MARKER_B64);
+        } else {
+            assert!(
+                !text.contains(MARKER_B64),
+                "{} {}",
+                object.kind(),
+                object.name()
+            );
+        }
+    }
+    assert!(seen_in_secret, "the postgres Secret carries the password");
+    let secret = find(&objects, "Secret", "postgres");
+    assert_eq!(secret.object["data"]["postgresql-password"], MARKER_B64);
+}
+
+#[test]
+fn service_accounts_carry_the_workload_identity() {
+    let objects = render(&sample_values()).unwrap();
+    for name in ["pachyderm", "pachyderm-worker"] {
+        let account = find(&objects, "ServiceAccount", name);
+        assert_eq!(
+            account.object["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::123456789012:role/demo-pachyderm"
+        );
+    }
+    let pachd = find(&objects, "Deployment", "pachd");
+    assert_eq!(
+        pachd.object["spec"]["template"]["spec"]["serviceAccountName"],
+        "pachyderm"
+    );
+    assert_eq!(
+        env_value(container(pachd, "pachd"), "WORKER_SERVICE_ACCOUNT").as_deref(),
+        Some("pachyderm-worker")
+    );
+}
+
+#[test]
+fn pachd_service_type_and_pachw_replicas() {
+    let objects = render(&sample_values()).unwrap();
+    let service = find(&objects, "Service", "pachd");
+    assert_eq!(service.object["spec"]["type"], "LoadBalancer");
+    let ports: Vec<i64> = service.object["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_i64().unwrap())
+        .collect();
+    assert!(ports.contains(&30650));
+    // pachd scales pachw; applying a replica count would fight it.
+    let pachw = find(&objects, "Deployment", "pachw");
+    assert!(pachw.object["spec"].get("replicas").is_none());
+}
+
+#[test]
+fn pod_settings_are_rendered_and_empty_ones_omitted() {
+    let objects = render(&sample_values()).unwrap();
+    let pachd = find(&objects, "Deployment", "pachd");
+    assert_eq!(
+        container(pachd, "pachd")["resources"],
+        json!({"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}})
+    );
+    let spec = &pachd.object["spec"]["template"]["spec"];
+    assert_eq!(spec["nodeSelector"], json!({"pool": "runtime"}));
+    assert_eq!(
+        spec["tolerations"],
+        json!([{"key": "dedicated", "operator": "Equal", "value": "pachyderm", "effect": "NoSchedule"}])
+    );
+    let etcd = find(&objects, "StatefulSet", "etcd");
+    assert!(container(etcd, "etcd").get("resources").is_none());
+
+    // Nothing anywhere is an empty map, an empty list or null, except the
+    // emptyDir volume sources that mean "an empty directory".
+    fn walk(path: &str, value: &Json) {
+        match value {
+            Json::Null => panic!("null at {path}"),
+            Json::Array(items) => {
+                assert!(!items.is_empty(), "empty list at {path}");
+                for (i, item) in items.iter().enumerate() {
+                    walk(&format!("{path}[{i}]"), item);
+                }
+            }
+            Json::Object(map) => {
+                assert!(
+                    !map.is_empty() || path.ends_with(".emptyDir"),
+                    "empty map at {path}"
+                );
+                for (key, item) in map {
+                    walk(&format!("{path}.{key}"), item);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut values = sample_values();
+    values.annotations.clear();
+    values.image_pull_secrets.clear();
+    values.service_account_annotations.clear();
+    values.pachd.service_annotations.clear();
+    for object in render(&values).unwrap() {
+        walk(
+            &format!("{}/{}", object.kind(), object.name()),
+            &object.object,
+        );
+    }
+}
+
+#[test]
+fn template_errors_name_the_file_and_line() {
+    const BROKEN: TemplateSet = TemplateSet {
+        dir: "test",
+        helpers: &[],
+        components: &[(
+            Component::Etcd,
+            "etcd.yaml",
+            "apiVersion: v1\nkind: Service\n{{ etcd.no_such_field }}\n",
+        )],
+    };
+    let values = sample_values();
+    let info = version_info(&values.version).unwrap();
+    match render_set(&BROKEN, &info, &values) {
+        Err(ChartError::Template { template, line, .. }) => {
+            assert_eq!(template, "charts/pachyderm/test/etcd.yaml");
+            assert_eq!(line, Some(3));
+        }
+        other => panic!("expected a template error, got {other:?}"),
+    }
+    const NOT_YAML: TemplateSet = TemplateSet {
+        dir: "test",
+        helpers: &[],
+        components: &[(Component::Etcd, "etcd.yaml", "kind: [unclosed\n")],
+    };
+    let error = render_set(&NOT_YAML, &info, &values).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("charts/pachyderm/test/etcd.yaml rendered invalid YAML"),
+        "{error}"
+    );
+}
