@@ -93,9 +93,12 @@ impl Runtime {
         &self.stack.pachyderm.namespace
     }
 
-    /// The kinds worth listing for this stack: every kind the chart renders
-    /// (whatever the settings) plus the claims its StatefulSets make.
-    fn live_kinds(&self) -> Vec<&'static Kind> {
+    /// The kinds worth listing for this stack: every kind the chart can
+    /// render (whatever the settings, so objects a changed setting no
+    /// longer wants are found) plus the claims its StatefulSets make. All
+    /// namespaced but the namespace itself, so a user who may only work in
+    /// the runtime namespace can still plan and apply.
+    fn live_kinds() -> Vec<&'static Kind> {
         let wanted = [
             "Namespace",
             "ServiceAccount",
@@ -107,8 +110,6 @@ impl Runtime {
             "StatefulSet",
             "Role",
             "RoleBinding",
-            "ClusterRole",
-            "ClusterRoleBinding",
         ];
         KINDS.iter().filter(|k| wanted.contains(&k.kind)).collect()
     }
@@ -119,7 +120,7 @@ impl Runtime {
             .get_or_try_init(|| async {
                 let selector = stack_selector(&self.stack.name);
                 let mut objects = BTreeMap::new();
-                for kind in self.live_kinds() {
+                for kind in Self::live_kinds() {
                     let ns = kind.namespaced.then(|| self.namespace());
                     for object in self.cluster.list(kind, ns, &selector).await? {
                         objects.insert(ObjectKey::of(&object)?, object);
@@ -319,4 +320,37 @@ pub fn down_resources(rt: &Arc<Runtime>) -> Vec<Arc<dyn Resource>> {
         all.into_iter().collect(),
     )));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_the_chart_renders_is_read_back() {
+        let stack = crate::spec::parse(
+            "t.yaml",
+            "name: t\ntarget:\n  kubeconfig: {}\npachyderm:\n  pachd:\n    serviceType: LoadBalancer\n",
+        )
+        .expect("valid stack");
+        let objects = render_stack(
+            &stack,
+            &howdah_provider::RuntimeInputs::default(),
+            &SecretText::new("x".into()),
+        )
+        .expect("renders");
+        let listed: Vec<&str> = Runtime::live_kinds().iter().map(|k| k.kind).collect();
+        for o in &objects {
+            assert!(
+                listed.contains(&o.key.kind),
+                "{} is rendered but never read back",
+                o.key
+            );
+            assert_eq!(
+                o.object["metadata"]["labels"][COMPONENT_LABEL],
+                o.component.name()
+            );
+        }
+        assert!(objects.len() >= 20);
+    }
 }
