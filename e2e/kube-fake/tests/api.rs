@@ -383,7 +383,7 @@ async fn counts_reads_and_writes_and_records_requests() {
     let body = fetch(&format!("{}/fake/stats", h.fake.url())).await;
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-        json!({"reads": 3, "writes": 3})
+        json!({"reads": 3, "writes": 3, "faults": 0})
     );
     h.fake.reset_stats();
     assert_eq!((h.fake.stats().reads, h.fake.stats().writes), (0, 0));
