@@ -19,12 +19,7 @@ fn free_port() -> u16 {
 async fn console_forwards_pachd_grpc_and_the_web_console() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "ui", "");
-    assert_eq!(
-        env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
-            .await
-            .code,
-        0
-    );
+    env.up_ok(&spec).await;
     let (pachd_port, console_port) = (free_port(), free_port());
     let mut child = tokio::process::Command::new(BIN)
         .args([

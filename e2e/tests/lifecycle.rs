@@ -147,12 +147,7 @@ async fn up_converges_verifies_and_a_second_up_writes_nothing() {
 async fn growing_etcd_plans_exactly_that_and_applies_it() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "grow", "");
-    assert_eq!(
-        env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
-            .await
-            .code,
-        0
-    );
+    env.up_ok(&spec).await;
 
     let spec = env.stack(
         "howdah.yaml",
@@ -219,12 +214,7 @@ async fn growing_etcd_plans_exactly_that_and_applies_it() {
 async fn down_removes_the_runtime_keeps_data_unless_asked_and_proves_it() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "gone", "");
-    assert_eq!(
-        env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
-            .await
-            .code,
-        0
-    );
+    env.up_ok(&spec).await;
 
     let down = env
         .howdah(&["down", "-f", path(&spec), "--timeout", "60s"])
@@ -244,12 +234,7 @@ async fn down_removes_the_runtime_keeps_data_unless_asked_and_proves_it() {
     assert!(down.stdout.contains("--delete-data"), "{}", down.stdout);
 
     // Up again on retained data: the old password is kept with the data.
-    assert_eq!(
-        env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
-            .await
-            .code,
-        0
-    );
+    env.up_ok(&spec).await;
 
     let down = env
         .howdah(&[

@@ -53,6 +53,15 @@ impl Env {
     pub async fn howdah(&self, args: &[&str]) -> Run {
         run(self.dir.path(), args).await
     }
+
+    /// `howdah up` that must succeed.
+    pub async fn up_ok(&self, spec: &Path) -> Run {
+        let up = self
+            .howdah(&["up", "-f", path(spec), "--timeout", "60s"])
+            .await;
+        assert_eq!(up.code, 0, "up failed:\n{}", up.all());
+        up
+    }
 }
 
 pub struct Run {

@@ -14,12 +14,7 @@ async fn load_balancers_and_pipeline_workers_are_removed_first() {
         "lb",
         "pachyderm:\n  pachd:\n    serviceType: LoadBalancer\n",
     );
-    assert_eq!(
-        env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
-            .await
-            .code,
-        0
-    );
+    env.up_ok(&spec).await;
     // What pachd makes for a pipeline: a replication controller and a
     // service (here exposed through a load balancer), labelled as pachd does.
     let c = cluster(&env);
@@ -89,12 +84,7 @@ async fn load_balancers_and_pipeline_workers_are_removed_first() {
 async fn a_leftover_fails_down_and_is_named() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "leaky", "");
-    assert_eq!(
-        env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
-            .await
-            .code,
-        0
-    );
+    env.up_ok(&spec).await;
     // Something labelled as the stack's, outside what down knows to remove.
     cluster(&env)
         .apply(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -140,12 +130,7 @@ async fn a_leftover_fails_down_and_is_named() {
 async fn status_reports_a_missing_part_and_up_repairs_it() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "repair", "");
-    assert_eq!(
-        env.howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
-            .await
-            .code,
-        0
-    );
+    env.up_ok(&spec).await;
     let deploy = howdah::runtime::cluster::kind_named("Deployment").unwrap();
     cluster(&env)
         .delete(deploy, Some(NS), "pachd")

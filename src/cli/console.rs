@@ -4,17 +4,15 @@
 use howdah::ops::{OpsError, Session};
 use howdah::runtime::chart::Component;
 use howdah::runtime::component::Verify;
+use howdah::runtime::health::match_labels;
 use howdah::runtime::verify::{forward, ready_pod, CONSOLE_PORT, PACHD_GRPC_PORT};
-use howdah::runtime::{health::match_labels, Runtime};
 use howdah_provider::Outputs;
 use tokio::net::TcpListener;
 
 pub async fn serve(session: &Session, pachd_port: u16, console_port: u16) -> Result<(), OpsError> {
     session.provider.preflight().await?;
-    let rt = Runtime::new(
-        session.stack.clone(),
-        session.provider.clone(),
-        Outputs::default(),
+    let rt = session.runtime(
+        &Outputs::default(),
         std::time::Duration::from_secs(60),
         false,
     );

@@ -75,13 +75,7 @@ pub fn down_graph(
     opts: &Options,
     outputs: &Outputs,
 ) -> (Arc<Runtime>, Vec<Arc<dyn Resource>>) {
-    let rt = Runtime::new(
-        session.stack.clone(),
-        session.provider.clone(),
-        outputs.clone(),
-        opts.timeout,
-        opts.delete_data,
-    );
+    let rt = session.runtime(outputs, opts.timeout, opts.delete_data);
     let runtime_steps = runtime::down_resources(&rt);
     let runtime_ids: Vec<String> = runtime_steps.iter().map(|r| r.id().to_string()).collect();
     let target = session.provider.resources();

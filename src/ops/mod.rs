@@ -20,7 +20,7 @@ use crate::engine::GraphError;
 use crate::events::Event;
 use crate::events::EventSink;
 use crate::plan::{self, Plan};
-use crate::runtime::{render_stack, DesiredObject};
+use crate::runtime::{render_stack, DesiredObject, Runtime};
 use crate::spec::{self, SpecError, Stack, Target};
 use crate::state::{State, StateError, StateLock, StateStore};
 use chrono::{DateTime, Utc};
@@ -55,6 +55,19 @@ impl Session {
             state: StateStore::new(state_path),
             provider,
         })
+    }
+}
+
+impl Session {
+    /// The stack's runtime on its cluster, for one command.
+    pub fn runtime(&self, outputs: &Outputs, timeout: Duration, delete_data: bool) -> Arc<Runtime> {
+        Runtime::new(
+            self.stack.clone(),
+            self.provider.clone(),
+            outputs.clone(),
+            timeout,
+            delete_data,
+        )
     }
 }
 

@@ -27,13 +27,7 @@ pub fn up_graph(
     opts: &Options,
     outputs: &Outputs,
 ) -> (Arc<Runtime>, Vec<Arc<dyn Resource>>) {
-    let rt = Runtime::new(
-        session.stack.clone(),
-        session.provider.clone(),
-        outputs.clone(),
-        opts.timeout,
-        opts.delete_data,
-    );
+    let rt = session.runtime(outputs, opts.timeout, opts.delete_data);
     let mut resources = session.provider.resources();
     resources.extend(runtime::up_resources(
         &rt,
