@@ -789,3 +789,95 @@ fn template_errors_name_the_file_and_line() {
         "{error}"
     );
 }
+
+/// Every field the chart renders exists in the Kubernetes API: a typo
+/// would pass the e2e fake (it keeps unknown fields) but a real API server
+/// rejects it under server-side apply ("field not declared in schema").
+/// Each object goes through its typed k8s-openapi struct and back; any
+/// field that does not survive the trip is unknown to the API.
+#[test]
+fn every_rendered_field_is_known_to_the_kubernetes_api() {
+    use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+
+    fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(object: &Json) -> Json {
+        let typed: T = serde_json::from_value(object.clone())
+            .unwrap_or_else(|e| panic!("{}: {e}", object["metadata"]["name"]));
+        serde_json::to_value(typed).unwrap()
+    }
+
+    fn missing(path: &str, want: &Json, got: &Json, out: &mut Vec<String>) {
+        match (want, got) {
+            (Json::Object(w), Json::Object(g)) => {
+                for (k, v) in w {
+                    match g.get(k) {
+                        Some(gv) => missing(&format!("{path}.{k}"), v, gv, out),
+                        None => out.push(format!("{path}.{k}")),
+                    }
+                }
+            }
+            (Json::Array(w), Json::Array(g)) => {
+                for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
+                    missing(&format!("{path}[{i}]"), wv, gv, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // The check itself notices a misspelt field.
+    let planted = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
+        "spec": {"ports": [{"port": 1, "tragetPort": 2}]}});
+    let mut found = Vec::new();
+    missing(
+        "Service/x",
+        &planted,
+        &round_trip::<Service>(&planted),
+        &mut found,
+    );
+    assert_eq!(found, vec!["Service/x.spec.ports[0].tragetPort"]);
+
+    let mut configurations = vec![sample_values()];
+    let mut external = sample_values();
+    external.postgres.in_cluster = false;
+    external.postgres.host = "db.example.com".into();
+    configurations.push(external);
+    let mut amazon = sample_values();
+    amazon.storage.backend = "AMAZON".into();
+    amazon.storage.bucket = "b".into();
+    amazon.storage.region = "us-east-1".into();
+    amazon.storage.local_host_path = String::new();
+    configurations.push(amazon);
+
+    let mut unknown = Vec::new();
+    for values in &configurations {
+        for r in render(values).unwrap() {
+            let o = &r.object;
+            let back = match o["kind"].as_str().unwrap() {
+                "Deployment" => round_trip::<Deployment>(o),
+                "StatefulSet" => round_trip::<StatefulSet>(o),
+                "Service" => round_trip::<Service>(o),
+                "ConfigMap" => round_trip::<ConfigMap>(o),
+                "Secret" => round_trip::<Secret>(o),
+                "ServiceAccount" => round_trip::<ServiceAccount>(o),
+                "Namespace" => round_trip::<Namespace>(o),
+                "Role" => round_trip::<Role>(o),
+                "RoleBinding" => round_trip::<RoleBinding>(o),
+                other => panic!("no typed check for {other}"),
+            };
+            let name = format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            );
+            missing(&name, o, &back, &mut unknown);
+        }
+    }
+    unknown.sort();
+    unknown.dedup();
+    assert!(
+        unknown.is_empty(),
+        "fields the Kubernetes API does not have: {unknown:#?}"
+    );
+}
