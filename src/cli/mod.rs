@@ -299,10 +299,20 @@ fn open(stack: &StackArgs) -> Result<Session, OpsError> {
 }
 
 /// Prints an error the way its kind deserves and picks the exit code.
-fn fail(e: OpsError) -> u8 {
+/// With JSON output a stack file's problems are also printed as one
+/// `invalid` event on stdout, for CI annotations.
+fn fail(mode: OutputMode, e: OpsError) -> u8 {
     match &e {
         OpsError::Spec(spec) => {
-            eprintln!("{spec}");
+            match mode {
+                OutputMode::Json => {
+                    output::invalid(spec);
+                    eprintln!("{spec}");
+                }
+                // On a terminal: the source with each problem underlined.
+                OutputMode::Human => output::spec_report(spec),
+                _ => eprintln!("{spec}"),
+            }
             exit::INVALID
         }
         OpsError::State(_) => {
@@ -337,7 +347,7 @@ async fn run(cli: Cli) -> u8 {
                 output::validated(mode, &s);
                 exit::OK
             }
-            Err(e) => fail(e),
+            Err(e) => fail(mode, e),
         },
         Command::Schema => {
             println!(
@@ -351,7 +361,7 @@ async fn run(cli: Cli) -> u8 {
                 output::manifests(&objects);
                 exit::OK
             }
-            Err(e) => fail(e),
+            Err(e) => fail(mode, e),
         },
         Command::Plan {
             stack,
@@ -363,7 +373,7 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(e),
+                Err(e) => return fail(mode, e),
             };
             let opts = options(&run, delete_data, Arc::new(howdah::events::Quiet));
             let plan = if destroy {
@@ -387,19 +397,19 @@ async fn run(cli: Cli) -> u8 {
                         exit::OK
                     }
                 }
-                Err(e) => fail(e),
+                Err(e) => fail(mode, e),
             }
         }
         Command::Up { stack, run } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(e),
+                Err(e) => return fail(mode, e),
             };
             let sink = sink(mode);
             let opts = options(&run, false, sink.clone());
             match ops::up::up(&session, &opts).await {
                 Ok(report) => output::up_done(mode, sink.as_ref(), &report),
-                Err(e) => fail(e),
+                Err(e) => fail(mode, e),
             }
         }
         Command::Down {
@@ -409,19 +419,19 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(e),
+                Err(e) => return fail(mode, e),
             };
             let sink = sink(mode);
             let opts = options(&run, delete_data, sink.clone());
             match ops::down::down(&session, &opts).await {
                 Ok(report) => output::down_done(mode, sink.as_ref(), &report, &stack.file),
-                Err(e) => fail(e),
+                Err(e) => fail(mode, e),
             }
         }
         Command::Status { stack, run, json } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(e),
+                Err(e) => return fail(mode, e),
             };
             let opts = options(&run, false, Arc::new(howdah::events::Quiet));
             match ops::status::status(&session, &opts).await {
@@ -433,7 +443,7 @@ async fn run(cli: Cli) -> u8 {
                         exit::FAILED
                     }
                 }
-                Err(e) => fail(e),
+                Err(e) => fail(mode, e),
             }
         }
         Command::Console {
@@ -443,11 +453,11 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(e),
+                Err(e) => return fail(mode, e),
             };
             match console::serve(&session, pachd_port, console_port).await {
                 Ok(()) => exit::OK,
-                Err(e) => fail(e),
+                Err(e) => fail(mode, e),
             }
         }
         Command::State { command } => match command {
@@ -467,9 +477,9 @@ async fn run(cli: Cli) -> u8 {
                         );
                         exit::OK
                     }
-                    Err(e) => fail(e.into()),
+                    Err(e) => fail(mode, e.into()),
                 },
-                Err(e) => fail(e),
+                Err(e) => fail(mode, e),
             },
             StateCommand::Unlock { stack } => match open(&stack) {
                 Ok(s) => match s.state.unlock() {
@@ -484,9 +494,9 @@ async fn run(cli: Cli) -> u8 {
                         println!("not locked");
                         exit::OK
                     }
-                    Err(e) => fail(e.into()),
+                    Err(e) => fail(mode, e.into()),
                 },
-                Err(e) => fail(e),
+                Err(e) => fail(mode, e),
             },
         },
     }

@@ -267,6 +267,33 @@ pub fn print_plan(plan: &Plan) {
     let _ = std::io::stdout().flush();
 }
 
+/// A stack file's problems with the source underlined (miette), falling
+/// back to the one-line-per-problem form if rendering fails.
+pub fn spec_report(error: &howdah::spec::SpecError) {
+    let mut out = String::new();
+    match miette::GraphicalReportHandler::new().render_report(&mut out, error) {
+        Ok(()) => eprintln!("{out}"),
+        Err(_) => eprintln!("{error}"),
+    }
+}
+
+/// A stack file's problems as one JSON event.
+pub fn invalid(error: &howdah::spec::SpecError) {
+    let problems: Vec<serde_json::Value> = error
+        .problems()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "line": p.line, "column": p.column, "path": p.path,
+                "message": p.message, "help": p.help,
+            })
+        })
+        .collect();
+    let event =
+        serde_json::json!({"event": "invalid", "file": error.file_name(), "problems": problems});
+    println!("{event}");
+}
+
 pub fn validated(mode: OutputMode, session: &Session) {
     if mode == OutputMode::Json {
         println!(
