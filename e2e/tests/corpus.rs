@@ -77,3 +77,23 @@ async fn good_specs_validate_and_the_schema_and_starter_agree() {
     assert_eq!(schema["additionalProperties"], false);
     assert!(schema["properties"]["pachyderm"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_carries_each_problem_with_its_position() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/specs/broken");
+    let run = run(
+        &dir,
+        &["validate", "-f", "etcd-size-gb.yaml", "--output", "json"],
+    )
+    .await;
+    assert_eq!(run.code, 3);
+    let event = run.events().into_iter().next().expect("one JSON event");
+    assert_eq!(event["event"], "invalid");
+    let problem = &event["problems"][0];
+    assert_eq!(
+        (problem["line"].as_u64(), problem["column"].as_u64()),
+        (Some(7), Some(11))
+    );
+    assert_eq!(problem["path"], "pachyderm.etcd.size");
+    assert!(problem["help"].as_str().unwrap().contains("10Gi"));
+}
