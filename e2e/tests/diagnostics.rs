@@ -77,3 +77,42 @@ async fn an_object_howdah_does_not_own_is_not_taken_over() {
         .await
         .is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_named_secret_that_does_not_exist_stops_up_before_any_write() {
+    let env = Env::start().await;
+    let spec = env.stack(
+        "howdah.yaml",
+        "refs",
+        "storage:\n  bucket:\n    url: s3://data?region=us-east-1\n    credentialsSecret: bucket-keys\npachyderm:\n  imagePullSecrets: [mirror]\n",
+    );
+    env.fake.reset_stats();
+    let up = env.howdah(&["up", "-f", path(&spec)]).await;
+    assert_eq!(up.code, 1, "{}", up.all());
+    assert!(
+        up.stderr
+            .contains("`bucket-keys` (storage.bucket.credentialsSecret)"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains("`mirror` (pachyderm.imagePullSecrets)"),
+        "{}",
+        up.stderr
+    );
+    assert_eq!(env.fake.stats().writes, 0);
+
+    // Once they exist, up goes ahead.
+    let c = cluster(&env);
+    c.apply(&serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "pachyderm"}}))
+        .await
+        .unwrap();
+    for name in ["bucket-keys", "mirror"] {
+        c.apply(&serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "pachyderm"}, "stringData": {"k": "v"}}))
+            .await
+            .unwrap();
+    }
+    let plan = env.howdah(&["plan", "-f", path(&spec)]).await;
+    assert_eq!(plan.code, 0, "{}", plan.all());
+}

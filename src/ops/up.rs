@@ -39,10 +39,27 @@ pub fn up_graph(
 /// The plan `up` would carry out; writes nothing.
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
     session.provider.preflight().await?;
-    let (_, resources) = up_graph(session, opts, &Outputs::default());
+    let (rt, resources) = up_graph(session, opts, &Outputs::default());
+    check_references(&rt).await?;
     let (plan, _) =
         plan_resources(&session.stack, "up", session.provider.name(), &resources).await?;
     Ok(plan)
+}
+
+/// Fails before any write when the stack names Secrets that are not there.
+/// Only where the cluster exists before the run (the runtime waits on no
+/// target resource); a cluster still to be made has nothing to check, and
+/// its pods' wait will name a missing Secret instead.
+async fn check_references(rt: &Runtime) -> Result<(), OpsError> {
+    if !rt.provider.cluster_ready_after().is_empty() {
+        return Ok(());
+    }
+    let missing = rt.missing_references().await?;
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(OpsError::Planning(format!("  {}", missing.join("\n  "))))
+    }
 }
 
 /// Converges the stack.
@@ -53,7 +70,8 @@ pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError>
         outputs,
         started,
     } = begin(session, opts, "up").await?;
-    let (_rt, resources) = up_graph(session, opts, &outputs);
+    let (rt, resources) = up_graph(session, opts, &outputs);
+    check_references(&rt).await?;
     let (plan, changes) =
         plan_resources(&session.stack, "up", session.provider.name(), &resources).await?;
     opts.sink.emit(&Event::Plan { plan: plan.clone() });

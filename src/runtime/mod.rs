@@ -114,6 +114,51 @@ impl Runtime {
         KINDS.iter().filter(|k| wanted.contains(&k.kind)).collect()
     }
 
+    /// Secrets the stack file names but howdah does not make (bucket
+    /// credentials, the external database password, image pull secrets):
+    /// each must exist before `up` writes anything, or pods would wait on
+    /// them forever. Returns one line per missing Secret, naming the field.
+    pub async fn missing_references(&self) -> Result<Vec<String>, ProviderError> {
+        let p = &self.stack.pachyderm;
+        let mut wanted: Vec<(String, &str)> = Vec::new();
+        if let Some(secret) = self
+            .stack
+            .storage
+            .bucket
+            .as_ref()
+            .and_then(|b| b.credentials_secret.clone())
+        {
+            wanted.push((secret, "storage.bucket.credentialsSecret"));
+        }
+        if let Some(external) = &p.postgres.external {
+            wanted.push((
+                external.password_secret.clone(),
+                "pachyderm.postgres.external.passwordSecret",
+            ));
+        }
+        for s in &p.image_pull_secrets {
+            wanted.push((s.clone(), "pachyderm.imagePullSecrets"));
+        }
+        let Some(secret_kind) = cluster::kind_named("Secret") else {
+            return Ok(Vec::new());
+        };
+        let mut missing = Vec::new();
+        for (name, field) in wanted {
+            if self
+                .cluster
+                .get(secret_kind, Some(self.namespace()), &name)
+                .await?
+                .is_none()
+            {
+                missing.push(format!(
+                    "Secret `{name}` ({field}) does not exist in namespace `{}`: create it there first",
+                    self.namespace()
+                ));
+            }
+        }
+        Ok(missing)
+    }
+
     /// What is live, read on first use: one list call per kind.
     pub async fn live(&self) -> Result<&Live, ProviderError> {
         self.live
