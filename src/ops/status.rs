@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use super::up::up_graph;
 use super::{OpsError, Options, Session};
+use crate::runtime::chart::Component;
 use crate::runtime::component::Verify;
-use crate::runtime::VERIFY_ID;
+use crate::runtime::{step_id, VERIFY_ID};
 
 /// How long `status` keeps asking a pachd that does not answer at once.
 const STATUS_VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -71,6 +72,22 @@ pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, O
             },
         };
         parts.push(part);
+    }
+    // Asking a pachd that is missing or not ready would only wait out the
+    // timeout; say why it was not asked instead.
+    let pachd_part = parts.iter().find(|p| p.id == step_id(Component::Pachd));
+    if let Some(p) = pachd_part.filter(|p| p.state != "healthy") {
+        let detail = format!("not checked: runtime.pachd is {} ({})", p.state, p.detail);
+        parts.push(PartStatus {
+            id: VERIFY_ID.into(),
+            state: "error".into(),
+            detail,
+        });
+        return Ok(StatusReport {
+            stack: session.stack.name.clone(),
+            healthy: false,
+            parts,
+        });
     }
     let pachd = Verify::check(&rt, STATUS_VERIFY_TIMEOUT, &NoProgress).await;
     parts.push(match pachd {
