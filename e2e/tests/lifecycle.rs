@@ -208,6 +208,20 @@ async fn growing_etcd_plans_exactly_that_and_applies_it() {
     assert_ne!(shrink.code, 0);
     assert!(shrink.all().contains("cannot shrink"), "{}", shrink.all());
     assert_eq!(env.fake.stats().writes, 0);
+
+    // So is changing etcd's membership, which would split the cluster.
+    let spec = env.stack(
+        "howdah.yaml",
+        "grow",
+        "pachyderm:\n  etcd:\n    size: 20Gi\n    replicas: 3\n",
+    );
+    let members = env.howdah(&["plan", "-f", path(&spec)]).await;
+    assert_eq!(members.code, 1, "{}", members.all());
+    assert!(
+        members.all().contains("membership cannot change"),
+        "{}",
+        members.all()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -260,4 +274,65 @@ async fn down_removes_the_runtime_keeps_data_unless_asked_and_proves_it() {
         "owned namespace removed"
     );
     assert!(down.stdout.contains("nothing left"), "{}", down.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn static_keys_reach_the_storage_secret_and_never_the_output() {
+    let env = Env::start().await;
+    let spec = env.stack(
+        "howdah.yaml",
+        "keys",
+        "storage:\n  bucket:\n    url: s3://data?region=us-east-1&endpoint=http://minio:9000\n    credentialsSecret: bucket-keys\npachyderm:\n  identity: keys\n",
+    );
+    let c = cluster(&env);
+    c.apply(
+        &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+    )
+    .await
+    .unwrap();
+    let keys = |secret: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bucket-keys", "namespace": NS},
+            "stringData": {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": secret}})
+    };
+    c.apply(&keys("first-s3cr3t")).await.unwrap();
+    let up = env.up_ok(&spec).await;
+
+    let storage = get(&env, "Secret", Some(NS), "pachyderm-storage-secret")
+        .await
+        .unwrap();
+    let decode = |v: &serde_json::Value| {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        decode(&storage["data"]["AWS_SECRET_ACCESS_KEY"]),
+        "first-s3cr3t"
+    );
+    assert_eq!(decode(&storage["data"]["AMAZON_BUCKET"]), "data");
+
+    // Rotating the user's keys is a planned, redacted change.
+    c.apply(&keys("second-s3cr3t")).await.unwrap();
+    let plan = env
+        .howdah(&["plan", "-f", path(&spec), "--detailed-exitcode"])
+        .await;
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.stdout.contains("Secret/pachyderm-storage-secret: data.AWS_SECRET_ACCESS_KEY: (sensitive) → (sensitive)"), "{}", plan.stdout);
+    let again = env.up_ok(&spec).await;
+    let storage = get(&env, "Secret", Some(NS), "pachyderm-storage-secret")
+        .await
+        .unwrap();
+    assert_eq!(
+        decode(&storage["data"]["AWS_SECRET_ACCESS_KEY"]),
+        "second-s3cr3t"
+    );
+
+    let state = std::fs::read_to_string(env.dir.path().join(".howdah/keys.state.json")).unwrap();
+    for text in [up.all(), again.all(), plan.all(), state] {
+        assert!(!text.contains("s3cr3t"), "a key leaked: {text}");
+        assert!(!text.contains(&base64::engine::general_purpose::STANDARD.encode("second-s3cr3t")));
+    }
 }

@@ -214,6 +214,6 @@ pub(crate) async fn begin(
 /// The manifests `up` would apply, secrets redacted (`howdah render`).
 pub fn render(session: &Session) -> Result<Vec<DesiredObject>, OpsError> {
     let inputs = session.provider.runtime_inputs(&Outputs::default());
-    let redacted = crate::runtime::inputs::SecretText::new(crate::runtime::inputs::REDACTED.into());
+    let redacted = crate::runtime::inputs::RenderSecrets::redacted();
     Ok(render_stack(&session.stack, &inputs, &redacted)?)
 }

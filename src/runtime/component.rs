@@ -134,6 +134,17 @@ impl ComponentStep {
         let mut immutable = false;
         for c in changes {
             let field = c.path.split_once(": ").map(|(_, f)| f).unwrap_or(&c.path);
+            // etcd members are fixed when the cluster forms (initial-cluster,
+            // state "new"): more pods would try to form a second cluster.
+            if self.component == Component::Etcd && field == "spec.replicas" {
+                return Err(ProviderError::api(format!(
+                    "{}: etcd membership cannot change after creation ({} -> {} members); keep pachyderm.etcd.replicas at {}",
+                    d.key,
+                    c.old.as_deref().unwrap_or("?"),
+                    c.new.as_deref().unwrap_or("?"),
+                    c.old.as_deref().unwrap_or("?")
+                )));
+            }
             if field.starts_with("spec.volumeClaimTemplates") {
                 immutable = true;
                 if field.ends_with("resources.requests.storage") {

@@ -188,9 +188,32 @@ fn unreachable_images(version: &str) -> Images {
     }
 }
 
-/// Everything the chart needs. `postgres_password` is the real password
-/// when applying and `REDACTED` when only rendering.
-pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, postgres_password: &SecretText) -> Values {
+/// The secret inputs of a render: real when applying, redacted offline.
+#[derive(Clone)]
+pub struct RenderSecrets {
+    pub postgres_password: SecretText,
+    /// The user's credentials Secret's data (base64 values), if one is named.
+    pub storage_credentials_b64: BTreeMap<String, String>,
+}
+
+impl RenderSecrets {
+    /// For `render` and offline plans: nothing real in it.
+    pub fn redacted() -> RenderSecrets {
+        RenderSecrets {
+            postgres_password: SecretText::new(REDACTED.into()),
+            storage_credentials_b64: BTreeMap::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RenderSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RenderSecrets(***)")
+    }
+}
+
+/// Everything the chart needs.
+pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets) -> Values {
     let p = &stack.pachyderm;
     let mut labels = ownership_labels(&stack.name);
     labels.insert("suite".into(), "pachyderm".into());
@@ -311,7 +334,8 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, postgres_password: &Sec
         },
         secrets: SecretValues {
             postgres_password_b64: base64::engine::general_purpose::STANDARD
-                .encode(postgres_password.expose()),
+                .encode(secrets.postgres_password.expose()),
+            storage_credentials_b64: secrets.storage_credentials_b64.clone(),
         },
     }
 }

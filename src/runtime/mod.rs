@@ -24,7 +24,7 @@ use tokio::sync::OnceCell;
 
 use chart::Component;
 use cluster::{kind_of, stack_selector, ClusterHandle, Kind, ObjectKey, KINDS};
-use inputs::{SecretText, COMPONENT_LABEL};
+use inputs::{RenderSecrets, SecretText, COMPONENT_LABEL};
 
 use crate::spec::{DataPolicy, Stack};
 
@@ -66,6 +66,7 @@ pub struct Runtime {
     pub delete_data: bool,
     live: OnceCell<Live>,
     password: OnceCell<SecretText>,
+    credentials: OnceCell<BTreeMap<String, String>>,
 }
 
 impl Runtime {
@@ -86,6 +87,7 @@ impl Runtime {
             delete_data,
             live: OnceCell::new(),
             password: OnceCell::new(),
+            credentials: OnceCell::new(),
         })
     }
 
@@ -200,16 +202,43 @@ impl Runtime {
             .await
     }
 
-    /// Every object the stack wants, in apply order, with the real password.
-    pub async fn desired(&self) -> Result<Vec<DesiredObject>, ProviderError> {
-        let password = self.postgres_password().await?.clone();
-        self.render_with(&password)
+    /// The user's credentials Secret (identity: keys), read once: its data
+    /// is copied into pachyderm-storage-secret, where pipeline workers
+    /// read it. Empty when the stack names none.
+    async fn storage_credentials(&self) -> Result<&BTreeMap<String, String>, ProviderError> {
+        self.credentials
+            .get_or_try_init(|| async {
+                let Some(name) = self.stack.storage.bucket.as_ref().and_then(|b| b.credentials_secret.clone()) else {
+                    return Ok(BTreeMap::new());
+                };
+                let kind = cluster::kind_named("Secret")
+                    .ok_or_else(|| ProviderError::api("Secret is not a known kind"))?;
+                let secret = self.cluster.get(kind, Some(self.namespace()), &name).await?.ok_or_else(|| {
+                    ProviderError::config(format!(
+                        "Secret `{name}` (storage.bucket.credentialsSecret) does not exist in namespace `{}`",
+                        self.namespace()
+                    ))
+                })?;
+                Ok(secret["data"]
+                    .as_object()
+                    .map(|data| {
+                        data.iter()
+                            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                            .collect()
+                    })
+                    .unwrap_or_default())
+            })
+            .await
     }
 
-    /// Every object the stack wants, with `password` in its Secret.
-    pub fn render_with(&self, password: &SecretText) -> Result<Vec<DesiredObject>, ProviderError> {
+    /// Every object the stack wants, in apply order, with the real secrets.
+    pub async fn desired(&self) -> Result<Vec<DesiredObject>, ProviderError> {
+        let secrets = RenderSecrets {
+            postgres_password: self.postgres_password().await?.clone(),
+            storage_credentials_b64: self.storage_credentials().await?.clone(),
+        };
         let inputs = self.provider.runtime_inputs(&self.outputs);
-        render_stack(&self.stack, &inputs, password)
+        render_stack(&self.stack, &inputs, &secrets)
     }
 }
 
@@ -217,9 +246,9 @@ impl Runtime {
 pub fn render_stack(
     stack: &Stack,
     inputs: &howdah_provider::RuntimeInputs,
-    password: &SecretText,
+    secrets: &RenderSecrets,
 ) -> Result<Vec<DesiredObject>, ProviderError> {
-    let values = inputs::values_for(stack, inputs, password);
+    let values = inputs::values_for(stack, inputs, secrets);
     let rendered = chart::render(&values)
         .map_err(|e| ProviderError::api(format!("rendering the runtime chart: {e}")))?;
     rendered
@@ -381,7 +410,7 @@ mod tests {
         let objects = render_stack(
             &stack,
             &howdah_provider::RuntimeInputs::default(),
-            &SecretText::new("x".into()),
+            &RenderSecrets::redacted(),
         )
         .expect("renders");
         let listed: Vec<&str> = Runtime::live_kinds().iter().map(|k| k.kind).collect();

@@ -139,6 +139,10 @@ pub struct ConsoleValues {
 pub struct SecretValues {
     /// The in-cluster PostgreSQL password, base64.
     pub postgres_password_b64: String,
+    /// With static keys: the user's credentials Secret, key by key, values
+    /// base64 as stored; copied into pachyderm-storage-secret. Empty with
+    /// workload identity and when rendering offline.
+    pub storage_credentials_b64: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for SecretValues {

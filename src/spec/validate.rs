@@ -166,6 +166,14 @@ impl Checker<'_> {
         }
         if let Some(secret) = &bucket.credentials_secret {
             self.secret_name(&path.key("credentialsSecret"), secret);
+            if secret == "pachyderm-storage-secret" {
+                self.report(
+                    &path.key("credentialsSecret"),
+                    Part::Value,
+                    "`pachyderm-storage-secret` is the Secret howdah writes for pachd and its workers".into(),
+                    Some("name the Secret holding your keys something else; howdah copies its keys in".into()),
+                );
+            }
         }
     }
 

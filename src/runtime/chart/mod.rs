@@ -353,9 +353,14 @@ fn derive(values: &Values) -> Derived {
     };
     let postgres = &values.postgres;
     let (postgres_host, postgres_port, postgres_ssl_mode) = if postgres.in_cluster {
-        // The in-cluster server has no TLS; it is reached by its Service.
+        // The in-cluster server has no TLS; it is reached by its Service's
+        // full name, as upstream does: pg-bouncer's own resolver may not
+        // apply the pod's DNS search list.
         (
-            IN_CLUSTER_POSTGRES_SERVICE.to_string(),
+            format!(
+                "{IN_CLUSTER_POSTGRES_SERVICE}.{}.svc.cluster.local",
+                values.namespace
+            ),
             5432,
             "disable".to_string(),
         )

@@ -114,6 +114,7 @@ fn sample_values() -> Values {
         },
         secrets: SecretValues {
             postgres_password_b64: MARKER_B64.into(),
+            storage_credentials_b64: BTreeMap::new(),
         },
     }
 }
@@ -443,7 +444,7 @@ fn in_cluster_postgres_creates_the_identity_database() {
     let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
     assert_eq!(
         env_value(pachd, "POSTGRES_HOST").as_deref(),
-        Some("postgres")
+        Some("postgres.pachyderm-demo.svc.cluster.local")
     );
     find(&objects, "Service", "postgres");
     // The Bitnami image writes group-root directories: no group 1000.
@@ -485,10 +486,15 @@ fn amazon_secret_has_bucket_and_region_and_no_keys() {
 }
 
 #[test]
-fn user_credentials_secret_is_referenced_not_copied() {
+fn static_keys_are_copied_into_the_secret_workers_read() {
     let mut values = sample_values();
     values.storage.credentials_secret = "s3-keys".into();
     values.storage.endpoint = "http://minio.storage:9000".into();
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+    values.secrets.storage_credentials_b64 = BTreeMap::from([
+        ("AWS_ACCESS_KEY_ID".to_string(), b64("AKIDEXAMPLE")),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), b64("s3cr3t")),
+    ]);
     let objects = render(&values).unwrap();
     assert!(objects.iter().all(|o| o.name() != "s3-keys"));
     let secret = find(&objects, "Secret", "pachyderm-storage-secret");
@@ -496,12 +502,21 @@ fn user_credentials_secret_is_referenced_not_copied() {
         decoded(secret, "CUSTOM_ENDPOINT").as_deref(),
         Some("http://minio.storage:9000")
     );
+    assert_eq!(
+        decoded(secret, "AWS_ACCESS_KEY_ID").as_deref(),
+        Some("AKIDEXAMPLE")
+    );
+    assert_eq!(
+        decoded(secret, "AWS_SECRET_ACCESS_KEY").as_deref(),
+        Some("s3cr3t")
+    );
     for deployment in ["pachd", "pachw"] {
         let c = container(find(&objects, "Deployment", deployment), deployment);
-        assert!(c["envFrom"]
-            .as_array()
-            .unwrap()
-            .contains(&json!({"secretRef": {"name": "s3-keys"}})));
+        // One source for pachd, pachw and (by pachd's fixed name) workers.
+        assert_eq!(
+            c["envFrom"],
+            json!([{"secretRef": {"name": "pachyderm-storage-secret"}}])
+        );
         assert_eq!(
             env_value(c, "STORAGE_URL").as_deref(),
             Some("s3://demo-pachyderm-data?region=eu-west-1&endpoint=http%3A%2F%2Fminio.storage%3A9000")
@@ -510,18 +525,26 @@ fn user_credentials_secret_is_referenced_not_copied() {
 }
 
 #[test]
-fn a_user_secret_named_like_the_storage_secret_replaces_it() {
+fn a_google_key_file_is_read_where_the_storage_secret_is_mounted() {
     let mut values = sample_values();
-    values.storage.credentials_secret = "pachyderm-storage-secret".into();
+    values.storage.backend = "GOOGLE".into();
+    values.storage.credentials_secret = "gcs-key".into();
+    values.secrets.storage_credentials_b64 = BTreeMap::from([(
+        "GOOGLE_CRED".to_string(),
+        base64::engine::general_purpose::STANDARD.encode("{}"),
+    )]);
     let objects = render(&values).unwrap();
-    assert!(objects
-        .iter()
-        .all(|o| o.name() != "pachyderm-storage-secret"));
-    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    let secret = find(&objects, "Secret", "pachyderm-storage-secret");
     assert_eq!(
-        pachd["envFrom"],
-        json!([{"secretRef": {"name": "pachyderm-storage-secret"}}])
+        decoded(secret, "GOOGLE_APPLICATION_CREDENTIALS").as_deref(),
+        Some("/pachyderm-storage-secret/GOOGLE_CRED")
     );
+    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    assert!(pachd["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["mountPath"] == "/pachyderm-storage-secret"));
 }
 
 #[test]
@@ -880,4 +903,22 @@ fn every_rendered_field_is_known_to_the_kubernetes_api() {
         unknown.is_empty(),
         "fields the Kubernetes API does not have: {unknown:#?}"
     );
+}
+
+#[test]
+fn node_ports_are_the_service_ports_upstream_pins() {
+    let mut values = sample_values();
+    values.pachd.service_type = "NodePort".into();
+    let objects = render(&values).unwrap();
+    let ports = find(&objects, "Service", "pachd").object["spec"]["ports"].clone();
+    for p in ports.as_array().unwrap() {
+        assert_eq!(p["nodePort"], p["port"], "{p}");
+    }
+    let objects = render(&sample_values()).unwrap();
+    let ports = find(&objects, "Service", "pachd").object["spec"]["ports"].clone();
+    assert!(ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p.get("nodePort").is_none()));
 }
