@@ -287,6 +287,12 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
             user,
             database,
             ssl_mode,
+            auth_type: p
+                .postgres
+                .external
+                .as_ref()
+                .map(|e| e.auth_type.clone())
+                .unwrap_or_else(|| "md5".into()),
             password_secret,
             password_key: "postgres-password".into(),
             pod: pod(

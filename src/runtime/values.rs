@@ -105,6 +105,8 @@ pub struct PostgresValues {
     pub user: String,
     pub database: String,
     pub ssl_mode: String,
+    /// pg-bouncer's authentication to the server: md5 or scram-sha-256.
+    pub auth_type: String,
     /// Secret and key holding the password pachd and pg-bouncer use.
     pub password_secret: String,
     pub password_key: String,

@@ -406,6 +406,15 @@ pub struct ExternalPostgres {
     #[serde(default = "default_sslmode")]
     #[schemars(extend("enum" = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]))]
     pub ssl_mode: String,
+    /// How pg-bouncer authenticates to the server: md5 (default) or
+    /// scram-sha-256 (PostgreSQL 14+ and most managed services default to it).
+    #[serde(default = "default_auth_type")]
+    #[schemars(extend("enum" = ["md5", "scram-sha-256"]))]
+    pub auth_type: String,
+}
+
+fn default_auth_type() -> String {
+    "md5".into()
 }
 
 fn default_pg_port() -> u16 {

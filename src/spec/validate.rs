@@ -425,6 +425,12 @@ impl Checker<'_> {
             &external.ssl_mode,
             SSL_MODES,
         );
+        self.one_of(
+            &path.key("authType"),
+            "authType",
+            &external.auth_type,
+            &["md5", "scram-sha-256"],
+        );
     }
 
     fn at_least_one(&mut self, path: &YamlPath, value: u32) {

@@ -85,6 +85,7 @@ fn sample_values() -> Values {
             user: "pachyderm".into(),
             database: "pachyderm".into(),
             ssl_mode: "disable".into(),
+            auth_type: "md5".into(),
             password_secret: "postgres".into(),
             password_key: "postgresql-password".into(),
             pod: pod(),
@@ -921,4 +922,22 @@ fn node_ports_are_the_service_ports_upstream_pins() {
         .unwrap()
         .iter()
         .all(|p| p.get("nodePort").is_none()));
+}
+
+#[test]
+fn pg_bouncer_authenticates_the_way_the_server_wants() {
+    let mut values = sample_values();
+    values.postgres.in_cluster = false;
+    values.postgres.host = "db.example.com".into();
+    values.postgres.auth_type = "scram-sha-256".into();
+    let objects = render(&values).unwrap();
+    let bouncer = container(find(&objects, "Deployment", "pg-bouncer"), "pg-bouncer");
+    assert_eq!(
+        env_value(bouncer, "PGBOUNCER_AUTH_TYPE").as_deref(),
+        Some("scram-sha-256")
+    );
+    assert_eq!(
+        env_value(bouncer, "POSTGRESQL_HOST").as_deref(),
+        Some("db.example.com")
+    );
 }
