@@ -296,6 +296,11 @@ async fn static_keys_reach_the_storage_secret_and_never_the_output() {
     };
     c.apply(&keys("first-s3cr3t")).await.unwrap();
     let up = env.up_ok(&spec).await;
+    let digest = |d: serde_json::Value| {
+        d["spec"]["template"]["metadata"]["annotations"]["howdah.io/storage-secret-digest"].clone()
+    };
+    let before = digest(get(&env, "Deployment", Some(NS), "pachd").await.unwrap());
+    assert!(before.is_string());
 
     let storage = get(&env, "Secret", Some(NS), "pachyderm-storage-secret")
         .await
@@ -329,6 +334,9 @@ async fn static_keys_reach_the_storage_secret_and_never_the_output() {
         decode(&storage["data"]["AWS_SECRET_ACCESS_KEY"]),
         "second-s3cr3t"
     );
+    // pachd reads the keys when it starts: the rotation rolled its pods.
+    let after = digest(get(&env, "Deployment", Some(NS), "pachd").await.unwrap());
+    assert_ne!(before, after);
 
     let state = std::fs::read_to_string(env.dir.path().join(".howdah/keys.state.json")).unwrap();
     for text in [up.all(), again.all(), plan.all(), state] {

@@ -251,7 +251,7 @@ pub fn render_stack(
     let values = inputs::values_for(stack, inputs, secrets);
     let rendered = chart::render(&values)
         .map_err(|e| ProviderError::api(format!("rendering the runtime chart: {e}")))?;
-    rendered
+    let mut objects = rendered
         .into_iter()
         .map(|r| {
             let mut object = r.object;
@@ -263,7 +263,53 @@ pub fn render_stack(
                 object,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, ProviderError>>()?;
+    roll_on_storage_change(&mut objects);
+    Ok(objects)
+}
+
+/// Annotation on pachd's pods carrying a digest of the storage Secret.
+pub const STORAGE_DIGEST_ANNOTATION: &str = "howdah.io/storage-secret-digest";
+
+/// pachd and pachw read the storage Secret as environment, which a running
+/// container never sees change: a digest of its data on their pod
+/// templates makes a changed bucket or rotated key roll them. SHA-256, so
+/// the annotation says nothing about the keys.
+fn roll_on_storage_change(objects: &mut [DesiredObject]) {
+    use sha2::{Digest, Sha256};
+    let Some(data) = objects
+        .iter()
+        .find(|d| d.key.kind == "Secret" && d.key.name == "pachyderm-storage-secret")
+        .map(|d| {
+            let sorted: BTreeMap<String, Value> = d.object["data"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            serde_json::to_vec(&sorted).unwrap_or_default()
+        })
+    else {
+        return;
+    };
+    let digest: String = Sha256::digest(&data)
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for d in objects.iter_mut() {
+        if d.component == Component::Pachd && d.key.kind == "Deployment" {
+            if let Some(meta) = d
+                .object
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("template"))
+                .and_then(|t| t.get_mut("metadata"))
+            {
+                if !meta["annotations"].is_object() {
+                    meta["annotations"] = json!({});
+                }
+                meta["annotations"][STORAGE_DIGEST_ANNOTATION] = json!(digest);
+            }
+        }
+    }
 }
 
 /// Puts the ownership and component labels on an object and on what its
