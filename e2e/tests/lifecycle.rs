@@ -230,10 +230,7 @@ async fn down_removes_the_runtime_keeps_data_unless_asked_and_proves_it() {
     let spec = env.stack("howdah.yaml", "gone", "");
     env.up_ok(&spec).await;
 
-    let down = env
-        .howdah(&["down", "-f", path(&spec), "--timeout", "60s"])
-        .await;
-    assert_eq!(down.code, 0, "{}", down.all());
+    let down = env.down_ok(&spec, &[]).await;
     assert!(get(&env, "Deployment", Some(NS), "pachd").await.is_none());
     assert!(get(&env, "StatefulSet", Some(NS), "etcd").await.is_none());
     let claims = list(
@@ -250,17 +247,7 @@ async fn down_removes_the_runtime_keeps_data_unless_asked_and_proves_it() {
     // Up again on retained data: the old password is kept with the data.
     env.up_ok(&spec).await;
 
-    let down = env
-        .howdah(&[
-            "down",
-            "-f",
-            path(&spec),
-            "--delete-data",
-            "--timeout",
-            "60s",
-        ])
-        .await;
-    assert_eq!(down.code, 0, "{}", down.all());
+    let down = env.down_ok(&spec, &["--delete-data"]).await;
     assert!(list(
         &env,
         "PersistentVolumeClaim",

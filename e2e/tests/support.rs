@@ -54,6 +54,15 @@ impl Env {
         run(self.dir.path(), args).await
     }
 
+    /// `howdah down` (with `extra` flags) that must succeed.
+    pub async fn down_ok(&self, spec: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["down", "-f", path(spec), "--timeout", "60s"];
+        args.extend_from_slice(extra);
+        let down = self.howdah(&args).await;
+        assert_eq!(down.code, 0, "down failed:\n{}", down.all());
+        down
+    }
+
     /// `howdah up` that must succeed.
     pub async fn up_ok(&self, spec: &Path) -> Run {
         let up = self

@@ -65,10 +65,7 @@ async fn load_balancers_and_pipeline_workers_are_removed_first() {
         .iter()
         .any(|d| d == "runtime.load-balancers"));
 
-    let down = env
-        .howdah(&["down", "-f", path(&spec), "--timeout", "60s"])
-        .await;
-    assert_eq!(down.code, 0, "{}", down.all());
+    env.down_ok(&spec, &[]).await;
     assert!(
         get(&env, "ReplicationController", Some(NS), "pipeline-edges-v1")
             .await

@@ -383,24 +383,16 @@ async fn dispatch(shared: &Arc<Shared>, req: Request<Incoming>, path: &str) -> R
     if route.sub.as_deref() == Some("portforward") {
         return crate::portforward::handle(shared, &route, &query, req).await;
     }
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("unknown")
-        .to_string();
+    let header_text = |name: header::HeaderName, missing: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(missing)
+            .to_string()
+    };
+    let accept = header_text(header::ACCEPT, "");
+    let content_type = header_text(header::CONTENT_TYPE, "");
+    let user_agent = header_text(header::USER_AGENT, "unknown");
     let method = req.method().clone();
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
