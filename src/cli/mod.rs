@@ -408,7 +408,7 @@ async fn run(cli: Cli) -> u8 {
             let sink = sink(mode);
             let opts = options(&run, false, sink.clone());
             match ops::up::up(&session, &opts).await {
-                Ok(report) => output::up_done(mode, sink.as_ref(), &report),
+                Ok(report) => output::up_done(sink.as_ref(), &report),
                 Err(e) => fail(mode, e),
             }
         }

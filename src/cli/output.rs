@@ -320,7 +320,7 @@ pub fn manifests(objects: &[DesiredObject]) {
     print!("{out}");
 }
 
-pub fn up_done(mode: OutputMode, sink: &dyn EventSink, report: &UpReport) -> u8 {
+pub fn up_done(sink: &dyn EventSink, report: &UpReport) -> u8 {
     let run = &report.run;
     let failed = run.failures();
     let changed = run
@@ -375,7 +375,6 @@ pub fn up_done(mode: OutputMode, sink: &dyn EventSink, report: &UpReport) -> u8 
         elapsed_s: run.elapsed.as_secs_f64(),
         message,
     });
-    let _ = mode;
     if run.interrupted {
         exit::INTERRUPTED
     } else if run.ok() {

@@ -87,13 +87,18 @@ pub fn down_graph(
             after.entry(dep).or_default().push(r.id().to_string());
         }
     }
-    let mut resources: Vec<Arc<dyn Resource>> = runtime_steps;
-    for r in target {
-        let mut deps = after.remove(r.id()).unwrap_or_default();
-        let cluster_side = cluster_ready.iter().any(|c| c == r.id())
-            || cluster_ready
+    // The cluster and everything it stands on go only after the runtime.
+    let cluster_side: Vec<bool> = target
+        .iter()
+        .map(|r| {
+            cluster_ready
                 .iter()
-                .any(|c| r_depends_transitively(c, r.id(), &session.provider.resources()));
+                .any(|c| c == r.id() || r_depends_transitively(c, r.id(), &target))
+        })
+        .collect();
+    let mut resources: Vec<Arc<dyn Resource>> = runtime_steps;
+    for (r, cluster_side) in target.into_iter().zip(cluster_side) {
+        let mut deps = after.remove(r.id()).unwrap_or_default();
         if cluster_side {
             deps.extend(runtime_ids.iter().cloned());
         }

@@ -303,15 +303,57 @@ impl ClusterHandle {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<bool, ProviderError> {
+        self.delete_with(kind, namespace, name, &DeleteParams::foreground())
+            .await
+    }
+
+    /// Deletes an object but leaves what its controller made (a
+    /// StatefulSet's pods keep running, for a new StatefulSet to adopt).
+    pub async fn delete_orphaning(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, ProviderError> {
+        self.delete_with(kind, namespace, name, &DeleteParams::orphan())
+            .await
+    }
+
+    async fn delete_with(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: &str,
+        params: &DeleteParams,
+    ) -> Result<bool, ProviderError> {
         let api = self.api(kind, namespace).await?;
         with_retries(|| async {
-            match api.delete(name, &DeleteParams::foreground()).await {
+            match api.delete(name, params).await {
                 Ok(_) => Ok(true),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
                 Err(e) => Err(map_err(&format!("deleting {}/{name}", kind.kind), e)),
             }
         })
         .await
+    }
+
+    /// A JSON merge patch (RFC 7386) on a live object howdah does not
+    /// apply itself, such as a claim a StatefulSet made.
+    pub async fn merge_patch(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Value, ProviderError> {
+        let api = self.api(kind, namespace).await?;
+        let patched = with_retries(|| async {
+            api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map_err(|e| map_err(&format!("patching {}/{name}", kind.kind), e))
+        })
+        .await?;
+        to_json(patched)
     }
 }
 

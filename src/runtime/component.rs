@@ -11,7 +11,7 @@ use howdah_provider::{Action, Change, FieldChange, ProviderError, Resource, Step
 use serde_json::{json, Value};
 
 use super::chart::Component;
-use super::cluster::{kind_of, map_err, owned_by, with_retries, ObjectKey};
+use super::cluster::{kind_named, kind_of, owned_by, ObjectKey};
 use super::diff::{diff_object, quantity};
 use super::health::{match_labels, readiness, wait_ready};
 use super::teardown::{delete_and_wait, deletions};
@@ -137,13 +137,12 @@ impl ComponentStep {
             // etcd members are fixed when the cluster forms (initial-cluster,
             // state "new"): more pods would try to form a second cluster.
             if self.component == Component::Etcd && field == "spec.replicas" {
-                return Err(ProviderError::api(format!(
-                    "{}: etcd membership cannot change after creation ({} -> {} members); keep pachyderm.etcd.replicas at {}",
-                    d.key,
-                    c.old.as_deref().unwrap_or("?"),
-                    c.new.as_deref().unwrap_or("?"),
-                    c.old.as_deref().unwrap_or("?")
-                )));
+                return Err(refuse(
+                    &d.key,
+                    "etcd membership cannot change after creation",
+                    c,
+                    "keep pachyderm.etcd.replicas at",
+                ));
             }
             if field.starts_with("spec.volumeClaimTemplates") {
                 immutable = true;
@@ -151,13 +150,12 @@ impl ComponentStep {
                     let old = c.old.as_deref().and_then(quantity).unwrap_or(0.0);
                     let new = c.new.as_deref().and_then(quantity).unwrap_or(0.0);
                     if new < old {
-                        return Err(ProviderError::api(format!(
-                            "{}: volumes cannot shrink ({} -> {}); keep the size at {} or larger",
-                            d.key,
-                            c.old.as_deref().unwrap_or("?"),
-                            c.new.as_deref().unwrap_or("?"),
-                            c.old.as_deref().unwrap_or("?")
-                        )));
+                        return Err(refuse(
+                            &d.key,
+                            "volumes cannot shrink",
+                            c,
+                            "keep the size at or above",
+                        ));
                     }
                     work.grow.push((
                         match_labels(&live["spec"]["selector"]),
@@ -180,6 +178,13 @@ impl ComponentStep {
         }
         Ok(())
     }
+}
+
+/// A change the plan refuses, saying what it was and what to keep.
+fn refuse(key: &ObjectKey, why: &str, change: &FieldChange, keep: &str) -> ProviderError {
+    let old = change.old.as_deref().unwrap_or("?");
+    let new = change.new.as_deref().unwrap_or("?");
+    ProviderError::api(format!("{key}: {why} ({old} -> {new}); {keep} {old}"))
 }
 
 fn join_keys(keys: &[ObjectKey]) -> String {
@@ -307,7 +312,7 @@ impl Resource for ComponentStep {
         for key in &work.recreate {
             ctx.progress
                 .report(&format!("re-creating {key} (pods keep running)"));
-            self.orphan_delete(key).await?;
+            self.orphan_delete(key, ctx).await?;
         }
         // Wait only on what was touched or was not ready: a converged
         // component costs no request at all.
@@ -397,56 +402,39 @@ impl ComponentStep {
 
     async fn grow_claims(&self, selector: &str, size: &str) -> Result<(), ProviderError> {
         let rt = &self.rt;
-        let client = rt.cluster.client().await?;
-        let claims: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
-            kube::Api::namespaced(client, rt.namespace());
-        let params = kube::api::ListParams::default().labels(selector);
-        let list = with_retries(|| async {
-            claims
-                .list(&params)
+        let kind = kind_named("PersistentVolumeClaim")
+            .ok_or_else(|| ProviderError::api("PersistentVolumeClaim is not a known kind"))?;
+        let patch = json!({"spec": {"resources": {"requests": {"storage": size}}}});
+        for claim in rt
+            .cluster
+            .list(kind, Some(rt.namespace()), selector)
+            .await?
+        {
+            let name = claim["metadata"]["name"].as_str().unwrap_or_default();
+            rt.cluster
+                .merge_patch(kind, Some(rt.namespace()), name, &patch)
                 .await
-                .map_err(|e| map_err("listing claims", e))
-        })
-        .await?;
-        for claim in list.items {
-            let name = claim.metadata.name.clone().unwrap_or_default();
-            let patch = json!({"spec": {"resources": {"requests": {"storage": size}}}});
-            with_retries(|| async {
-                claims
-                    .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
-                    .await
-                    .map_err(|e| map_err(&format!("growing PersistentVolumeClaim/{name} (does its StorageClass allow volume expansion?)"), e))
-            })
-            .await?;
+                .map_err(|e| {
+                    ProviderError::api(format!(
+                        "{e} (does the claim's StorageClass allow volume expansion?)"
+                    ))
+                })?;
         }
         Ok(())
     }
 
-    async fn orphan_delete(&self, key: &ObjectKey) -> Result<(), ProviderError> {
+    async fn orphan_delete(&self, key: &ObjectKey, ctx: &StepContext) -> Result<(), ProviderError> {
         let rt = &self.rt;
-        let Some(kind) = super::cluster::kind_named(key.kind) else {
-            return Ok(());
-        };
-        let api = rt.cluster.api(kind, key.namespace.as_deref()).await?;
-        match api
-            .delete(&key.name, &kube::api::DeleteParams::orphan())
-            .await
+        let kind = kind_named(key.kind)
+            .ok_or_else(|| ProviderError::api(format!("{} is not a known kind", key.kind)))?;
+        if rt
+            .cluster
+            .delete_orphaning(kind, key.namespace.as_deref(), &key.name)
+            .await?
         {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-            Err(e) => return Err(super::cluster::map_err(&format!("re-creating {key}"), e)),
+            wait_gone(rt, key, ctx).await?;
         }
-        let object = json!({"apiVersion": kind.api_version(), "kind": kind.kind, "metadata": {"name": key.name, "namespace": key.namespace}});
-        wait_gone(
-            rt,
-            key,
-            &object,
-            &StepContext {
-                outputs: rt.outputs.clone(),
-                progress: Arc::new(howdah_provider::NoProgress),
-            },
-        )
-        .await
+        Ok(())
     }
 }
 
@@ -454,10 +442,10 @@ impl ComponentStep {
 pub async fn wait_gone(
     rt: &Runtime,
     key: &ObjectKey,
-    object: &Value,
     ctx: &StepContext,
 ) -> Result<(), ProviderError> {
-    let kind = kind_of(object)?;
+    let kind = kind_named(key.kind)
+        .ok_or_else(|| ProviderError::api(format!("{} is not a known kind", key.kind)))?;
     poll_until(
         &format!("{key} to be deleted"),
         rt.step_timeout,
@@ -467,7 +455,7 @@ pub async fn wait_gone(
             Ok(
                 match rt
                     .cluster
-                    .get(&kind, key.namespace.as_deref(), &key.name)
+                    .get(kind, key.namespace.as_deref(), &key.name)
                     .await?
                 {
                     None => Poll::Ready(()),

@@ -278,23 +278,22 @@ async fn storage_classes(cluster: &ClusterHandle) -> Result<Vec<(String, bool)>,
     let Some(kind) = kind_named("StorageClass") else {
         return Ok(Vec::new());
     };
-    let api = cluster.api(kind, None).await?;
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| map_err("listing storage classes", e))?;
-    Ok(list
-        .items
+    Ok(cluster
+        .list(kind, None, "")
+        .await?
         .iter()
         .map(|sc| {
-            let default = sc
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
-                .map(|v| v == "true")
-                .unwrap_or(false);
-            (sc.metadata.name.clone().unwrap_or_default(), default)
+            let default = sc["metadata"]["annotations"]
+                ["storageclass.kubernetes.io/is-default-class"]
+                .as_str()
+                == Some("true");
+            (
+                sc["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                default,
+            )
         })
         .collect())
 }

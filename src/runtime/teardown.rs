@@ -54,10 +54,10 @@ pub(super) async fn delete_and_wait(
                 .await?;
         }
     }
-    for (key, object) in targets {
+    for (key, _) in targets {
         ctx.progress
             .report(&format!("waiting for {key} to be gone"));
-        wait_gone(rt, key, object, ctx).await?;
+        wait_gone(rt, key, ctx).await?;
     }
     Ok(())
 }

@@ -91,11 +91,6 @@ impl SpecError {
     pub fn file_name(&self) -> &str {
         &self.file_name
     }
-
-    /// The text that was parsed.
-    pub fn source_text(&self) -> &str {
-        self.source.inner()
-    }
 }
 
 impl fmt::Display for SpecError {

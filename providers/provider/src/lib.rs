@@ -103,10 +103,6 @@ impl Outputs {
         self.lock().insert(id.to_string(), value);
     }
 
-    pub fn snapshot(&self) -> BTreeMap<String, serde_json::Value> {
-        self.lock().clone()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, serde_json::Value>> {
         // A panic while holding this lock leaves a plain map behind, which is
         // still consistent: take it rather than propagate the poison.
