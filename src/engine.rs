@@ -402,19 +402,17 @@ mod tests {
             step("runtime", &["cluster", "bucket"], 10, log.clone()),
         ];
         let outputs = Outputs::default();
-        let t = Instant::now();
         let report = run(steps, &opts(8), &outputs, Arc::new(Quiet), |_| {})
             .await
             .unwrap();
         assert!(report.ok());
-        // Parallel: about 110 ms, not 140.
-        assert!(
-            t.elapsed() < Duration::from_millis(135),
-            "{:?}",
-            t.elapsed()
-        );
         let log = log.lock().unwrap().clone();
         let pos = |s: &str| log.iter().position(|l| l == s).unwrap();
+        // The two roots overlap (the bucket starts before the slow cluster
+        // ends) instead of running one after the other; judged by order,
+        // not by wall time, so a loaded machine cannot make it flake.
+        assert!(pos("start bucket") < pos("end cluster"), "{log:?}");
+        assert!(pos("start cluster") < pos("end bucket"), "{log:?}");
         assert!(pos("start runtime") > pos("end cluster"));
         assert!(pos("start runtime") > pos("end bucket"));
         assert_eq!(outputs.get("bucket").unwrap()["id"], "bucket");

@@ -229,6 +229,10 @@ async fn down_removes_the_runtime_keeps_data_unless_asked_and_proves_it() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "gone", "");
     env.up_ok(&spec).await;
+    let password = |s: Option<serde_json::Value>| {
+        s.expect("postgres secret")["data"]["postgres-password"].clone()
+    };
+    let before = password(get(&env, "Secret", Some(NS), "postgres").await);
 
     let down = env.down_ok(&spec, &[]).await;
     assert!(get(&env, "Deployment", Some(NS), "pachd").await.is_none());
@@ -244,8 +248,13 @@ async fn down_removes_the_runtime_keeps_data_unless_asked_and_proves_it() {
     assert!(down.stdout.contains("KEPT"), "{}", down.stdout);
     assert!(down.stdout.contains("--delete-data"), "{}", down.stdout);
 
-    // Up again on retained data: the old password is kept with the data.
+    // Up again on retained data: the old password is kept with the data,
+    // or the retained database would refuse pachd.
     env.up_ok(&spec).await;
+    assert_eq!(
+        password(get(&env, "Secret", Some(NS), "postgres").await),
+        before
+    );
 
     let down = env.down_ok(&spec, &["--delete-data"]).await;
     assert!(list(
