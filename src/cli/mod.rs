@@ -150,6 +150,28 @@ enum Command {
         #[arg(long)]
         delete_data: bool,
     },
+    /// Write a kubeconfig context for the stack's cluster (cloud targets),
+    /// whose credentials plugin is howdah itself: no aws CLI needed.
+    Kubeconfig {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// File to write; default: $KUBECONFIG's first file, else
+        /// ~/.kube/config. The context is merged in and made current.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print an EKS token as a kubectl ExecCredential (the credentials
+    /// plugin `howdah kubeconfig` writes).
+    #[command(hide = true)]
+    Token {
+        /// EKS cluster name.
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        profile: Option<String>,
+    },
     /// Print the JSON Schema of the stack file.
     Schema,
     /// Inspect or unlock the state.
@@ -458,6 +480,40 @@ async fn run(cli: Cli) -> u8 {
             match console::serve(&session, pachd_port, console_port).await {
                 Ok(()) => exit::OK,
                 Err(e) => fail(mode, e),
+            }
+        }
+        Command::Kubeconfig { stack, out } => {
+            let session = match open(&stack) {
+                Ok(s) => s,
+                Err(e) => return fail(mode, e),
+            };
+            match ops::kubeconfig::write(&session, out).await {
+                Ok(written) => {
+                    println!(
+                        "wrote context `{}` to {} and made it current",
+                        written.context,
+                        written.path.display()
+                    );
+                    exit::OK
+                }
+                Err(e) => fail(mode, e),
+            }
+        }
+        Command::Token {
+            cluster,
+            region,
+            profile,
+        } => {
+            match howdah_provider_aws::exec_credential(&cluster, &region, profile.as_deref()).await
+            {
+                Ok(credential) => {
+                    println!("{credential}");
+                    exit::OK
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::FAILED
+                }
             }
         }
         Command::State { command } => match command {

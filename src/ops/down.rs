@@ -75,6 +75,7 @@ pub fn down_graph(
     opts: &Options,
     outputs: &Outputs,
 ) -> (Arc<Runtime>, Vec<Arc<dyn Resource>>) {
+    session.provider.set_delete_data(opts.delete_data);
     let rt = session.runtime(outputs, opts.timeout, opts.delete_data);
     let runtime_steps = runtime::down_resources(&rt);
     let runtime_ids: Vec<String> = runtime_steps.iter().map(|r| r.id().to_string()).collect();

@@ -2,6 +2,7 @@
 //! options and returns data (a Plan, a Report); printing is the CLI's job.
 
 pub mod down;
+pub mod kubeconfig;
 pub mod status;
 pub mod up;
 
@@ -13,6 +14,7 @@ use futures::future::join_all;
 use howdah_provider::{
     Change, NoProgress, Outputs, Provider, ProviderError, Resource, StepContext,
 };
+use howdah_provider_aws::{AwsConfig, AwsProvider, NetworkConfig, NodePoolConfig};
 use howdah_provider_kubeconfig::KubeconfigProvider;
 use tokio_util::sync::CancellationToken;
 
@@ -78,9 +80,51 @@ pub fn provider_for(stack: &Stack, base: &Path) -> Arc<dyn Provider> {
             k.path.as_ref().map(|p| expand_path(p, base)),
             k.context.clone(),
         )),
+        Target::Aws(aws) => Arc::new(AwsProvider::new(aws_config(stack, aws))),
     }
 }
 
+/// The stack as the AWS provider sees it.
+fn aws_config(stack: &Stack, aws: &spec::AwsTarget) -> AwsConfig {
+    let cluster = stack.cloud_cluster().cloned().unwrap_or_default();
+    let network = if cluster.network.is_existing() {
+        NetworkConfig::Existing {
+            vpc_id: cluster.network.vpc_id.clone().unwrap_or_default(),
+            subnet_ids: cluster.network.subnet_ids.clone(),
+        }
+    } else {
+        NetworkConfig::New {
+            cidr: cluster.network.cidr_or_default().to_string(),
+            zones: cluster.network.zones_or_default(),
+        }
+    };
+    AwsConfig {
+        stack: stack.name.clone(),
+        region: aws.region.clone(),
+        profile: aws.profile.clone(),
+        kubernetes_version: cluster.version.clone(),
+        network,
+        node_pools: cluster
+            .node_pools
+            .iter()
+            .map(|p| NodePoolConfig {
+                name: p.name.clone(),
+                machine_type: p.machine_type.clone(),
+                min: p.min,
+                max: p.max,
+                desired: p.desired_or_min(),
+                disk_size_gb: p.disk_size_gb,
+                spot: p.spot,
+                labels: p.labels.clone(),
+            })
+            .collect(),
+        bucket: stack.storage.bucket.as_ref().and_then(|b| b.name.clone()),
+        static_keys: stack.pachyderm.identity == spec::Identity::Keys,
+        namespace: stack.pachyderm.namespace.clone(),
+        delete_data: stack.storage.data_policy == spec::DataPolicy::Delete,
+        tags: stack.tags.clone(),
+    }
+}
 fn expand_path(path: &str, base: &Path) -> PathBuf {
     let expanded = match path.strip_prefix("~/") {
         Some(rest) => std::env::var_os("HOME")

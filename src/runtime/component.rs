@@ -73,6 +73,7 @@ impl ComponentStep {
         };
         for d in &desired {
             match live.objects.get(&d.key) {
+                None if live.cluster_absent => work.apply.push((d.clone(), None)),
                 None => {
                     // Not ours by label; is it there under someone else's name?
                     let kind = kind_of(&d.object)?;

@@ -40,6 +40,9 @@ pub struct DesiredObject {
 #[derive(Debug, Default)]
 pub struct Live {
     pub objects: BTreeMap<ObjectKey, Value>,
+    /// The target has not made the cluster yet: nothing is live, and
+    /// nothing may be asked of it.
+    pub cluster_absent: bool,
 }
 
 impl Live {
@@ -165,6 +168,12 @@ impl Runtime {
     pub async fn live(&self) -> Result<&Live, ProviderError> {
         self.live
             .get_or_try_init(|| async {
+                if !self.provider.cluster_exists().await? {
+                    return Ok(Live {
+                        objects: BTreeMap::new(),
+                        cluster_absent: true,
+                    });
+                }
                 let selector = stack_selector(&self.stack.name);
                 let mut objects = BTreeMap::new();
                 for kind in Self::live_kinds() {
@@ -173,7 +182,10 @@ impl Runtime {
                         objects.insert(ObjectKey::of(&object)?, object);
                     }
                 }
-                Ok(Live { objects })
+                Ok(Live {
+                    objects,
+                    cluster_absent: false,
+                })
             })
             .await
     }
@@ -208,9 +220,11 @@ impl Runtime {
     async fn storage_credentials(&self) -> Result<&BTreeMap<String, String>, ProviderError> {
         self.credentials
             .get_or_try_init(|| async {
-                let Some(name) = self.stack.storage.bucket.as_ref().and_then(|b| b.credentials_secret.clone()) else {
+                let inputs = self.provider.runtime_inputs(&self.outputs);
+                let name = inputs::storage_values(&self.stack, &inputs).credentials_secret;
+                if name.is_empty() || self.live().await?.cluster_absent {
                     return Ok(BTreeMap::new());
-                };
+                }
                 let kind = cluster::kind_named("Secret")
                     .ok_or_else(|| ProviderError::api("Secret is not a known kind"))?;
                 let secret = self.cluster.get(kind, Some(self.namespace()), &name).await?.ok_or_else(|| {

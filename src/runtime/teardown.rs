@@ -70,6 +70,9 @@ async fn list_keyed(
     let Some(k) = kind_named(kind) else {
         return Ok(Vec::new());
     };
+    if rt.live().await?.cluster_absent {
+        return Ok(Vec::new());
+    }
     rt.cluster
         .list(k, Some(rt.namespace()), selector)
         .await?
@@ -242,6 +245,9 @@ down_only!(
 pub async fn leftovers(rt: &Runtime) -> Result<Vec<Leftover>, ProviderError> {
     let selector = stack_selector(&rt.stack.name);
     let mut found: Vec<Value> = Vec::new();
+    if !rt.provider.cluster_exists().await? {
+        return Ok(Vec::new()); // the cluster went, and everything in it
+    }
     for kind in KINDS {
         found.extend(rt.cluster.list(kind, None, &selector).await?);
     }

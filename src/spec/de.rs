@@ -1,7 +1,8 @@
 //! The few places where the stack file's YAML shape is friendlier than the
-//! derived serde shape: `target` as a one-key mapping, `console: false`, and
-//! `local:` / `kubeconfig:` written with nothing under them. What is
-//! serialized parses back unchanged.
+//! derived serde shape: `target` as a one-key mapping, `console: false`,
+//! `local:` / `kubeconfig:` written with nothing under them, and a
+//! Kubernetes version that must be quoted. What is serialized parses back
+//! unchanged.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -11,14 +12,14 @@ use serde::de::{
 };
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::types::{Console, KubeconfigTarget, Target};
+use super::types::{AwsTarget, Console, KubeconfigTarget, Target};
 
 /// The keys `target` accepts, in the order `howdah init` lists them.
-pub const TARGETS: &[&str] = &["kubeconfig"];
+pub const TARGETS: &[&str] = &["kubeconfig", "aws"];
 
 /// Targets that are planned but not built yet; naming one gets a clearer
 /// message than "unknown key".
-pub(crate) const PLANNED_TARGETS: &[&str] = &["aws", "gcp", "azure"];
+pub(crate) const PLANNED_TARGETS: &[&str] = &["gcp", "azure"];
 
 /// `target` is a mapping with exactly one key naming the target. (serde's
 /// derived enum shape in YAML is a `!kubeconfig` tag, which nobody writes.)
@@ -34,6 +35,7 @@ impl Serialize for Target {
         let mut map = serializer.serialize_map(Some(1))?;
         match self {
             Target::Kubeconfig(kubeconfig) => map.serialize_entry("kubeconfig", kubeconfig)?,
+            Target::Aws(aws) => map.serialize_entry("aws", aws)?,
         }
         map.end()
     }
@@ -55,6 +57,9 @@ impl<'de> Visitor<'de> for TargetVisitor {
                 TargetKind::Kubeconfig => Target::Kubeconfig(
                     map.next_value::<Option<KubeconfigTarget>>()?
                         .unwrap_or_default(),
+                ),
+                TargetKind::Aws => Target::Aws(
+                    map.next_value_seed(RequiredBlock::<AwsTarget>(PhantomData, "region"))?,
                 ),
             };
             if target.is_some() {
@@ -78,6 +83,7 @@ impl<'de> Visitor<'de> for TargetVisitor {
 /// points at the key itself.
 enum TargetKind {
     Kubeconfig,
+    Aws,
 }
 
 impl<'de> Deserialize<'de> for TargetKind {
@@ -91,12 +97,64 @@ impl<'de> Deserialize<'de> for TargetKind {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<TargetKind, E> {
                 match v {
                     "kubeconfig" => Ok(TargetKind::Kubeconfig),
+                    "aws" => Ok(TargetKind::Aws),
                     _ => Err(E::unknown_field(v, TARGETS)),
                 }
             }
         }
         deserializer.deserialize_identifier(KindVisitor)
     }
+}
+
+/// A block with a required key, written with nothing under it: reported as
+/// that key missing (at the block), not as "expected a mapping".
+struct RequiredBlock<T>(PhantomData<T>, &'static str);
+
+impl<'de, T: Deserialize<'de>> de::DeserializeSeed<'de> for RequiredBlock<T> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        // `deserialize_any`, not `deserialize_option`: serde_norway puts the
+        // block's own path and position only on errors from the former.
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for RequiredBlock<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Err(E::missing_field(self.1))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<T, E> {
+        Err(E::missing_field(self.1))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
+/// What [`kubernetes_version`] expects; `structural` keys its help on it.
+pub(crate) const QUOTED_VERSION: &str = "a Kubernetes version in quotes";
+
+/// `cluster.version`: text only. Unquoted, `1.30` is the number 1.3 to
+/// every other YAML reader (and to the JSON Schema), so a number is refused
+/// rather than read back as text.
+pub(crate) fn kubernetes_version<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
+    struct VersionVisitor;
+    impl Visitor<'_> for VersionVisitor {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{QUOTED_VERSION}, e.g. \"1.31\"")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    deserializer.deserialize_any(VersionVisitor)
 }
 
 /// `console: false` / `console: true` as shorthand for `console: {enabled: …}`;
@@ -179,10 +237,45 @@ mod tests {
         for yaml in [
             "name: a\ntarget: {}\n",
             "name: a\ntarget: kubeconfig\n",
+            "name: a\ntarget: {gcp: {}}\n",
             "name: a\ntarget: {aws: {}}\n",
+            "name: a\ntarget: {aws: }\n",
+            "name: a\ntarget: {kubeconfig: {}, aws: {region: us-east-1}}\n",
         ] {
             assert!(stack(yaml).is_err(), "{yaml}");
         }
+    }
+
+    #[test]
+    fn the_aws_target_needs_a_region_and_round_trips() {
+        let parsed = stack("name: a\ntarget:\n  aws:\n    region: eu-west-1\n    profile: sso\n");
+        let Ok(parsed) = parsed else {
+            panic!("{parsed:?}");
+        };
+        let expected = super::Target::Aws(super::AwsTarget {
+            region: "eu-west-1".into(),
+            profile: Some("sso".into()),
+        });
+        assert_eq!(parsed.target, expected);
+        let yaml = serde_norway::to_string(&parsed).unwrap();
+        assert_eq!(stack(&yaml).map(|s| s.target).ok(), Some(expected));
+        let empty = stack("name: a\ntarget:\n  aws:\n").unwrap_err().to_string();
+        assert!(
+            empty.contains("target.aws: missing field `region`"),
+            "{empty}"
+        );
+    }
+
+    #[test]
+    fn a_kubernetes_version_must_be_text() {
+        let quoted = stack("name: a\ntarget: {aws: {region: x}}\ncluster: {version: \"1.30\"}\n");
+        assert_eq!(
+            quoted.map(|s| s.cluster.map(|c| c.version)).ok(),
+            Some(Some("1.30".to_string()))
+        );
+        let number = stack("name: a\ntarget: {aws: {region: x}}\ncluster: {version: 1.30}\n");
+        let message = number.unwrap_err().to_string();
+        assert!(message.contains("floating point `1.3`"), "{message}");
     }
 
     #[test]

@@ -157,7 +157,7 @@ pub(crate) fn byte_offset(source: &str, line: usize, column: usize) -> usize {
 /// The span of the YAML token starting at a position, for underlining: a
 /// quoted scalar through its closing quote, otherwise up to the end of the
 /// plain scalar or key.
-fn token_span(source: &str, line: usize, column: usize) -> (usize, usize) {
+pub(crate) fn token_span(source: &str, line: usize, column: usize) -> (usize, usize) {
     let start = byte_offset(source, line, column);
     let rest = &source[start..];
     let mut chars = rest.char_indices().peekable();

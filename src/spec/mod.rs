@@ -6,10 +6,14 @@
 //! keys, empty file, top level not a mapping), serde into [`Stack`]
 //! (unknown keys, wrong types, bad enum values, missing keys; serde stops
 //! at the first), then every semantic rule, all of whose problems are
-//! reported together. Nothing here touches the network, and nothing but
-//! [`load`] touches the filesystem.
+//! reported together. Between the last two, a cloud stack gets what its
+//! file leaves out filled in (a cluster, a bucket), so the rules and every
+//! later reader see the stack as it will be built. Nothing here touches
+//! the network, and nothing but [`load`] touches the filesystem.
 
+mod aws;
 mod bucket_url;
+mod cloud;
 mod de;
 mod errors;
 mod location;
@@ -27,6 +31,9 @@ mod corpus_tests;
 use std::path::Path;
 
 use de::TARGETS;
+use location::{locate, Part, YamlPath};
+
+pub use aws::AWS_REGIONS;
 pub use errors::{SpecError, SpecProblem};
 pub use schema::json_schema;
 pub use types::*;
@@ -61,10 +68,11 @@ pub fn parse(file_name: &str, source: &str) -> Result<Stack, SpecError> {
     if let Some(problem) = structural::check_document(source) {
         return Err(SpecError::new(file_name, source, vec![problem]));
     }
-    let stack: Stack = serde_norway::from_str(source).map_err(|error| {
+    let mut stack: Stack = serde_norway::from_str(source).map_err(|error| {
         let problem = structural::from_serde(source, &error);
         SpecError::new(file_name, source, vec![problem])
     })?;
+    fill_cloud_defaults(&mut stack, source);
     let problems = validate::validate(&stack, source);
     if problems.is_empty() {
         Ok(stack)
@@ -73,11 +81,33 @@ pub fn parse(file_name: &str, source: &str) -> Result<Stack, SpecError> {
     }
 }
 
+/// On a cloud target, what the file leaves out means "howdah creates it":
+/// a cluster with the defaults and a new bucket. serde cannot tell an
+/// omitted `storage` (whose default, for the kubeconfig target, is local
+/// storage) from a written `local:`, so the source is asked; a written one
+/// stays for validation to refuse. Runs before validation so the rules see
+/// the stack as it will be used. The kubeconfig target is left as parsed.
+fn fill_cloud_defaults(stack: &mut Stack, source: &str) {
+    if !stack.target.is_cloud() {
+        return;
+    }
+    stack.cluster.get_or_insert_with(Cluster::default);
+    let local = YamlPath::of(&["storage", "local"]);
+    if locate(source, &local, Part::Key, 0).is_none() {
+        stack.storage.local = None;
+    }
+    stack
+        .storage
+        .bucket
+        .get_or_insert_with(BucketStorage::default);
+}
+
 /// The commented starter file for `howdah init --target <target>`; `None`
 /// for a target this version cannot stand up.
 pub fn starter(target: &str) -> Option<&'static str> {
     match target {
         "kubeconfig" => Some(include_str!("../../templates/init/kubeconfig.yaml")),
+        "aws" => Some(include_str!("../../templates/init/aws.yaml")),
         _ => None,
     }
 }
@@ -112,7 +142,46 @@ mod tests {
                 panic!("starter for {target} does not parse:\n{error}");
             }
         }
-        assert_eq!(starter("aws"), None);
+        assert_eq!(starter("gcp"), None);
+    }
+
+    #[test]
+    fn a_cloud_stack_gets_a_cluster_and_a_bucket_by_default() {
+        let stack = parse(
+            "howdah.yaml",
+            "name: demo\ntarget: {aws: {region: us-east-1}}\n",
+        );
+        let stack = stack.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stack.cluster, Some(Cluster::default()));
+        assert_eq!(stack.cloud_cluster(), Some(&Cluster::default()));
+        assert_eq!(stack.storage.local, None);
+        assert_eq!(stack.storage.bucket, Some(BucketStorage::default()));
+        let pool = &stack.cluster.unwrap_or_default().node_pools[0];
+        assert_eq!(
+            (
+                pool.name.as_str(),
+                pool.machine_type.as_str(),
+                pool.desired_or_min(),
+                pool.max
+            ),
+            ("default", "m5.large", 2, 4)
+        );
+
+        let named = "name: demo\ntarget: {aws: {region: us-east-1}}\nstorage:\n  \
+                     dataPolicy: delete\n  bucket: {name: demo-data}\n";
+        let named = parse("howdah.yaml", named).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(named.storage.local, None);
+        assert_eq!(named.storage.data_policy, DataPolicy::Delete);
+        assert_eq!(
+            named.storage.bucket.and_then(|b| b.name).as_deref(),
+            Some("demo-data")
+        );
+
+        let kubeconfig = parse("howdah.yaml", "name: demo\ntarget: {kubeconfig: {}}\n");
+        let kubeconfig = kubeconfig.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(kubeconfig.storage, Storage::default());
+        assert_eq!(kubeconfig.cluster, None);
+        assert_eq!(kubeconfig.cloud_cluster(), None);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 use schemars::{json_schema, Schema, SchemaGenerator};
 use serde_json::Value;
 
+use super::aws::AWS_REGIONS;
 use super::location::{Segment, YamlPath};
-use super::types::{Console, Stack};
+use super::types::{Console, Stack, KUBERNETES_VERSIONS};
 
 /// A Kubernetes quantity, for editors; `quantity.rs` is the real check.
 pub(crate) const QUANTITY_PATTERN: &str =
@@ -19,11 +20,25 @@ pub fn json_schema() -> Value {
     if let Some(object) = schema.as_object_mut() {
         object.insert("title".into(), Value::from("howdah stack file"));
     }
-    // The versions come from the charts compiled in, not from the types.
-    let versions = super::supported_versions();
-    if let Some(version) = schema.pointer_mut("/$defs/Pachyderm/properties/version") {
-        if let Some(object) = version.as_object_mut() {
-            object.insert("enum".into(), Value::from(versions));
+    // The versions come from the charts compiled in, not from the types;
+    // the cloud lists are consts the checks share.
+    let enums = [
+        (
+            "/$defs/Pachyderm/properties/version",
+            Value::from(super::supported_versions()),
+        ),
+        (
+            "/$defs/Cluster/properties/version",
+            Value::from(KUBERNETES_VERSIONS),
+        ),
+        (
+            "/$defs/AwsTarget/properties/region",
+            Value::from(AWS_REGIONS),
+        ),
+    ];
+    for (pointer, values) in enums {
+        if let Some(object) = schema.pointer_mut(pointer).and_then(Value::as_object_mut) {
+            object.insert("enum".into(), values);
         }
     }
     schema
@@ -288,6 +303,10 @@ mod tests {
         json!({
             "name": "demo",
             "target": {"kubeconfig": {}},
+            "cluster": {
+                "network": {},
+                "nodePools": [{"name": "demo", "machineType": "m5.large", "min": 1, "max": 2}]
+            },
             "storage": {"local": {}, "bucket": {}},
             "state": {"path": "x"},
             "pachyderm": {
@@ -301,12 +320,25 @@ mod tests {
         })
     }
 
+    /// `every_struct`, with the target the struct at `pointer` belongs to.
+    fn every_struct_for(pointer: &str) -> Value {
+        let mut doc = every_struct();
+        if pointer.starts_with("/target/aws") {
+            doc["target"] = json!({"aws": {"region": "us-east-1"}});
+        }
+        doc
+    }
+
     /// The paths (JSON pointers into `every_struct`) of every struct the
     /// parser reads.
     const STRUCT_PATHS: &[&str] = &[
         "",
         "/target",
         "/target/kubeconfig",
+        "/target/aws",
+        "/cluster",
+        "/cluster/network",
+        "/cluster/nodePools/0",
         "/storage",
         "/storage/local",
         "/storage/bucket",
@@ -359,7 +391,7 @@ mod tests {
     /// The keys the parser allows at a path: plant an unknown key there and
     /// read the list serde answers with.
     fn parser_keys(pointer: &str) -> BTreeSet<String> {
-        let mut doc = every_struct();
+        let mut doc = every_struct_for(pointer);
         if let Some(Value::Object(object)) = doc.pointer_mut(pointer) {
             object.insert("zzUnknown".into(), json!(1));
         }
@@ -377,9 +409,10 @@ mod tests {
     fn parser_required(pointer: &str) -> BTreeSet<String> {
         let samples = json!({
             "name": "demo", "target": {"kubeconfig": {}}, "path": "x",
-            "host": "h", "user": "u", "passwordSecret": "s"
+            "host": "h", "user": "u", "passwordSecret": "s",
+            "region": "us-east-1", "machineType": "m5.large", "min": 1, "max": 2
         });
-        let mut doc = every_struct();
+        let mut doc = every_struct_for(pointer);
         if let Some(slot) = doc.pointer_mut(pointer) {
             *slot = json!({});
         }
@@ -464,6 +497,17 @@ mod tests {
     }
 
     #[test]
+    fn schema_lists_kubernetes_versions_and_aws_regions() {
+        let kubernetes = allowed_values(&YamlPath::of(&["cluster", "version"]));
+        assert_eq!(
+            kubernetes,
+            Some(KUBERNETES_VERSIONS.iter().map(|v| v.to_string()).collect())
+        );
+        let regions = allowed_values(&YamlPath::of(&["target", "aws", "region"]));
+        assert!(regions.is_some_and(|r| r.len() == AWS_REGIONS.len()));
+    }
+
+    #[test]
     fn enum_fields_list_their_values() {
         let policy = allowed_values(&YamlPath::of(&["storage", "dataPolicy"]));
         assert_eq!(
@@ -479,6 +523,9 @@ mod tests {
         let schema = json_schema();
         let good = json!({"name": "demo", "target": {"kubeconfig": null}});
         assert_eq!(check::violations(&schema, &good), Vec::<String>::new());
+        let aws =
+            json!({"name": "demo", "target": {"aws": {"region": "us-east-1"}}, "cluster": {}});
+        assert_eq!(check::violations(&schema, &aws), Vec::<String>::new());
         for bad in [
             json!({"name": "demo"}),
             json!({"name": "demo", "target": {"kubeconfig": {}}, "extra": 1}),
@@ -486,6 +533,10 @@ mod tests {
             json!({"name": "demo", "target": {"kubeconfig": {"ctx": "a"}}}),
             json!({"name": "demo", "target": {"kubeconfig": {}}, "pachyderm": {"console": 3}}),
             json!({"name": "demo", "target": {"kubeconfig": {}}, "storage": {"dataPolicy": "x"}}),
+            json!({"name": "demo", "target": {"aws": {}}}),
+            json!({"name": "demo", "target": {"aws": {"region": "mars-1"}}}),
+            json!({"name": "demo", "target": {"aws": {"region": "us-east-1"}}, "cluster": {"version": 1.3}}),
+            json!({"name": "demo", "target": {"aws": {"region": "us-east-1"}}, "cluster": {"nodePools": [{"name": "a"}]}}),
         ] {
             assert!(!check::violations(&schema, &bad).is_empty(), "{bad}");
         }

@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::errors::SpecProblem;
+use super::errors::{token_span, SpecProblem};
 use super::location::{locate, locate_nearest, Part, Position, YamlPath};
 use super::schema;
 
@@ -353,10 +353,21 @@ pub(crate) fn from_serde(source: &str, error: &serde_norway::Error) -> SpecProbl
         .strip_prefix("invalid type: ")
         .or_else(|| text.strip_prefix("invalid value: "))
     {
-        let (found, expected) = rest.rsplit_once(", expected ").unwrap_or((rest, "?"));
+        let (found_raw, expected) = rest.rsplit_once(", expected ").unwrap_or((rest, "?"));
         let expected = friendly_expected(&path, expected);
-        let message = format!("expected {expected}, found {}", friendly_found(found));
-        return problem(at, &path, message, type_help(found, &expected));
+        let found = friendly_found(found_raw);
+        let message = format!("expected {expected}, found {found}");
+        let help = if expected.starts_with(super::de::QUOTED_VERSION) {
+            // The number as written (1.30), not as read (1.3).
+            let (offset, len) = token_span(source, at.line, at.column);
+            let written = source.get(offset..offset + len).unwrap_or(&found);
+            Some(format!(
+                "write it in quotes, \"{written}\": unquoted, YAML reads it as the number {found}"
+            ))
+        } else {
+            type_help(found_raw, &expected)
+        };
+        return problem(at, &path, message, help);
     }
     if text.starts_with("duplicate field") {
         let field = backticked(&text).first().copied().unwrap_or_default();
@@ -367,12 +378,32 @@ pub(crate) fn from_serde(source: &str, error: &serde_norway::Error) -> SpecProbl
     syntax_problem(source, at, &text)
 }
 
+/// Keys other tools (eksctl, Terraform modules) use for what the stack file
+/// names differently, with the stack file's name.
+const KEY_ALIASES: &[(&str, &str)] = &[
+    ("instanceType", "machineType"),
+    ("instanceTypes", "machineType"),
+    ("minSize", "min"),
+    ("maxSize", "max"),
+    ("desiredCapacity", "desired"),
+    ("desiredSize", "desired"),
+    ("volumeSize", "diskSizeGb"),
+    ("diskSize", "diskSizeGb"),
+    ("kubernetesVersion", "version"),
+];
+
 fn unknown_key_help(path: &YamlPath, unknown: &str, allowed: &[&str]) -> String {
     if *path == YamlPath::of(&["target"]) && super::de::PLANNED_TARGETS.contains(&unknown) {
         return format!(
             "the {unknown} target is planned but not in this version; available: {}",
             allowed.join(", ")
         );
+    }
+    let alias = KEY_ALIASES
+        .iter()
+        .find(|(other, ours)| *other == unknown && allowed.contains(ours));
+    if let Some((other, ours)) = alias {
+        return format!("did you mean `{ours}`? (other tools call it {other})");
     }
     match did_you_mean(unknown, allowed) {
         Some(close) => format!("did you mean `{close}`?"),
@@ -383,7 +414,7 @@ fn unknown_key_help(path: &YamlPath, unknown: &str, allowed: &[&str]) -> String 
 
 fn missing_key_help(path: &YamlPath, field: &str) -> Option<String> {
     if *path != YamlPath::root() {
-        return None;
+        return block_missing_key_help(path, field);
     }
     match field {
         "name" => Some("add `name: my-stack` (lower-case letters, digits, '-')".into()),
@@ -392,6 +423,11 @@ fn missing_key_help(path: &YamlPath, field: &str) -> Option<String> {
         }
         _ => None,
     }
+}
+
+fn block_missing_key_help(path: &YamlPath, field: &str) -> Option<String> {
+    (*path == YamlPath::of(&["target", "aws"]) && field == "region")
+        .then(|| "add the region to create everything in, e.g. `region: us-east-1`".into())
 }
 
 /// serde's "expected" in user terms.

@@ -3,6 +3,7 @@
 //! schema and the parser cannot drift apart.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,15 @@ pub struct Stack {
     pub name: String,
     /// Where the stack runs.
     pub target: Target,
+    /// The Kubernetes cluster howdah creates on a cloud target; every key
+    /// has a default. Not allowed with `kubeconfig`, whose cluster is used
+    /// as it is.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::de::present_or_default"
+    )]
+    pub cluster: Option<Cluster>,
     /// Where Pachyderm keeps its data.
     #[serde(default)]
     pub storage: Storage,
@@ -44,6 +54,42 @@ pub enum Target {
     /// An existing cluster reached through a kubeconfig context.
     #[schemars(with = "Option<KubeconfigTarget>")]
     Kubeconfig(KubeconfigTarget),
+    /// A new EKS cluster, S3 bucket and IAM roles in an AWS account.
+    Aws(AwsTarget),
+}
+
+impl Target {
+    /// The key naming this target in the stack file: `kubeconfig`, `aws`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Target::Kubeconfig(_) => "kubeconfig",
+            Target::Aws(_) => "aws",
+        }
+    }
+
+    /// Whether howdah creates the cluster, bucket and identity itself
+    /// (rather than using a cluster that already exists).
+    pub fn is_cloud(&self) -> bool {
+        match self {
+            Target::Kubeconfig(_) => false,
+            Target::Aws(_) => true,
+        }
+    }
+}
+
+impl Stack {
+    /// The cluster howdah creates, with every default filled in; `None`
+    /// when the target's cluster already exists. After `spec::load` a cloud
+    /// stack always has `cluster` set; a stack built in code without it
+    /// gets the defaults.
+    pub fn cloud_cluster(&self) -> Option<&Cluster> {
+        static DEFAULT: OnceLock<Cluster> = OnceLock::new();
+        self.target.is_cloud().then(|| {
+            self.cluster
+                .as_ref()
+                .unwrap_or_else(|| DEFAULT.get_or_init(Cluster::default))
+        })
+    }
 }
 
 /// An existing cluster.
@@ -56,6 +102,160 @@ pub struct KubeconfigTarget {
     /// Kubeconfig file; default: $KUBECONFIG, then ~/.kube/config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+}
+
+/// An AWS account and region. Credentials come from `profile`, or else
+/// from the standard chain (environment, SSO, shared files, instance role).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AwsTarget {
+    /// Region, e.g. `us-east-1`: one where EKS is offered.
+    #[schemars(length(min = 1))]
+    pub region: String,
+    /// Named profile from ~/.aws/config; default: the standard credential chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// The Kubernetes versions howdah can create a cluster with, oldest first.
+pub const KUBERNETES_VERSIONS: &[&str] = &["1.28", "1.29", "1.30", "1.31", "1.32", "1.33", "1.34"];
+
+/// The Kubernetes version of a new cluster when `cluster.version` is not given.
+pub const DEFAULT_KUBERNETES_VERSION: &str = "1.31";
+
+/// The address range of a new VPC when `cluster.network.cidr` is not given.
+pub const DEFAULT_VPC_CIDR: &str = "10.0.0.0/16";
+
+/// The availability zones a new VPC spans when `cluster.network.zones` is
+/// not given; EKS needs at least two.
+pub const DEFAULT_ZONES: u32 = 2;
+
+/// The Kubernetes cluster howdah creates on a cloud target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cluster {
+    /// Kubernetes minor version, quoted (`"1.31"`: unquoted, YAML reads
+    /// 1.30 as the number 1.3). Default "1.31".
+    #[serde(
+        default = "default_kubernetes_version",
+        deserialize_with = "super::de::kubernetes_version"
+    )]
+    pub version: String,
+    /// Where the cluster's nodes live: a new VPC (default) or an existing one.
+    #[serde(default)]
+    pub network: Network,
+    /// Groups of worker nodes; default one pool `default` of 2 to 4 m5.large.
+    #[serde(default = "default_node_pools")]
+    pub node_pools: Vec<NodePool>,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            version: default_kubernetes_version(),
+            network: Network::default(),
+            node_pools: default_node_pools(),
+        }
+    }
+}
+
+fn default_kubernetes_version() -> String {
+    DEFAULT_KUBERNETES_VERSION.into()
+}
+
+fn default_node_pools() -> Vec<NodePool> {
+    vec![NodePool {
+        name: "default".into(),
+        machine_type: "m5.large".into(),
+        min: 2,
+        max: 4,
+        desired: None,
+        disk_size_gb: default_disk_size_gb(),
+        spot: false,
+        labels: BTreeMap::new(),
+    }]
+}
+
+/// The cluster's network: either an existing VPC (`vpcId` and
+/// `subnetIds`) or a new one (`cidr`, `zones`), never both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Network {
+    /// An existing VPC to put the cluster in; needs `subnetIds`. Default:
+    /// howdah creates a VPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    /// With `vpcId`: its subnets for the cluster and nodes, at least 2, in
+    /// different availability zones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnet_ids: Vec<String>,
+    /// A new VPC's IPv4 range, /16 to /24; default 10.0.0.0/16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
+    /// Availability zones a new VPC spans, 2 to 6; default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 6))]
+    pub zones: Option<u32>,
+}
+
+impl Network {
+    /// Whether the cluster goes into a VPC that already exists.
+    pub fn is_existing(&self) -> bool {
+        self.vpc_id.is_some()
+    }
+
+    /// The new VPC's range.
+    pub fn cidr_or_default(&self) -> &str {
+        self.cidr.as_deref().unwrap_or(DEFAULT_VPC_CIDR)
+    }
+
+    /// How many availability zones the new VPC spans.
+    pub fn zones_or_default(&self) -> u32 {
+        self.zones.unwrap_or(DEFAULT_ZONES)
+    }
+}
+
+/// A group of identical worker nodes, scaled between `min` and `max`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodePool {
+    /// Pool name: lower-case letters, digits and '-', at most 40
+    /// characters, unique in the cluster.
+    #[schemars(length(min = 1, max = 40), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Instance type of the nodes, e.g. `m5.large`.
+    #[schemars(pattern(r"^[a-z][a-z0-9-]*\.[a-z0-9][a-z0-9-]*$"))]
+    pub machine_type: String,
+    /// Fewest nodes.
+    pub min: u32,
+    /// Most nodes, 1 to 450.
+    #[schemars(range(min = 1, max = 450))]
+    pub max: u32,
+    /// Nodes to start with, from `min` to `max`; default `min`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<u32>,
+    /// Each node's root volume in GiB, 20 to 16384; default 50.
+    #[serde(default = "default_disk_size_gb")]
+    #[schemars(range(min = 20, max = 16384))]
+    pub disk_size_gb: u32,
+    /// Spot capacity: cheaper, but a node may be taken back at two
+    /// minutes' notice.
+    #[serde(default)]
+    pub spot: bool,
+    /// Kubernetes labels on the pool's nodes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NodePool {
+    /// How many nodes the pool starts with.
+    pub fn desired_or_min(&self) -> u32 {
+        self.desired.unwrap_or(self.min)
+    }
+}
+
+fn default_disk_size_gb() -> u32 {
+    50
 }
 
 /// Where the state file lives.

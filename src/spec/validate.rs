@@ -22,6 +22,10 @@ const SSL_MODES: &[&str] = &[
     "verify-full",
 ];
 const ETCD_MEMBERS: &[u32] = &[1, 3, 5];
+/// Long enough for real names, short enough for every name derived from
+/// it: an IAM role `howdah-<name>-<suffix>` (at most 64) leaves 17
+/// characters for a suffix such as `-ebs-csi`, an EKS cluster name may have
+/// 100, a Kubernetes label value 63.
 const MAX_NAME: usize = 40;
 
 /// Every semantic problem in a stack that serde accepted.
@@ -32,7 +36,12 @@ pub(crate) fn validate(stack: &Stack, source: &str) -> Vec<SpecProblem> {
     };
     check.name(&stack.name);
     check.target(&stack.target);
-    check.storage(&stack.storage, &stack.target);
+    check.cluster(stack);
+    if stack.target.is_cloud() {
+        check.cloud_storage(&stack.storage, stack.pachyderm.identity);
+    } else {
+        check.storage(&stack.storage);
+    }
     check.pachyderm(stack);
     check.labels(&YamlPath::of(&["tags"]), &stack.tags, true);
     if let Some(state) = &stack.state {
@@ -99,10 +108,13 @@ impl Checker<'_> {
                     }
                 }
             }
+            Target::Aws(aws) => self.aws_target(aws),
         }
     }
 
-    fn storage(&mut self, storage: &Storage, target: &Target) {
+    /// Storage on the kubeconfig target: a directory on the node, or a
+    /// bucket that already exists.
+    fn storage(&mut self, storage: &Storage) {
         let path = YamlPath::of(&["storage"]);
         match (&storage.local, &storage.bucket) {
             (Some(_), Some(_)) => self.report(
@@ -130,34 +142,30 @@ impl Checker<'_> {
             }
         }
         if let Some(bucket) = &storage.bucket {
-            self.bucket(&path.key("bucket"), bucket, target);
+            self.bucket(&path.key("bucket"), bucket);
         }
     }
 
-    fn bucket(&mut self, path: &YamlPath, bucket: &BucketStorage, target: &Target) {
-        match target {
-            Target::Kubeconfig(_) => {
-                if bucket.url.is_none() {
-                    self.report(
-                        path,
-                        Part::Key,
-                        "`url` is required on the kubeconfig target: howdah does not create \
-                         buckets there"
-                            .into(),
-                        Some("e.g. url: s3://my-bucket?region=us-east-1".into()),
-                    );
-                }
-                if bucket.name.is_some() {
-                    self.report(
-                        &path.key("name"),
-                        Part::Key,
-                        "`name` is for cloud targets, where howdah creates the bucket; on the \
-                         kubeconfig target the bucket is given by `url`"
-                            .into(),
-                        Some("remove `name` and give the existing bucket as `url`".into()),
-                    );
-                }
-            }
+    fn bucket(&mut self, path: &YamlPath, bucket: &BucketStorage) {
+        if bucket.url.is_none() {
+            self.report(
+                path,
+                Part::Key,
+                "`url` is required on the kubeconfig target: howdah does not create \
+                 buckets there"
+                    .into(),
+                Some("e.g. url: s3://my-bucket?region=us-east-1".into()),
+            );
+        }
+        if bucket.name.is_some() {
+            self.report(
+                &path.key("name"),
+                Part::Key,
+                "`name` is for cloud targets, where howdah creates the bucket; on the \
+                 kubeconfig target the bucket is given by `url`"
+                    .into(),
+                Some("remove `name` and give the existing bucket as `url`".into()),
+            );
         }
         if let Some(url) = &bucket.url {
             if let Err((message, help)) = check_bucket_url(url) {
@@ -165,15 +173,24 @@ impl Checker<'_> {
             }
         }
         if let Some(secret) = &bucket.credentials_secret {
-            self.secret_name(&path.key("credentialsSecret"), secret);
-            if secret == "pachyderm-storage-secret" {
-                self.report(
-                    &path.key("credentialsSecret"),
-                    Part::Value,
-                    "`pachyderm-storage-secret` is the Secret howdah writes for pachd and its workers".into(),
-                    Some("name the Secret holding your keys something else; howdah copies its keys in".into()),
-                );
-            }
+            self.credentials_secret(&path.key("credentialsSecret"), secret);
+        }
+    }
+
+    /// The user's Secret with static keys for the bucket.
+    pub(super) fn credentials_secret(&mut self, path: &YamlPath, secret: &str) {
+        self.secret_name(path, secret);
+        if secret == "pachyderm-storage-secret" {
+            self.report(
+                path,
+                Part::Value,
+                "`pachyderm-storage-secret` is the Secret howdah writes for pachd and its workers"
+                    .into(),
+                Some(
+                    "name the Secret holding your keys something else; howdah copies its keys in"
+                        .into(),
+                ),
+            );
         }
     }
 
@@ -265,7 +282,8 @@ impl Checker<'_> {
 
         let pachd = base.key("pachd");
         self.at_least_one(&pachd.key("replicas"), p.pachd.replicas);
-        if p.pachd.replicas > 1 && stack.storage.local.is_some() {
+        // On a cloud target `local` is refused outright (`cloud_storage`).
+        if p.pachd.replicas > 1 && stack.storage.local.is_some() && !stack.target.is_cloud() {
             self.report(
                 &pachd.key("replicas"),
                 Part::Value,
@@ -340,19 +358,22 @@ impl Checker<'_> {
     }
 
     fn identity(&mut self, path: &YamlPath, p: &Pachyderm, stack: &Stack) {
-        if !matches!(stack.target, Target::Kubeconfig(_)) {
-            return;
-        }
         let Some(bucket) = &stack.storage.bucket else {
             return;
         };
-        if p.identity == Identity::Keys && bucket.credentials_secret.is_none() {
+        // On a cloud target howdah makes the keys itself.
+        if p.identity == Identity::Keys
+            && bucket.credentials_secret.is_none()
+            && !stack.target.is_cloud()
+        {
             self.report(
                 path,
                 Part::Value,
-                "identity `keys` on the kubeconfig target needs \
-                 `storage.bucket.credentialsSecret`, the Secret holding the keys"
-                    .into(),
+                format!(
+                    "identity `keys` on the {} target needs \
+                     `storage.bucket.credentialsSecret`, the Secret holding the keys",
+                    stack.target.name()
+                ),
                 Some("add credentialsSecret: <secret name> under storage.bucket".into()),
             );
         }

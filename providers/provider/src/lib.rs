@@ -251,6 +251,23 @@ pub trait Provider: Send + Sync {
     fn cluster_ready_after(&self) -> Vec<String>;
     /// How to reach the cluster, once the resources above exist.
     async fn kube_config(&self, outputs: &Outputs) -> Result<kube::Config, ProviderError>;
+    /// Whether the cluster is there to be read. A target that creates its
+    /// cluster answers false before it exists, and the runtime then plans
+    /// every object as new instead of calling a cluster that is not there.
+    async fn cluster_exists(&self) -> Result<bool, ProviderError> {
+        Ok(true)
+    }
+    /// `down --delete-data`: data the stack file says to keep goes too.
+    fn set_delete_data(&self, _delete: bool) {}
+    /// A kubeconfig for the target's cluster, for `howdah kubeconfig`;
+    /// None when the target is itself a kubeconfig. `exe` is the howdah
+    /// binary, for targets whose credentials plugin is howdah.
+    async fn kubeconfig_file(
+        &self,
+        _exe: &str,
+    ) -> Result<Option<kube::config::Kubeconfig>, ProviderError> {
+        Ok(None)
+    }
     /// What the runtime chart must know about storage and identity.
     fn runtime_inputs(&self, outputs: &Outputs) -> RuntimeInputs;
     /// Anything of the stack's left in the cloud after `down`.

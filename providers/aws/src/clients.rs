@@ -1,0 +1,237 @@
+//! The SDK clients, built once per run from the standard AWS chain (or the
+//! named profile), and the one place AWS errors become `ProviderError`s.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use howdah_provider::ProviderError;
+use tokio::sync::OnceCell;
+
+/// Error codes AWS uses for "slow down": retried, never a failure.
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "SlowDown",
+    "ProvisionedThroughputExceededException",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// Error codes for a server that is busy or broken for a moment.
+const TRANSIENT: &[&str] = &[
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "ServerException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+/// Error codes meaning the credentials themselves are no good.
+const BAD_CREDENTIALS: &[&str] = &[
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AuthFailure",
+    "IncompleteSignature",
+];
+
+const EXPIRED_CREDENTIALS: &[&str] = &[
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "TokenRefreshRequired",
+];
+
+/// Every client the provider uses, on one SDK configuration.
+pub struct Clients {
+    pub ec2: aws_sdk_ec2::Client,
+    pub eks: aws_sdk_eks::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
+    pub sdk: SdkConfig,
+}
+
+/// Builds the clients on first use (loading the AWS configuration reads
+/// files and may reach an SSO or IMDS endpoint).
+pub struct Lazy {
+    region: String,
+    profile: Option<String>,
+    cell: OnceCell<Clients>,
+}
+
+impl Lazy {
+    pub fn new(region: &str, profile: Option<&str>) -> Lazy {
+        Lazy {
+            region: region.to_string(),
+            profile: profile.map(str::to_string),
+            cell: OnceCell::new(),
+        }
+    }
+
+    pub async fn get(&self) -> &Clients {
+        self.cell
+            .get_or_init(|| async { build(&self.region, self.profile.as_deref()).await })
+            .await
+    }
+}
+
+/// Whether an endpoint override is in force (an emulator, a proxy): S3 then
+/// uses path-style addresses, since `bucket.localhost` does not resolve.
+pub fn endpoint_override() -> Option<String> {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+}
+
+async fn build(region: &str, profile: Option<&str>) -> Clients {
+    // The SDK retries throttling and 5xx itself with backoff; a run of
+    // many parallel steps needs more patience than its default 3 attempts.
+    let retry = RetryConfig::standard()
+        .with_max_attempts(8)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(10));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .retry_config(retry);
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile);
+    }
+    let sdk = loader.load().await;
+    let s3_config = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(endpoint_override().is_some())
+        .build();
+    Clients {
+        ec2: aws_sdk_ec2::Client::new(&sdk),
+        eks: aws_sdk_eks::Client::new(&sdk),
+        iam: aws_sdk_iam::Client::new(&sdk),
+        s3: aws_sdk_s3::Client::from_conf(s3_config),
+        sts: aws_sdk_sts::Client::new(&sdk),
+        tagging: aws_sdk_resourcegroupstagging::Client::new(&sdk),
+        sdk,
+    }
+}
+
+/// The service error code of a failed call, if the service answered.
+pub fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(s) => s.err().code(),
+        _ => None,
+    }
+}
+
+/// Whether the call failed with one of `codes`.
+pub fn is<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, codes: &[&str]) -> bool {
+    code(e).is_some_and(|c| codes.contains(&c))
+}
+
+/// Whether the service said the thing is not there.
+pub fn not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    code(e).is_some_and(|c| {
+        c.ends_with("NotFound")
+            || c.ends_with("NotFoundException")
+            || c.starts_with("NoSuch")
+            || c == "NotFound"
+            || c.starts_with("Invalid") && c.ends_with(".NotFound")
+    })
+}
+
+/// Turns a failed SDK call into a `ProviderError` that says what was being
+/// done, what AWS said, and what to do about it.
+pub fn err<E, R>(what: &str, e: SdkError<E, R>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &e {
+        SdkError::ServiceError(s) => {
+            let inner = s.err();
+            let code = inner.code().unwrap_or("Unknown");
+            let message = inner.message().unwrap_or("").to_string();
+            let said = format!("{what}: {code}: {message}");
+            if THROTTLING.contains(&code) || TRANSIENT.contains(&code) {
+                ProviderError::retryable(said)
+            } else if BAD_CREDENTIALS.contains(&code) {
+                ProviderError::config(format!(
+                    "{said}; the AWS credentials are not valid: check AWS_PROFILE / target.aws.profile and the access key"
+                ))
+            } else if EXPIRED_CREDENTIALS.contains(&code) {
+                ProviderError::config(format!(
+                    "{said}; the AWS credentials have expired: refresh them (for SSO: `aws sso login --profile <profile>`) and run again"
+                ))
+            } else if code.starts_with("AccessDenied") || code == "UnauthorizedOperation" {
+                ProviderError::api(format!(
+                    "{said}; the identity running howdah lacks this permission: grant it, or run as a role that has it"
+                ))
+            } else {
+                ProviderError::api(said)
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            let detail = aws_smithy_types::error::display::DisplayErrorContext(&e);
+            if credentials_problem(&detail.to_string()) {
+                ProviderError::config(format!("{what}: {}", credentials_hint(&detail.to_string())))
+            } else {
+                ProviderError::retryable(format!("{what}: {detail}"))
+            }
+        }
+        _ => {
+            let detail = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+            ProviderError::config(format!("{what}: {}", credentials_hint(&detail)))
+        }
+    }
+}
+
+fn credentials_problem(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    d.contains("credential") || d.contains("profile") || d.contains("sso")
+}
+
+/// The SDK's own words for a credentials failure, with what to do.
+fn credentials_hint(detail: &str) -> String {
+    let d = detail.to_ascii_lowercase();
+    if d.contains("sso") && (d.contains("expired") || d.contains("token")) {
+        format!(
+            "{detail}; the SSO session has expired or was never started: run `aws sso login --profile <profile>` (or your SSO portal's equivalent) and try again"
+        )
+    } else if d.contains("profile")
+        && (d.contains("not defined") || d.contains("could not find") || d.contains("not found"))
+    {
+        format!(
+            "{detail}; the AWS profile does not exist: check target.aws.profile against ~/.aws/config, or remove it to use the default chain"
+        )
+    } else if d.contains("no credentials")
+        || d.contains("credentials provider")
+        || d.contains("credential")
+    {
+        format!(
+            "{detail}; no AWS credentials were found: set AWS_PROFILE or target.aws.profile, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run where a role is available"
+        )
+    } else {
+        detail.to_string()
+    }
+}
+
+/// The partition of a region, for ARNs.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}

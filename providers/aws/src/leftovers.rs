@@ -1,0 +1,404 @@
+//! What the cluster made in the account on its own (load balancers for
+//! LoadBalancer Services, EBS volumes for claims), which must be gone before
+//! the node groups and the CSI driver go; and the leak scan after `down`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_resourcegroupstagging::types::TagFilter;
+use howdah_provider::wait::{poll_until, Poll};
+use howdah_provider::{Action, Change, Leftover, ProviderError, Resource, StepContext};
+use serde_json::Value;
+
+use crate::clients::{err, not_found};
+use crate::eks::{poll_backoff, Cluster};
+use crate::network::filter;
+use crate::{ids, tags, Ctx, NetworkConfig};
+
+/// `aws.cluster_cloud_objects`: a no-op on `up` (it only marks "nodes and
+/// CSI driver are in"), and on `down` the wait, after the runtime's
+/// Services and claims are deleted, until AWS has really removed their
+/// load balancers and (when data may go) volumes — while the controllers
+/// that remove them still run.
+pub struct CloudObjects {
+    ctx: Arc<Ctx>,
+}
+
+impl CloudObjects {
+    pub fn new(ctx: Arc<Ctx>) -> CloudObjects {
+        CloudObjects { ctx }
+    }
+
+    /// Load balancers the cluster's controllers made (tagged with the
+    /// cluster, as the AWS cloud provider and load balancer controller do).
+    async fn load_balancers(&self) -> Result<Vec<String>, ProviderError> {
+        let key = format!("kubernetes.io/cluster/{}", self.ctx.cluster_name());
+        let mut found = tagged(
+            &self.ctx,
+            &key,
+            None,
+            &["elasticloadbalancing:loadbalancer"],
+        )
+        .await?;
+        found.extend(
+            tagged(
+                &self.ctx,
+                "elbv2.k8s.aws/cluster",
+                Some(&self.ctx.cluster_name()),
+                &["elasticloadbalancing:loadbalancer"],
+            )
+            .await?,
+        );
+        Ok(found)
+    }
+
+    /// EBS volumes of the stack's claims that still exist.
+    async fn volumes(&self) -> Result<Vec<String>, ProviderError> {
+        volumes(&self.ctx).await
+    }
+
+    async fn pending(&self) -> Result<(Vec<String>, Vec<String>), ProviderError> {
+        let lbs = self.load_balancers().await?;
+        let vols = if self.ctx.delete_data() {
+            self.volumes().await?
+        } else {
+            Vec::new()
+        };
+        Ok((lbs, vols))
+    }
+}
+
+/// ARNs carrying tag `key` (with `value`, if given) among `types`.
+async fn tagged(
+    ctx: &Ctx,
+    key: &str,
+    value: Option<&str>,
+    types: &[&str],
+) -> Result<Vec<String>, ProviderError> {
+    let tagging = &ctx.aws().await.tagging;
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut f = TagFilter::builder().key(key);
+        if let Some(v) = value {
+            f = f.values(v);
+        }
+        let mut call = tagging.get_resources().tag_filters(f.build());
+        for t in types {
+            call = call.resource_type_filters(*t);
+        }
+        if let Some(t) = &token {
+            call = call.pagination_token(t);
+        }
+        let page = call
+            .send()
+            .await
+            .map_err(|e| err("listing tagged resources (Resource Groups Tagging API)", e))?;
+        out.extend(
+            page.resource_tag_mapping_list()
+                .iter()
+                .filter_map(|m| m.resource_arn().map(str::to_string)),
+        );
+        match page.pagination_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The stack's EBS volumes (tagged by the gp3 StorageClass) not yet deleted.
+async fn volumes(ctx: &Ctx) -> Result<Vec<String>, ProviderError> {
+    let out = ctx
+        .aws()
+        .await
+        .ec2
+        .describe_volumes()
+        .filters(filter(&format!("tag:{}", tags::STACK), &ctx.cfg.stack))
+        .send()
+        .await
+        .map_err(|e| err("listing EBS volumes", e))?;
+    Ok(out
+        .volumes()
+        .iter()
+        .filter(|v| v.state().map(|s| s.as_str()) != Some("deleted"))
+        .filter_map(|v| v.volume_id().map(str::to_string))
+        .collect())
+}
+
+#[async_trait]
+impl Resource for CloudObjects {
+    fn id(&self) -> &str {
+        ids::CLOUD_OBJECTS
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        let mut deps: Vec<String> = self
+            .ctx
+            .cfg
+            .node_pools
+            .iter()
+            .map(|p| ids::nodegroup(&p.name))
+            .collect();
+        deps.push(ids::EBS_ADDON.into());
+        deps
+    }
+
+    fn expected(&self, action: Action) -> Duration {
+        match action {
+            Action::Delete => Duration::from_secs(60),
+            _ => Duration::ZERO,
+        }
+    }
+
+    async fn plan_up(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
+        Ok(Change::keep("nodes and the CSI driver are in place"))
+    }
+
+    async fn plan_down(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
+        if Cluster::describe(&self.ctx).await?.is_none() {
+            return Ok(Change::keep("no cluster"));
+        }
+        let (lbs, vols) = self.pending().await?;
+        // Claims deleted by this very run free their volumes only later:
+        // the step waits whenever data may go.
+        if lbs.is_empty() && vols.is_empty() && !self.ctx.delete_data() {
+            return Ok(Change::keep(
+                "no load balancers; volumes kept with the data",
+            ));
+        }
+        Ok(Change::new(
+            Action::Delete,
+            format!(
+                "wait until the cluster's load balancers ({}) and volumes ({}) are gone",
+                lbs.len(),
+                if self.ctx.delete_data() {
+                    vols.len().to_string()
+                } else {
+                    "kept".into()
+                }
+            ),
+        ))
+    }
+
+    async fn apply(&self, _ctx: &StepContext, _change: &Change) -> Result<Value, ProviderError> {
+        Ok(Value::Null)
+    }
+
+    async fn destroy(&self, ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
+        poll_until(
+            "the cluster's load balancers and volumes to be deleted by AWS",
+            Duration::from_secs(15 * 60),
+            poll_backoff(),
+            ctx.progress.as_ref(),
+            || async {
+                let (lbs, vols) = self.pending().await?;
+                Ok(if lbs.is_empty() && vols.is_empty() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending(format!(
+                        "{} load balancer(s), {} volume(s) left: {}",
+                        lbs.len(),
+                        vols.len(),
+                        lbs.iter()
+                            .chain(&vols)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })
+            },
+        )
+        .await
+    }
+}
+
+/// Everything of the stack still in the account: the Tagging API by the
+/// stack tag, plus direct reads for what it does not cover (IAM, EKS).
+pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
+    let mut out: Vec<Leftover> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let keep_data = !ctx.delete_data();
+    let mut push =
+        |out: &mut Vec<Leftover>, kind: &str, name: String, retained: bool, how: String| {
+            if seen.insert((kind.to_string(), name.clone())) {
+                out.push(Leftover {
+                    kind: kind.into(),
+                    name,
+                    retained,
+                    remove_with: how,
+                });
+            }
+        };
+    for arn in tagged(ctx, tags::STACK, Some(&ctx.cfg.stack), &[]).await? {
+        let (kind, name) = classify(&arn);
+        let retained = keep_data && matches!(kind.as_str(), "aws.s3_bucket" | "aws.ebs_volume");
+        push(
+            &mut out,
+            &kind,
+            name,
+            retained,
+            "howdah down --delete-data -f <stack file>".into(),
+        );
+    }
+    let aws = ctx.aws().await;
+    if let Some(info) = Cluster::describe(ctx).await? {
+        if info.owned {
+            push(
+                &mut out,
+                "aws.eks_cluster",
+                ctx.cluster_name(),
+                false,
+                format!("howdah down (status {})", info.status),
+            );
+        }
+    }
+    for suffix in ["cluster", "node", "ebs-csi", "pachyderm"] {
+        let name = ctx.iam_name(suffix);
+        match aws.iam.get_role().role_name(&name).send().await {
+            Ok(r) => {
+                let owned = r
+                    .role()
+                    .is_some_and(|r| ctx.owns(r.tags().iter().map(|t| (t.key(), t.value()))));
+                if owned {
+                    push(&mut out, "aws.iam_role", name, false, "howdah down".into());
+                }
+            }
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(err("checking IAM roles", e)),
+        }
+    }
+    match aws
+        .iam
+        .get_user()
+        .user_name(ctx.iam_name("pachyderm"))
+        .send()
+        .await
+    {
+        Ok(_) => push(
+            &mut out,
+            "aws.iam_user",
+            ctx.iam_name("pachyderm"),
+            false,
+            "howdah down".into(),
+        ),
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(err("checking IAM users", e)),
+    }
+    let providers = aws
+        .iam
+        .list_open_id_connect_providers()
+        .send()
+        .await
+        .map_err(|e| err("listing OIDC providers", e))?;
+    for p in providers.open_id_connect_provider_list() {
+        let Some(arn) = p.arn() else { continue };
+        if let Ok(got) = aws
+            .iam
+            .get_open_id_connect_provider()
+            .open_id_connect_provider_arn(arn)
+            .send()
+            .await
+        {
+            if ctx.owns(got.tags().iter().map(|t| (t.key(), t.value()))) {
+                push(
+                    &mut out,
+                    "aws.oidc_provider",
+                    arn.to_string(),
+                    false,
+                    "howdah down".into(),
+                );
+            }
+        }
+    }
+    if matches!(ctx.cfg.network, NetworkConfig::New { .. }) {
+        let vpcs = aws
+            .ec2
+            .describe_vpcs()
+            .filters(filter(&format!("tag:{}", tags::STACK), &ctx.cfg.stack))
+            .send()
+            .await
+            .map_err(|e| err("checking VPCs", e))?;
+        for v in vpcs.vpcs() {
+            if let Some(id) = v.vpc_id() {
+                push(
+                    &mut out,
+                    "aws.vpc",
+                    id.to_string(),
+                    false,
+                    "howdah down".into(),
+                );
+            }
+        }
+    }
+    for id in volumes(ctx).await? {
+        push(
+            &mut out,
+            "aws.ebs_volume",
+            id,
+            keep_data,
+            "howdah down --delete-data (or delete the volume in EC2)".into(),
+        );
+    }
+    if let Ok(name) = ctx.bucket_name().await {
+        if matches!(
+            crate::s3::Bucket::owner(ctx, &name).await?,
+            crate::s3::Owner::Us
+        ) {
+            push(
+                &mut out,
+                "aws.s3_bucket",
+                name,
+                keep_data,
+                "howdah down --delete-data -f <stack file>".into(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// `arn:aws:s3:::b` → (aws.s3_bucket, b); `arn:aws:ec2:r:a:vpc/vpc-1` → (aws.ec2_vpc, vpc-1).
+fn classify(arn: &str) -> (String, String) {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let service = parts.get(2).copied().unwrap_or("unknown");
+    let resource = parts.get(5).copied().unwrap_or(arn);
+    let (kind, name) = match resource.split_once('/') {
+        Some((k, n)) => (k, n),
+        None => ("", resource),
+    };
+    let kind = match (service, kind) {
+        ("s3", _) => "aws.s3_bucket".to_string(),
+        ("ec2", "volume") => "aws.ebs_volume".to_string(),
+        ("ec2", "vpc") => "aws.vpc".to_string(),
+        (s, "") => format!("aws.{s}"),
+        (s, k) => format!("aws.{s}_{}", k.replace('-', "_")),
+    };
+    (kind, name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify;
+
+    #[test]
+    fn arns_name_their_kind() {
+        assert_eq!(
+            classify("arn:aws:s3:::data"),
+            ("aws.s3_bucket".into(), "data".into())
+        );
+        assert_eq!(
+            classify("arn:aws:ec2:us-east-1:123:vpc/vpc-1"),
+            ("aws.vpc".into(), "vpc-1".into())
+        );
+        assert_eq!(
+            classify("arn:aws:ec2:us-east-1:123:internet-gateway/igw-1"),
+            ("aws.ec2_internet_gateway".into(), "igw-1".into())
+        );
+        assert_eq!(
+            classify("arn:aws:ec2:us-east-1:123:volume/vol-1"),
+            ("aws.ebs_volume".into(), "vol-1".into())
+        );
+    }
+}

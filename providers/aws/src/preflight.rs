@@ -1,0 +1,128 @@
+//! Checks before any write: the credentials resolve (with a clear word for
+//! expired SSO sessions and missing profiles), the instance types are
+//! offered where the nodes will run, and the bucket name is free or ours.
+//! (Region and Kubernetes version are checked offline by the spec.)
+
+use std::collections::BTreeSet;
+
+use howdah_provider::ProviderError;
+
+use crate::clients::err;
+use crate::network::filter;
+use crate::s3::{Bucket, Owner};
+use crate::{Ctx, NetworkConfig};
+
+pub async fn run(ctx: &Ctx) -> Result<(), ProviderError> {
+    let account = ctx.account().await?.to_string();
+    tracing::debug!(account, region = %ctx.cfg.region, "AWS credentials resolve");
+    check_instance_types(ctx).await?;
+    let bucket = ctx.bucket_name().await?;
+    match Bucket::owner(ctx, &bucket).await? {
+        Owner::Nobody | Owner::Us => Ok(()),
+        Owner::Untagged => Err(ProviderError::config(format!(
+            "bucket {bucket} already exists in account {account} but is not tagged howdah.io/stack={}; choose another storage.bucket.name (howdah does not take over buckets it did not make)",
+            ctx.cfg.stack
+        ))),
+        Owner::Other => Err(ProviderError::config(format!(
+            "bucket name {bucket} is taken by another AWS account (S3 names are global); choose another storage.bucket.name"
+        ))),
+    }
+}
+
+/// The zones nodes will run in: the given subnets' zones, or the first
+/// zones of the region a new VPC will use.
+async fn node_zones(ctx: &Ctx) -> Result<Vec<String>, ProviderError> {
+    let ec2 = &ctx.aws().await.ec2;
+    match &ctx.cfg.network {
+        NetworkConfig::Existing { subnet_ids, .. } => {
+            let out = ec2
+                .describe_subnets()
+                .set_subnet_ids(Some(subnet_ids.clone()))
+                .send()
+                .await
+                .map_err(|e| {
+                    if crate::clients::not_found(&e) {
+                        ProviderError::config(format!(
+                            "cluster.network.subnetIds: some of {} do not exist in {}; check the ids and the region",
+                            subnet_ids.join(", "),
+                            ctx.cfg.region
+                        ))
+                    } else {
+                        err("reading the given subnets", e)
+                    }
+                })?;
+            Ok(out
+                .subnets()
+                .iter()
+                .filter_map(|s| s.availability_zone().map(str::to_string))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect())
+        }
+        NetworkConfig::New { zones, .. } => {
+            let out = ec2
+                .describe_availability_zones()
+                .filters(filter("state", "available"))
+                .filters(filter("zone-type", "availability-zone"))
+                .send()
+                .await
+                .map_err(|e| err("listing availability zones", e))?;
+            let mut names: Vec<String> = out
+                .availability_zones()
+                .iter()
+                .filter(|z| z.zone_id() != Some("use1-az3"))
+                .filter_map(|z| z.zone_name().map(str::to_string))
+                .collect();
+            names.sort();
+            if (names.len() as u32) < *zones {
+                return Err(ProviderError::config(format!(
+                    "region {} has {} usable availability zones, and cluster.network.zones asks for {zones}; lower it",
+                    ctx.cfg.region,
+                    names.len()
+                )));
+            }
+            names.truncate(*zones as usize);
+            Ok(names)
+        }
+    }
+}
+
+async fn check_instance_types(ctx: &Ctx) -> Result<(), ProviderError> {
+    let zones = node_zones(ctx).await?;
+    let ec2 = &ctx.aws().await.ec2;
+    let types: BTreeSet<&str> = ctx
+        .cfg
+        .node_pools
+        .iter()
+        .map(|p| p.machine_type.as_str())
+        .collect();
+    for t in types {
+        let out = ec2
+            .describe_instance_type_offerings()
+            .location_type(aws_sdk_ec2::types::LocationType::AvailabilityZone)
+            .filters(filter("instance-type", t))
+            .send()
+            .await
+            .map_err(|e| err("listing instance type offerings", e))?;
+        let offered: BTreeSet<String> = out
+            .instance_type_offerings()
+            .iter()
+            .filter_map(|o| o.location().map(str::to_string))
+            .collect();
+        let missing: Vec<&String> = zones.iter().filter(|z| !offered.contains(*z)).collect();
+        if offered.is_empty() {
+            return Err(ProviderError::config(format!(
+                "instance type {t} is not offered in {}; pick another machineType for the node pool",
+                ctx.cfg.region
+            )));
+        }
+        if !missing.is_empty() {
+            return Err(ProviderError::config(format!(
+                "instance type {t} is not offered in {} (it is in: {}); pick another machineType or other subnets",
+                missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                offered.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
