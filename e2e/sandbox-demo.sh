@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # The sandbox demo: howdah's whole main job (up, status, plan, down) end to
-# end on this machine, against the project's Kubernetes API fake
-# (e2e/kube-fake: a test double of the API server with a simulated
-# controller and a pachd stand-in; no real cluster is involved).
+# end on this machine, twice:
+#  1. the kubeconfig target, against the project's Kubernetes API fake
+#     (e2e/kube-fake: a test double of the API server with a simulated
+#     controller and a pachd stand-in; no real cluster is involved);
+#  2. the aws target, against moto (the AWS emulator, installed into a venv
+#     by e2e/aws/moto.sh on first use) behind e2e/aws-proxy (a test double
+#     adding EKS's CREATING/DELETING phases and the add-on API moto lacks),
+#     with the new cluster's Kubernetes side on a second kube-fake through
+#     HOWDAH_KUBE_ENDPOINT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "sandbox-demo: cargo is required (rustup.rs)" >&2; exit 1; }
-cargo build --quiet --bin howdah -p howdah --bin howdah-kube-fake -p howdah-kube-fake
+cargo build --quiet --bin howdah -p howdah --bin howdah-kube-fake -p howdah-kube-fake --bin howdah-aws-proxy -p howdah-aws-proxy
 howdah="$PWD/target/debug/howdah"
 fake="$PWD/target/debug/howdah-kube-fake"
+proxy="$PWD/target/debug/howdah-aws-proxy"
+HOWDAH_MOTO_SERVER="${HOWDAH_MOTO_SERVER:-$(e2e/aws/moto.sh path 2>/dev/null || e2e/aws/moto.sh install)}"
+export HOWDAH_MOTO_SERVER
 
 work=$(mktemp -d)
 fake_pid=""
+eks_fake_pid=""
+proxy_pid=""
 cleanup() {
-  [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null || true
+  for pid in $fake_pid $eks_fake_pid $proxy_pid; do kill "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -44,5 +55,39 @@ step status -f howdah.yaml;              "$howdah" status -f howdah.yaml
 step "up -f howdah.yaml (again: nothing to do)"; "$howdah" up -f howdah.yaml --timeout 60s
 step down -f howdah.yaml;                "$howdah" down -f howdah.yaml --timeout 60s
 step "down -f howdah.yaml --delete-data"; "$howdah" down -f howdah.yaml --delete-data --timeout 60s
+
+# --- 2. the aws target -------------------------------------------------
+wait_ready() { # file pid what
+  for _ in $(seq 1 300); do
+    grep -q '^READY ' "$1" 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { echo "sandbox-demo: $3 exited" >&2; cat "$1.err" >&2 2>/dev/null; exit 1; }
+    sleep 0.1
+  done
+  echo "sandbox-demo: $3 did not start" >&2; exit 1
+}
+"$fake" --port 0 --kubeconfig "$work/eks-kubeconfig" --context eks --ready-delay-ms 300 --no-default-storage-class >"$work/eks.out" 2>"$work/eks.out.err" &
+eks_fake_pid=$!
+wait_ready "$work/eks.out" "$eks_fake_pid" "the fake API server for EKS"
+# EKS phases scaled down from minutes to seconds (cluster 13 min -> 3 s, ...).
+"$proxy" --port 0 --start-moto --cluster-create-ms 3000 --cluster-delete-ms 1500 \
+  --nodegroup-create-ms 1500 --nodegroup-delete-ms 1000 --addon-create-ms 600 --addon-delete-ms 400 \
+  >"$work/proxy.out" 2>"$work/proxy.out.err" &
+proxy_pid=$!
+wait_ready "$work/proxy.out" "$proxy_pid" "moto and the AWS proxy"
+echo
+echo "== AWS emulator (moto behind e2e/aws-proxy): $(sed -n 's/^READY //p' "$work/proxy.out")"
+export AWS_ENDPOINT_URL="$(sed -n 's/^READY //p' "$work/proxy.out")"
+export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox AWS_EC2_METADATA_DISABLED=true
+export HOWDAH_KUBE_ENDPOINT="$(sed -n 's/^READY //p' "$work/eks.out")"
+export HOWDAH_AWS_POLL_MAX_MS=250
+
+"$howdah" init --target aws | sed -e "s|^name: .*|name: sandbox-aws|" > aws.yaml
+step validate -f aws.yaml;               "$howdah" validate -f aws.yaml
+step plan -f aws.yaml;                   "$howdah" plan -f aws.yaml
+step up -f aws.yaml;                     "$howdah" up -f aws.yaml --timeout 120s
+step status -f aws.yaml;                 "$howdah" status -f aws.yaml
+step "up -f aws.yaml (again: nothing to do)"; "$howdah" up -f aws.yaml --timeout 120s
+step "kubeconfig -f aws.yaml --out eks.kubeconfig"; "$howdah" kubeconfig -f aws.yaml --out eks.kubeconfig
+step "down -f aws.yaml --delete-data";   "$howdah" down -f aws.yaml --delete-data --timeout 120s
 echo
 echo "sandbox demo: OK"

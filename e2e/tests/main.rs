@@ -4,6 +4,8 @@
 
 mod support;
 
+mod aws;
+
 mod console;
 mod corpus;
 mod diagnostics;

@@ -166,3 +166,29 @@ pub fn names(objects: &[serde_json::Value]) -> Vec<String> {
     n.sort();
     n
 }
+
+/// An object of a fake cluster that must exist (for tests that reach the
+/// fake through an endpoint override rather than an `Env`).
+pub async fn get_at(
+    fake: &howdah_kube_fake::FakeCluster,
+    kind: &str,
+    ns: Option<&str>,
+    name: &str,
+) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig, "fake")
+        .expect("kubeconfig written");
+    let provider =
+        howdah_provider_kubeconfig::KubeconfigProvider::new(Some(kubeconfig), Some("fake".into()));
+    let handle = howdah::runtime::cluster::ClusterHandle::new(
+        std::sync::Arc::new(provider),
+        howdah_provider::Outputs::default(),
+    );
+    let k = howdah::runtime::cluster::kind_named(kind).expect("known kind");
+    handle
+        .get(k, ns, name)
+        .await
+        .expect("get works")
+        .unwrap_or_else(|| panic!("{kind} {name} not found"))
+}

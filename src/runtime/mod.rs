@@ -217,39 +217,45 @@ impl Runtime {
     /// The user's credentials Secret (identity: keys), read once: its data
     /// is copied into pachyderm-storage-secret, where pipeline workers
     /// read it. Empty when the stack names none.
-    async fn storage_credentials(&self) -> Result<&BTreeMap<String, String>, ProviderError> {
-        self.credentials
-            .get_or_try_init(|| async {
-                let inputs = self.provider.runtime_inputs(&self.outputs);
-                let name = inputs::storage_values(&self.stack, &inputs).credentials_secret;
-                if name.is_empty() || self.live().await?.cluster_absent {
-                    return Ok(BTreeMap::new());
-                }
-                let kind = cluster::kind_named("Secret")
-                    .ok_or_else(|| ProviderError::api("Secret is not a known kind"))?;
-                let secret = self.cluster.get(kind, Some(self.namespace()), &name).await?.ok_or_else(|| {
-                    ProviderError::config(format!(
-                        "Secret `{name}` (storage.bucket.credentialsSecret) does not exist in namespace `{}`",
-                        self.namespace()
-                    ))
-                })?;
-                Ok(secret["data"]
-                    .as_object()
-                    .map(|data| {
-                        data.iter()
-                            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default())
+    async fn storage_credentials(&self) -> Result<BTreeMap<String, String>, ProviderError> {
+        if let Some(known) = self.credentials.get() {
+            return Ok(known.clone());
+        }
+        let inputs = self.provider.runtime_inputs(&self.outputs);
+        let name = inputs::storage_values(&self.stack, &inputs).credentials_secret;
+        if name.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        // A cluster still to be made has no Secret yet (and a target may
+        // write it during the run): ask again later, remember nothing.
+        if !self.provider.cluster_exists().await? {
+            return Ok(BTreeMap::new());
+        }
+        let kind = cluster::kind_named("Secret")
+            .ok_or_else(|| ProviderError::api("Secret is not a known kind"))?;
+        let secret = self.cluster.get(kind, Some(self.namespace()), &name).await?.ok_or_else(|| {
+            ProviderError::config(format!(
+                "Secret `{name}` (storage.bucket.credentialsSecret) does not exist in namespace `{}`",
+                self.namespace()
+            ))
+        })?;
+        let data: BTreeMap<String, String> = secret["data"]
+            .as_object()
+            .map(|data| {
+                data.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
             })
-            .await
+            .unwrap_or_default();
+        let _ = self.credentials.set(data.clone());
+        Ok(data)
     }
 
     /// Every object the stack wants, in apply order, with the real secrets.
     pub async fn desired(&self) -> Result<Vec<DesiredObject>, ProviderError> {
         let secrets = RenderSecrets {
             postgres_password: self.postgres_password().await?.clone(),
-            storage_credentials_b64: self.storage_credentials().await?.clone(),
+            storage_credentials_b64: self.storage_credentials().await?,
         };
         let inputs = self.provider.runtime_inputs(&self.outputs);
         render_stack(&self.stack, &inputs, &secrets)

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use howdah_provider::ProviderError;
@@ -139,7 +140,12 @@ pub fn is<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, codes: &[&str]) -> boo
 }
 
 /// Whether the service said the thing is not there.
-pub fn not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+pub fn not_found<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    if let SdkError::ServiceError(s) = e {
+        if s.raw().status().as_u16() == 404 {
+            return true;
+        }
+    }
     code(e).is_some_and(|c| {
         c.ends_with("NotFound")
             || c.ends_with("NotFoundException")
@@ -151,18 +157,24 @@ pub fn not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
 
 /// Turns a failed SDK call into a `ProviderError` that says what was being
 /// done, what AWS said, and what to do about it.
-pub fn err<E, R>(what: &str, e: SdkError<E, R>) -> ProviderError
+pub fn err<E>(what: &str, e: SdkError<E, HttpResponse>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     match &e {
         SdkError::ServiceError(s) => {
             let inner = s.err();
-            let code = inner.code().unwrap_or("Unknown");
+            let status = s.raw().status().as_u16();
+            let fallback = format!("HTTP {status}");
+            let code = inner.code().unwrap_or(&fallback);
             let message = inner.message().unwrap_or("").to_string();
             let said = format!("{what}: {code}: {message}");
-            if THROTTLING.contains(&code) || TRANSIENT.contains(&code) {
+            let code = code.as_ref();
+            if THROTTLING.contains(&code)
+                || TRANSIENT.contains(&code)
+                || status == 429
+                || status >= 500
+            {
                 ProviderError::retryable(said)
             } else if BAD_CREDENTIALS.contains(&code) {
                 ProviderError::config(format!(

@@ -1,0 +1,750 @@
+//! The AWS path end to end: the real binary against moto (the AWS
+//! emulator, started per test) behind e2e/aws-proxy (a test double that
+//! adds EKS's CREATING/DELETING phases, the add-on API moto lacks,
+//! throttling and auth failures), with the created cluster's Kubernetes
+//! side sent to e2e/kube-fake through `HOWDAH_KUBE_ENDPOINT`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use howdah_aws_proxy::{Moto, Proxy, ProxyOptions, Stats};
+use howdah_kube_fake::{FakeCluster, FakeOptions};
+
+use crate::support::{path, Run, BIN};
+
+const REGION: &str = "us-east-1";
+
+pub struct AwsEnv {
+    pub moto: Moto,
+    pub proxy: Proxy,
+    pub fake: FakeCluster,
+    pub dir: tempfile::TempDir,
+}
+
+/// EKS phases long enough to be seen, short enough for a test.
+pub fn phases() -> ProxyOptions {
+    ProxyOptions {
+        cluster_create: Duration::from_millis(1500),
+        cluster_delete: Duration::from_millis(600),
+        nodegroup_create: Duration::from_millis(800),
+        nodegroup_delete: Duration::from_millis(500),
+        addon_create: Duration::from_millis(400),
+        addon_delete: Duration::from_millis(300),
+        ..ProxyOptions::default()
+    }
+}
+
+impl AwsEnv {
+    pub async fn start(opts: ProxyOptions) -> AwsEnv {
+        let moto = Moto::start()
+            .await
+            .expect("moto starts (install it with `e2e/aws/moto.sh install`)");
+        let proxy = Proxy::start(ProxyOptions {
+            upstream: moto.url().to_string(),
+            ..opts
+        })
+        .await
+        .expect("proxy starts");
+        let fake = FakeCluster::start(FakeOptions {
+            ready_delay: Duration::from_millis(150),
+            default_storage_class: false,
+            ..FakeOptions::default()
+        })
+        .await
+        .expect("fake cluster starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        AwsEnv {
+            moto,
+            proxy,
+            fake,
+            dir,
+        }
+    }
+
+    /// A stack file on the aws target with `body` below the target.
+    pub fn stack(&self, name: &str, body: &str) -> PathBuf {
+        let text = format!("name: {name}\ntarget:\n  aws: {{region: {REGION}}}\n{body}");
+        let p = self.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&p, text).expect("stack written");
+        p
+    }
+
+    pub fn command(&self, args: &[&str], access_key: &str) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(BIN);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("HOWDAH_OUTPUT", "plain")
+            .env("AWS_ENDPOINT_URL", self.proxy.url())
+            .env("AWS_ACCESS_KEY_ID", access_key)
+            .env("AWS_SECRET_ACCESS_KEY", "emulator-secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("HOWDAH_KUBE_ENDPOINT", self.fake.url())
+            .env("HOWDAH_AWS_POLL_MAX_MS", "100")
+            .kill_on_drop(true);
+        c
+    }
+
+    pub async fn howdah(&self, args: &[&str]) -> Run {
+        self.howdah_as(args, "AKIDHOWDAHTEST").await
+    }
+
+    pub async fn howdah_as(&self, args: &[&str], access_key: &str) -> Run {
+        let out = self
+            .command(args, access_key)
+            .output()
+            .await
+            .expect("howdah runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub async fn up_ok(&self, spec: &Path) -> Run {
+        let up = self
+            .howdah(&["up", "-f", path(spec), "--timeout", "120s"])
+            .await;
+        assert_eq!(up.code, 0, "up failed:\n{}", up.all());
+        up
+    }
+
+    /// SDK configuration straight to moto (not through the proxy, so
+    /// assertions do not count as the product's calls).
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(self.moto.url())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKIDASSERT",
+                "assert",
+                None,
+                None,
+                "test",
+            ))
+            .load()
+            .await
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let sdk = self.sdk().await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    /// Buckets, VPCs tagged with the stack, EKS clusters and IAM roles in
+    /// the emulated account, for "nothing duplicated / nothing left".
+    pub async fn inventory(&self, stack: &str) -> Inventory {
+        let sdk = self.sdk().await;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let vpcs = ec2
+            .describe_vpcs()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:howdah.io/stack")
+                    .values(stack)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe vpcs");
+        let subnets = ec2
+            .describe_subnets()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:howdah.io/stack")
+                    .values(stack)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe subnets");
+        let buckets = self
+            .s3()
+            .await
+            .list_buckets()
+            .send()
+            .await
+            .expect("list buckets");
+        let eks = aws_sdk_eks::Client::new(&sdk);
+        let clusters = eks.list_clusters().send().await.expect("list clusters");
+        let nodegroups = match clusters.clusters().first() {
+            Some(c) => eks
+                .list_nodegroups()
+                .cluster_name(c)
+                .send()
+                .await
+                .map(|n| n.nodegroups().to_vec())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let iam = aws_sdk_iam::Client::new(&sdk);
+        let roles = iam.list_roles().send().await.expect("list roles");
+        let oidc = iam
+            .list_open_id_connect_providers()
+            .send()
+            .await
+            .expect("list oidc");
+        Inventory {
+            vpcs: vpcs.vpcs().len(),
+            subnets: subnets.subnets().len(),
+            buckets: buckets
+                .buckets()
+                .iter()
+                .filter_map(|b| b.name().map(str::to_string))
+                .collect(),
+            clusters: clusters.clusters().to_vec(),
+            nodegroups,
+            roles: roles
+                .roles()
+                .iter()
+                .map(|r| r.role_name().to_string())
+                .filter(|n| n.starts_with("howdah-"))
+                .collect(),
+            oidc_providers: oidc.open_id_connect_provider_list().len(),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Inventory {
+    pub vpcs: usize,
+    pub subnets: usize,
+    pub buckets: Vec<String>,
+    pub clusters: Vec<String>,
+    pub nodegroups: Vec<String>,
+    pub roles: Vec<String>,
+    pub oidc_providers: usize,
+}
+
+impl Inventory {
+    fn empty(&self) -> bool {
+        self.vpcs == 0
+            && self.subnets == 0
+            && self.buckets.is_empty()
+            && self.clusters.is_empty()
+            && self.roles.is_empty()
+            && self.oidc_providers == 0
+    }
+}
+
+/// Calls that change something (everything but reads).
+pub fn writes(stats: &Stats) -> Vec<String> {
+    stats
+        .calls
+        .iter()
+        .filter(|(k, n)| {
+            let op = k.split(':').nth(1).unwrap_or("");
+            **n > 0
+                && !["Describe", "List", "Get", "Head"]
+                    .iter()
+                    .any(|p| op.starts_with(p))
+        })
+        .map(|(k, n)| format!("{k}×{n}"))
+        .collect()
+}
+
+const STACK: &str = "storage:\n  dataPolicy: delete\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 3}\n    - {name: batch, machineType: m5.xlarge, min: 0, max: 2, spot: true}\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_empty_to_verified_to_empty() {
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack("ml", STACK);
+    let up = env.up_ok(&spec).await;
+    let out = up.all();
+    // The cluster was seen CREATING and waited for, with an estimate.
+    assert!(out.contains("CREATING (about"), "{out}");
+    assert!(out.contains("runtime.verify"), "{out}");
+    // Node groups were created in parallel: both started before either finished.
+    let pos = |needle: &str| {
+        out.find(needle)
+            .unwrap_or_else(|| panic!("{needle} in\n{out}"))
+    };
+    assert!(pos("aws.nodegroup.batch: create started") < pos("aws.nodegroup.default: create done"));
+    assert!(pos("aws.nodegroup.default: create started") < pos("aws.nodegroup.batch: create done"));
+    let inv = env.inventory("ml").await;
+    assert_eq!((inv.vpcs, inv.subnets), (1, 2), "{inv:?}");
+    assert_eq!(inv.clusters, vec!["howdah-ml".to_string()]);
+    let mut ngs = inv.nodegroups.clone();
+    ngs.sort();
+    assert_eq!(ngs, vec!["batch".to_string(), "default".to_string()]);
+    assert_eq!(inv.buckets.len(), 1, "{inv:?}");
+    assert!(inv.buckets[0].starts_with("ml-pachyderm-"), "{inv:?}");
+
+    // The runtime got the IRSA role on both service accounts, the bucket
+    // in the AMAZON backend, and the gp3 class; no static key anywhere.
+    let fake_sa = crate::support::get_at(
+        &env.fake,
+        "ServiceAccount",
+        Some("pachyderm"),
+        "pachyderm-worker",
+    )
+    .await;
+    let arn = fake_sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        .as_str()
+        .expect("role annotation")
+        .to_string();
+    assert!(arn.ends_with(":role/howdah-ml-pachyderm"), "{arn}");
+    let class = crate::support::get_at(&env.fake, "StorageClass", None, "gp3").await;
+    assert_eq!(
+        class["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"],
+        "true"
+    );
+    let storage = crate::support::get_at(
+        &env.fake,
+        "Secret",
+        Some("pachyderm"),
+        "pachyderm-storage-secret",
+    )
+    .await;
+    assert!(
+        storage["data"].get("AWS_SECRET_ACCESS_KEY").is_none(),
+        "{storage}"
+    );
+
+    // The role trusts only the two service accounts, and grants only the bucket.
+    let iam = aws_sdk_iam::Client::new(&env.sdk().await);
+    let role = iam
+        .get_role()
+        .role_name("howdah-ml-pachyderm")
+        .send()
+        .await
+        .unwrap();
+    let trust = urlencoding_decode(role.role().unwrap().assume_role_policy_document().unwrap());
+    assert!(
+        trust.contains("system:serviceaccount:pachyderm:pachyderm\""),
+        "{trust}"
+    );
+    assert!(
+        trust.contains("system:serviceaccount:pachyderm:pachyderm-worker"),
+        "{trust}"
+    );
+    let policy = iam
+        .get_role_policy()
+        .role_name("howdah-ml-pachyderm")
+        .policy_name("howdah")
+        .send()
+        .await
+        .unwrap();
+    let policy = urlencoding_decode(policy.policy_document());
+    assert!(
+        policy.contains(&format!("arn:aws:s3:::{}/*", inv.buckets[0])),
+        "{policy}"
+    );
+
+    let status = env.howdah(&["status", "-f", path(&spec)]).await;
+    assert_eq!(status.code, 0, "status:\n{}", status.all());
+
+    // A converged stack: no AWS writes, no Kubernetes writes.
+    env.proxy.reset_stats();
+    env.fake.reset_stats();
+    let again = env.up_ok(&spec).await;
+    assert!(
+        again.all().contains("No changes") || again.all().contains("0 to create"),
+        "{}",
+        again.all()
+    );
+    let aws_writes = writes(&env.proxy.stats());
+    assert!(
+        aws_writes.is_empty(),
+        "second up wrote to AWS: {aws_writes:?}"
+    );
+    assert_eq!(env.fake.stats().writes, 0, "second up wrote to the cluster");
+
+    let down = env
+        .howdah(&["down", "-f", path(&spec), "--timeout", "120s"])
+        .await;
+    assert_eq!(down.code, 0, "down failed:\n{}", down.all());
+    let d = down.all();
+    // In-cluster first, then node groups, then the cluster, then the network.
+    assert!(
+        pos_in(&d, "runtime.pachd: delete done") < pos_in(&d, "aws.nodegroup.default: delete done"),
+        "{d}"
+    );
+    assert!(
+        pos_in(&d, "aws.nodegroup.default: delete done")
+            < pos_in(&d, "aws.eks_cluster: delete done"),
+        "{d}"
+    );
+    assert!(
+        pos_in(&d, "aws.eks_cluster: delete done") < pos_in(&d, "aws.network: delete done"),
+        "{d}"
+    );
+    let inv = env.inventory("ml").await;
+    assert!(inv.empty(), "left behind: {inv:?}");
+}
+
+fn pos_in(text: &str, needle: &str) -> usize {
+    text.find(needle)
+        .unwrap_or_else(|| panic!("`{needle}` not in\n{text}"))
+}
+
+fn urlencoding_decode(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_plan_on_an_empty_account_lists_every_object_and_policy() {
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack("pl", STACK);
+    let plan = env.howdah(&["plan", "-f", path(&spec), "--json"]).await;
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let json: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
+    let items = json["items"].as_array().expect("items");
+    let created: Vec<&str> = items
+        .iter()
+        .filter(|i| i["action"] == "create")
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    for id in [
+        "aws.network",
+        "aws.iam.cluster_role",
+        "aws.iam.node_role",
+        "aws.s3_bucket",
+        "aws.eks_cluster",
+        "aws.oidc_provider",
+        "aws.iam.ebs_csi_role",
+        "aws.addon.ebs_csi",
+        "aws.iam.runtime_role",
+        "aws.nodegroup.default",
+        "aws.nodegroup.batch",
+        "aws.storage_class",
+        "runtime.pachd",
+    ] {
+        assert!(
+            created.contains(&id),
+            "{id} not planned for creation: {created:?}"
+        );
+    }
+    let text = plan.stdout.clone();
+    assert!(
+        text.contains("AmazonEKSClusterPolicy"),
+        "managed policies shown"
+    );
+    assert!(text.contains("s3:PutObject"), "the bucket policy is shown");
+    // Planning wrote nothing.
+    assert!(
+        writes(&env.proxy.stats()).is_empty(),
+        "{:?}",
+        env.proxy.stats()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_bad_credentials_fail_clearly_and_create_nothing() {
+    let env = AwsEnv::start(ProxyOptions {
+        reject_access_keys: vec!["AKIDREVOKED".into()],
+        expired_access_keys: vec!["AKIDEXPIRED".into()],
+        ..phases()
+    })
+    .await;
+    let spec = env.stack("creds", STACK);
+    let bad = env
+        .howdah_as(&["up", "-f", path(&spec)], "AKIDREVOKED")
+        .await;
+    assert_eq!(bad.code, 1, "{}", bad.all());
+    assert!(
+        bad.stderr.contains("credentials are not valid"),
+        "{}",
+        bad.stderr
+    );
+    let expired = env
+        .howdah_as(&["up", "-f", path(&spec)], "AKIDEXPIRED")
+        .await;
+    assert_eq!(expired.code, 1, "{}", expired.all());
+    assert!(expired.stderr.contains("expired"), "{}", expired.stderr);
+    assert!(
+        !expired.all().contains("emulator-secret"),
+        "the secret key leaked"
+    );
+
+    // A profile that does not exist is named as such.
+    let spec2 = env.dir.path().join("profile.yaml");
+    std::fs::write(
+        &spec2,
+        "name: prof\ntarget:\n  aws: {region: us-east-1, profile: nosuchprofile}\n",
+    )
+    .unwrap();
+    let mut cmd = env.command(&["up", "-f", path(&spec2)], "AKIDHOWDAHTEST");
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    let out = cmd.output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nosuchprofile") || stderr.contains("profile"),
+        "{stderr}"
+    );
+
+    // An unknown region is refused offline.
+    let spec3 = env.dir.path().join("region.yaml");
+    std::fs::write(&spec3, "name: reg\ntarget:\n  aws: {region: us-east-7}\n").unwrap();
+    let region = env.howdah(&["up", "-f", path(&spec3)]).await;
+    assert_eq!(region.code, 3, "{}", region.all());
+
+    let w = writes(&env.proxy.stats());
+    assert!(w.is_empty(), "something was created: {w:?}");
+    assert!(env.inventory("creds").await.empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_throttling_on_a_tenth_of_calls_still_converges() {
+    let env = AwsEnv::start(ProxyOptions {
+        throttle_percent: 10,
+        error_percent: 2,
+        seed: 7,
+        ..phases()
+    })
+    .await;
+    let spec = env.stack("thr", STACK);
+    env.up_ok(&spec).await;
+    let down = env
+        .howdah(&["down", "-f", path(&spec), "--timeout", "120s"])
+        .await;
+    assert_eq!(down.code, 0, "down failed:\n{}", down.all());
+    let stats = env.proxy.stats();
+    assert!(stats.throttled > 10, "throttling was injected: {stats:?}");
+    assert!(env.inventory("thr").await.empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_retained_bucket_with_data_is_kept_and_reported() {
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack(
+        "keep",
+        "storage:\n  bucket: {name: keep-data-bucket}\n  dataPolicy: retain\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n",
+    );
+    env.up_ok(&spec).await;
+    env.s3()
+        .await
+        .put_object()
+        .bucket("keep-data-bucket")
+        .key("pfs/object-1")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"data"))
+        .send()
+        .await
+        .expect("object written");
+    let down = env
+        .howdah(&["down", "-f", path(&spec), "--timeout", "120s"])
+        .await;
+    assert_eq!(down.code, 0, "retained data is not a leak:\n{}", down.all());
+    assert!(down.all().contains("KEPT"), "{}", down.all());
+    assert!(down.all().contains("keep-data-bucket"), "{}", down.all());
+    let inv = env.inventory("keep").await;
+    assert_eq!(inv.buckets, vec!["keep-data-bucket".to_string()]);
+    assert!(
+        inv.clusters.is_empty() && inv.roles.is_empty() && inv.vpcs == 0,
+        "{inv:?}"
+    );
+    let obj = env
+        .s3()
+        .await
+        .get_object()
+        .bucket("keep-data-bucket")
+        .key("pfs/object-1")
+        .send()
+        .await;
+    assert!(obj.is_ok(), "the data survived");
+    // And a later delete-data down removes it, versions and all.
+    let gone = env
+        .howdah(&[
+            "down",
+            "-f",
+            path(&spec),
+            "--delete-data",
+            "--timeout",
+            "120s",
+        ])
+        .await;
+    assert_eq!(gone.code, 0, "{}", gone.all());
+    assert!(env.inventory("keep").await.buckets.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_killed_during_up_and_down_converges_without_duplicates() {
+    let env = AwsEnv::start(ProxyOptions {
+        cluster_create: Duration::from_millis(3000),
+        ..phases()
+    })
+    .await;
+    let spec = env.stack("kill", STACK);
+    // Kill points: early (network/IAM), while the cluster is CREATING,
+    // while node groups are CREATING.
+    for (wait_for, label) in [
+        ("aws.network", "network"),
+        ("CREATING", "cluster creating"),
+        ("aws.nodegroup.default: creating", "node groups creating"),
+    ] {
+        kill_when(
+            &env,
+            &["up", "-f", path(&spec), "--timeout", "120s"],
+            wait_for,
+            label,
+        )
+        .await;
+    }
+    env.up_ok(&spec).await;
+    let inv = env.inventory("kill").await;
+    assert_eq!(
+        (
+            inv.vpcs,
+            inv.subnets,
+            inv.clusters.len(),
+            inv.oidc_providers
+        ),
+        (1, 2, 1, 1),
+        "{inv:?}"
+    );
+    assert_eq!(inv.buckets.len(), 1, "{inv:?}");
+    // Kill down while the node groups are being deleted; the rerun finishes.
+    kill_when(
+        &env,
+        &["down", "-f", path(&spec), "--timeout", "120s"],
+        "aws.nodegroup",
+        "down",
+    )
+    .await;
+    let down = env
+        .howdah(&["down", "-f", path(&spec), "--timeout", "120s"])
+        .await;
+    assert_eq!(down.code, 0, "{}", down.all());
+    assert!(env.inventory("kill").await.empty());
+}
+
+/// Starts howdah, SIGKILLs it once `needle` shows in its output.
+async fn kill_when(env: &AwsEnv, args: &[&str], needle: &str, label: &str) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = env
+        .command(args, "AKIDHOWDAHTEST")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("howdah starts");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut errs = BufReader::new(stderr).lines();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            tokio::select! {
+                l = lines.next_line() => match l { Ok(Some(l)) if l.contains(needle) => return true, Ok(Some(_)) => {}, _ => return false },
+                l = errs.next_line() => match l { Ok(Some(l)) if l.contains(needle) => return true, Ok(Some(_)) => {}, _ => return false },
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(found, "never saw `{needle}` ({label})");
+    child.kill().await.expect("killed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_static_keys_go_to_a_secret_and_nowhere_else() {
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack(
+        "keys",
+        "pachyderm: {identity: keys}\nstorage: {dataPolicy: delete}\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n",
+    );
+    let up = env.up_ok(&spec).await;
+    let secret = crate::support::get_at(
+        &env.fake,
+        "Secret",
+        Some("pachyderm"),
+        "howdah-storage-keys",
+    )
+    .await;
+    let b64 = secret["data"]["AWS_SECRET_ACCESS_KEY"]
+        .as_str()
+        .expect("secret key stored");
+    use base64::Engine as _;
+    let key = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!key.is_empty());
+    let state = std::fs::read_to_string(env.dir.path().join(".howdah/keys.state.json")).unwrap();
+    assert!(
+        !state.contains(&key) && !up.all().contains(&key),
+        "the key leaked"
+    );
+    let storage = crate::support::get_at(
+        &env.fake,
+        "Secret",
+        Some("pachyderm"),
+        "pachyderm-storage-secret",
+    )
+    .await;
+    assert_eq!(
+        storage["data"]["AWS_SECRET_ACCESS_KEY"], b64,
+        "workers read the same key"
+    );
+    // No IRSA role for the runtime when keys are used.
+    let iam = aws_sdk_iam::Client::new(&env.sdk().await);
+    assert!(iam
+        .get_role()
+        .role_name("howdah-keys-pachyderm")
+        .send()
+        .await
+        .is_err());
+    let down = env
+        .howdah(&["down", "-f", path(&spec), "--timeout", "120s"])
+        .await;
+    assert_eq!(down.code, 0, "{}", down.all());
+    assert!(
+        iam.get_user()
+            .user_name("howdah-keys-pachyderm")
+            .send()
+            .await
+            .is_err(),
+        "user removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_kubeconfig_names_howdah_as_the_credentials_plugin() {
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack("kc", STACK);
+    env.up_ok(&spec).await;
+    let out = env.dir.path().join("kube.yaml");
+    let kc = env
+        .howdah(&["kubeconfig", "-f", path(&spec), "--out", path(&out)])
+        .await;
+    assert_eq!(kc.code, 0, "{}", kc.all());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains(BIN), "exec command is howdah: {text}");
+    assert!(text.contains("howdah-kc"), "{text}");
+    // The plugin works: it prints an ExecCredential with an EKS token.
+    let token = env
+        .howdah(&["token", "--cluster", "howdah-kc", "--region", REGION])
+        .await;
+    assert_eq!(token.code, 0, "{}", token.all());
+    let cred: serde_json::Value = serde_json::from_str(&token.stdout).unwrap();
+    assert!(cred["status"]["token"]
+        .as_str()
+        .unwrap()
+        .starts_with("k8s-aws-v1."));
+    assert!(!token.stdout.contains("emulator-secret"));
+}
