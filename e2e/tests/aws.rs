@@ -93,16 +93,12 @@ impl AwsEnv {
     }
 
     pub async fn howdah_as(&self, args: &[&str], access_key: &str) -> Run {
-        let out = self
-            .command(args, access_key)
-            .output()
-            .await
-            .expect("howdah runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(
+            self.command(args, access_key)
+                .output()
+                .await
+                .expect("howdah runs"),
+        )
     }
 
     pub async fn up_ok(&self, spec: &Path) -> Run {
@@ -144,25 +140,21 @@ impl AwsEnv {
     pub async fn inventory(&self, stack: &str) -> Inventory {
         let sdk = self.sdk().await;
         let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let ours = || {
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:howdah.io/stack")
+                .values(stack)
+                .build()
+        };
         let vpcs = ec2
             .describe_vpcs()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("tag:howdah.io/stack")
-                    .values(stack)
-                    .build(),
-            )
+            .filters(ours())
             .send()
             .await
             .expect("describe vpcs");
         let subnets = ec2
             .describe_subnets()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("tag:howdah.io/stack")
-                    .values(stack)
-                    .build(),
-            )
+            .filters(ours())
             .send()
             .await
             .expect("describe subnets");

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use howdah_provider::{Action, Change, Leftover, Outputs, ProviderError, Resource, StepContext};
 
 use super::up::{run_and_record, step_timeout};
-use super::{begin, plan_resources, Begun, OpsError, Options, Session};
+use super::{begin, plan_resources, preflight_and_plan, Begun, OpsError, Options, Session};
 use crate::engine::{RunReport, Step};
 use crate::events::Event;
 use crate::plan::Plan;
@@ -149,8 +149,11 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
         started,
     } = begin(session, opts, "down").await?;
     let (rt, resources) = down_graph(session, opts, &outputs);
-    let (plan, changes) =
-        plan_resources(&session.stack, "down", session.provider.name(), &resources).await?;
+    let (plan, changes) = preflight_and_plan(
+        session,
+        plan_resources(&session.stack, "down", session.provider.name(), &resources),
+    )
+    .await?;
     opts.sink.emit(&Event::Plan { plan: plan.clone() });
     let steps = resources
         .iter()

@@ -219,8 +219,9 @@ pub(crate) struct Begun {
 }
 
 /// How `up` and `down` start: take the stack's lock (taking over one left
-/// by a run that is gone, and saying so), read the recorded state, check
-/// the target answers, and restore the outputs earlier runs recorded.
+/// by a run that is gone, and saying so), read the recorded state, and
+/// restore the outputs earlier runs recorded. The target's preflight runs
+/// beside the plan (both only read): see [`preflight_and_plan`].
 pub(crate) async fn begin(
     session: &Session,
     opts: &Options,
@@ -240,7 +241,6 @@ pub(crate) async fn begin(
         .state
         .load()?
         .unwrap_or_else(|| State::new(&session.stack.name, session.provider.name()));
-    session.provider.preflight().await?;
     let outputs = Outputs::default();
     for (id, record) in &state.resources {
         if !record.outputs.is_null() {
@@ -253,6 +253,21 @@ pub(crate) async fn begin(
         outputs,
         started,
     })
+}
+
+/// The target's preflight and the plan, at once (both only read; on a
+/// cloud the plan's reads would otherwise wait for preflight's). A failed
+/// preflight is the error shown: it says what to fix first.
+pub(crate) async fn preflight_and_plan<F>(
+    session: &Session,
+    plan: F,
+) -> Result<(Plan, Vec<Change>), OpsError>
+where
+    F: std::future::Future<Output = Result<(Plan, Vec<Change>), OpsError>>,
+{
+    let (pre, planned) = tokio::join!(session.provider.preflight(), plan);
+    pre?;
+    planned
 }
 
 /// The manifests `up` would apply, secrets redacted (`howdah render`).

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use howdah_provider::{Action, Change, Outputs, Resource};
 
-use super::{begin, plan_resources, Begun, OpsError, Options, Session};
+use super::{begin, plan_resources, preflight_and_plan, Begun, OpsError, Options, Session};
 use crate::engine::{self, Outcome, RunOptions, RunReport, Step, StepResult};
 use crate::events::Event;
 use crate::plan::Plan;
@@ -71,9 +71,11 @@ pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError>
         started,
     } = begin(session, opts, "up").await?;
     let (rt, resources) = up_graph(session, opts, &outputs);
-    check_references(&rt).await?;
-    let (plan, changes) =
-        plan_resources(&session.stack, "up", session.provider.name(), &resources).await?;
+    let (plan, changes) = preflight_and_plan(session, async {
+        check_references(&rt).await?;
+        plan_resources(&session.stack, "up", session.provider.name(), &resources).await
+    })
+    .await?;
     opts.sink.emit(&Event::Plan { plan: plan.clone() });
     let steps = resources
         .iter()

@@ -169,7 +169,6 @@ where
             let code = inner.code().unwrap_or(&fallback);
             let message = inner.message().unwrap_or("").to_string();
             let said = format!("{what}: {code}: {message}");
-            let code = code.as_ref();
             if THROTTLING.contains(&code)
                 || TRANSIENT.contains(&code)
                 || status == 429

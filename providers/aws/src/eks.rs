@@ -28,6 +28,7 @@ pub struct ClusterInfo {
     pub issuer: Option<String>,
     pub arn: Option<String>,
     pub version: Option<String>,
+    pub vpc_id: Option<String>,
     pub owned: bool,
 }
 
@@ -112,6 +113,10 @@ impl Cluster {
                 .map(str::to_string),
             arn: c.arn().map(str::to_string),
             version: c.version().map(str::to_string),
+            vpc_id: c
+                .resources_vpc_config()
+                .and_then(|v| v.vpc_id())
+                .map(str::to_string),
             owned,
         }))
     }
@@ -573,14 +578,21 @@ impl Nodegroup {
                 })?;
                 match info.status.as_str() {
                     "ACTIVE" => Ok(Poll::Ready(())),
-                    "CREATE_FAILED" | "DEGRADED" if !info.health.is_empty() => {
-                        Err(ProviderError::api(format!(
-                            "node group {} is {}: {}",
-                            self.pool.name,
-                            info.status,
+                    "CREATE_FAILED" => Err(ProviderError::api(format!(
+                        "node group {} is CREATE_FAILED: {}",
+                        self.pool.name,
+                        if info.health.is_empty() {
+                            "no health issues reported; see the EKS console".to_string()
+                        } else {
                             info.health.join("; ")
-                        )))
-                    }
+                        }
+                    ))),
+                    "DEGRADED" if !info.health.is_empty() => Err(ProviderError::api(format!(
+                        "node group {} is {}: {}",
+                        self.pool.name,
+                        info.status,
+                        info.health.join("; ")
+                    ))),
                     s => Ok(Poll::Pending(eta(s, started, expected))),
                 }
             },
@@ -889,7 +901,8 @@ impl Resource for Addon {
                 }
             }
             Some((status, live_role, _))
-                if status == "ACTIVE" && live_role.as_deref() != Some(role.as_str()) =>
+                if !matches!(status.as_str(), "CREATING" | "UPDATING" | "DELETING")
+                    && live_role.as_deref() != Some(role.as_str()) =>
             {
                 eks.update_addon()
                     .cluster_name(self.ctx.cluster_name())

@@ -200,8 +200,8 @@ impl Role {
             .owns(role.tags().iter().map(|t| (t.key(), t.value())));
         if !owned {
             return Err(ProviderError::api(format!(
-                "IAM role {name} exists but is not tagged howdah.io/stack={}: it is not this stack's; delete or rename it, or choose another stack name",
-                self.ctx.cfg.stack
+                "IAM role {name} exists but is not tagged as stack {} in {} (IAM names are account-wide: a same-named stack in another region, or someone else's role); delete or rename it, or choose another stack name",
+                self.ctx.cfg.stack, self.ctx.cfg.region
             )));
         }
         let trust = role
@@ -603,7 +603,16 @@ impl Resource for OidcProvider {
 
     async fn plan_up(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
         Ok(match self.find().await? {
-            Some((arn, _)) => Change::keep(format!("{arn}")),
+            Some((arn, url)) => {
+                let current = Cluster::describe(&self.ctx).await?.and_then(|c| c.issuer);
+                match current {
+                    Some(issuer) if host_path(&issuer) != host_path(&url) => Change::new(
+                        Action::Replace,
+                        format!("{arn} names an earlier cluster's issuer"),
+                    ),
+                    _ => Change::keep(arn),
+                }
+            }
             None => Change::new(
                 Action::Create,
                 "not found: trusts the cluster's issuer for sts.amazonaws.com",
@@ -626,8 +635,24 @@ impl Resource for OidcProvider {
                 .and_then(|c| c.issuer)
                 .ok_or_else(|| ProviderError::api("the cluster has no OIDC issuer yet"))?,
         };
-        if let Some((arn, _)) = self.find().await? {
-            return Ok(json!({"arn": arn, "issuer": issuer}));
+        if let Some((arn, url)) = self.find().await? {
+            if host_path(&url) == host_path(&issuer) {
+                return Ok(json!({"arn": arn, "issuer": issuer}));
+            }
+            // Left from an earlier cluster of this stack: IRSA trusts
+            // naming it would never match the new issuer.
+            ctx.progress.report(&format!(
+                "replacing OIDC provider {arn} (issuer of an earlier cluster)"
+            ));
+            self.ctx
+                .aws()
+                .await
+                .iam
+                .delete_open_id_connect_provider()
+                .open_id_connect_provider_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| err("deleting a stale OIDC provider", e))?;
         }
         ctx.progress.report("creating the OIDC provider");
         let iam = &self.ctx.aws().await.iam;
@@ -670,6 +695,33 @@ impl Resource for OidcProvider {
             Err(e) => Err(err("deleting the OIDC provider", e)),
         }
     }
+}
+
+/// Deletes every access key of `user` (gone already is fine).
+async fn delete_access_keys(iam: &aws_sdk_iam::Client, user: &str) -> Result<(), ProviderError> {
+    let keys = match iam.list_access_keys().user_name(user).send().await {
+        Ok(keys) => keys,
+        Err(e) if not_found(&e) => return Ok(()),
+        Err(e) => return Err(err("listing access keys", e)),
+    };
+    for id in keys
+        .access_key_metadata()
+        .iter()
+        .filter_map(|k| k.access_key_id())
+    {
+        match iam
+            .delete_access_key()
+            .user_name(user)
+            .access_key_id(id)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(err("deleting an access key", e)),
+        }
+    }
+    Ok(())
 }
 
 /// `identity: keys`: an IAM user limited to the bucket, with one access
@@ -753,7 +805,17 @@ impl Resource for RuntimeUser {
         let bucket = self.ctx.bucket_name().await?;
         let doc = policies::bucket_access(self.ctx.partition(), &bucket);
         match iam.get_user().user_name(&name).send().await {
-            Ok(_) => {}
+            Ok(out) => {
+                let owned = out
+                    .user()
+                    .is_some_and(|u| self.ctx.owns(u.tags().iter().map(|t| (t.key(), t.value()))));
+                if !owned {
+                    return Err(ProviderError::api(format!(
+                        "IAM user {name} exists but is not tagged as stack {} in {}: howdah will not take it over (nor touch its keys); delete or rename it",
+                        self.ctx.cfg.stack, self.ctx.cfg.region
+                    )));
+                }
+            }
             Err(e) if not_found(&e) => {
                 ctx.progress.report(&format!("creating IAM user {name}"));
                 let tags: Vec<Tag> = iam_tags(&self.ctx, ids::RUNTIME_USER);
@@ -797,22 +859,7 @@ impl Resource for RuntimeUser {
         {
             // Keys whose secret half is lost are useless: remove them first,
             // so the user never has more than one.
-            let keys = iam
-                .list_access_keys()
-                .user_name(&name)
-                .send()
-                .await
-                .map_err(|e| err("listing access keys", e))?;
-            for k in keys.access_key_metadata() {
-                if let Some(id) = k.access_key_id() {
-                    let _ = iam
-                        .delete_access_key()
-                        .user_name(&name)
-                        .access_key_id(id)
-                        .send()
-                        .await;
-                }
-            }
+            delete_access_keys(iam, &name).await?;
             let key = iam
                 .create_access_key()
                 .user_name(&name)
@@ -838,18 +885,7 @@ impl Resource for RuntimeUser {
     async fn destroy(&self, _ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
         let iam = &self.ctx.aws().await.iam;
         let name = self.name();
-        if let Ok(keys) = iam.list_access_keys().user_name(&name).send().await {
-            for k in keys.access_key_metadata() {
-                if let Some(id) = k.access_key_id() {
-                    let _ = iam
-                        .delete_access_key()
-                        .user_name(&name)
-                        .access_key_id(id)
-                        .send()
-                        .await;
-                }
-            }
-        }
+        delete_access_keys(iam, &name).await?;
         let _ = iam
             .delete_user_policy()
             .user_name(&name)

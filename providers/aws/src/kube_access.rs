@@ -138,6 +138,7 @@ async fn cluster_info(ctx: &Ctx, outputs: &Outputs) -> Result<ClusterInfo, Provi
             issuer: Ctx::output(outputs, ids::CLUSTER, "oidc_issuer"),
             arn: None,
             version: None,
+            vpc_id: None,
             owned: true,
         });
     }

@@ -31,27 +31,34 @@ impl CloudObjects {
         CloudObjects { ctx }
     }
 
-    /// Load balancers the cluster's controllers made (tagged with the
-    /// cluster, as the AWS cloud provider and load balancer controller do).
+    /// Load balancers the cluster's controllers made, seen through their
+    /// network interfaces in the cluster's VPC (`ELB <name>`, `ELB app/…`,
+    /// `ELB net/…`): EC2's own word on whether they are gone. (The Tagging
+    /// API keeps listing deleted load balancers for a while.)
     async fn load_balancers(&self) -> Result<Vec<String>, ProviderError> {
-        let key = format!("kubernetes.io/cluster/{}", self.ctx.cluster_name());
-        let mut found = tagged(
-            &self.ctx,
-            &key,
-            None,
-            &["elasticloadbalancing:loadbalancer"],
-        )
-        .await?;
-        found.extend(
-            tagged(
-                &self.ctx,
-                "elbv2.k8s.aws/cluster",
-                Some(&self.ctx.cluster_name()),
-                &["elasticloadbalancing:loadbalancer"],
-            )
-            .await?,
-        );
-        Ok(found)
+        let Some(vpc) = Cluster::describe(&self.ctx).await?.and_then(|c| c.vpc_id) else {
+            return Ok(Vec::new());
+        };
+        let out = self
+            .ctx
+            .aws()
+            .await
+            .ec2
+            .describe_network_interfaces()
+            .filters(filter("vpc-id", &vpc))
+            .send()
+            .await
+            .map_err(|e| err("listing network interfaces", e))?;
+        let mut names: Vec<String> = out
+            .network_interfaces()
+            .iter()
+            .filter_map(|n| n.description())
+            .filter_map(|d| d.strip_prefix("ELB "))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// EBS volumes of the stack's claims that still exist.
@@ -234,6 +241,14 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
         };
     for arn in tagged(ctx, tags::STACK, Some(&ctx.cfg.stack), &[]).await? {
         let (kind, name) = classify(&arn);
+        // Checked directly below: the Tagging API also lists resources
+        // deleted minutes ago.
+        if matches!(
+            kind.as_str(),
+            "aws.s3_bucket" | "aws.ebs_volume" | "aws.vpc"
+        ) {
+            continue;
+        }
         let retained = keep_data && matches!(kind.as_str(), "aws.s3_bucket" | "aws.ebs_volume");
         push(
             &mut out,
@@ -345,7 +360,7 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
     if let Ok(name) = ctx.bucket_name().await {
         if matches!(
             crate::s3::Bucket::owner(ctx, &name).await?,
-            crate::s3::Owner::Us
+            crate::s3::Owner::Us | crate::s3::Owner::Untagged
         ) {
             push(
                 &mut out,

@@ -101,6 +101,8 @@ pub mod tags {
     pub const STACK: &str = "howdah.io/stack";
     pub const MANAGED: &str = "howdah.io/managed";
     pub const ID: &str = "howdah.io/id";
+    /// IAM is account-wide: the region tells two same-named stacks apart.
+    pub const REGION: &str = "howdah.io/region";
 }
 
 /// Shared by every resource of one stack.
@@ -175,13 +177,25 @@ impl Ctx {
         t.insert(tags::STACK.into(), self.cfg.stack.clone());
         t.insert(tags::MANAGED.into(), "true".into());
         t.insert(tags::ID.into(), id.into());
+        t.insert(tags::REGION.into(), self.cfg.region.clone());
         t
     }
 
     /// Whether a tag set marks the object as this stack's.
+    /// Account-wide objects (IAM) of a same-named stack in another region
+    /// carry that region and are not ours.
     pub fn owns<'a>(&self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
-        tags.into_iter()
-            .any(|(k, v)| k == tags::STACK && v == self.cfg.stack)
+        let mut stack = false;
+        let mut region_ok = true;
+        for (k, v) in tags {
+            if k == tags::STACK && v == self.cfg.stack {
+                stack = true;
+            }
+            if k == tags::REGION && v != self.cfg.region {
+                region_ok = false;
+            }
+        }
+        stack && region_ok
     }
 
     /// `arn:<partition>:iam::aws:policy/<name>`.

@@ -29,8 +29,45 @@ pub struct Network {
 struct Found {
     vpc: Option<String>,
     subnets: Vec<(String, String, String)>, // (id, az, cidr)
-    igw: Option<(String, bool)>,            // (id, attached to the vpc)
-    route_table: Option<(String, bool)>,    // (id, has the default route)
+    /// Subnets that do not give instances public addresses.
+    private: Vec<String>,
+    igw: Option<(String, bool)>,         // (id, attached to the vpc)
+    route_table: Option<(String, bool)>, // (id, has the default route)
+}
+
+/// Runs `call` until EC2 sees what was just created: a `*.NotFound` right
+/// after a create is EC2's eventual consistency, not an answer.
+async fn settle<F, Fut, E>(what: &str, mut call: F) -> Result<(), ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<
+        Output = Result<
+            (),
+            aws_sdk_ec2::error::SdkError<
+                E,
+                aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+            >,
+        >,
+    >,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    howdah_provider::wait::retry(12, crate::eks::poll_backoff(), || {
+        let fut = call();
+        async move {
+            match fut.await {
+                Ok(()) => Ok(()),
+                Err(e) if crate::clients::not_found(&e) => {
+                    Err(ProviderError::retryable(format!("{what}: not visible yet")))
+                }
+                Err(e) => Err(err(what, e)),
+            }
+        }
+    })
+    .await
 }
 
 pub(crate) fn filter(name: &str, value: &str) -> Filter {
@@ -91,6 +128,44 @@ pub(crate) fn subnet_cidrs(vpc_cidr: &str, zones: u32) -> Result<Vec<String>, Pr
         .collect())
 }
 
+/// Zone ids where EKS cannot place a control plane (as eksctl and the
+/// Terraform EKS module also exclude).
+const EKS_UNSUPPORTED_ZONES: &[&str] = &["use1-az3", "usw1-az2", "cac1-az3", "cnn1-az4"];
+
+/// Availability zones a new VPC uses: the first `n` available ones in
+/// name order, skipping zones where EKS cannot place a control plane.
+pub(crate) async fn usable_zones(ctx: &Ctx, n: u32) -> Result<Vec<String>, ProviderError> {
+    let out = ctx
+        .aws()
+        .await
+        .ec2
+        .describe_availability_zones()
+        .filters(filter("state", "available"))
+        .filters(filter("zone-type", "availability-zone"))
+        .send()
+        .await
+        .map_err(|e| err("listing availability zones", e))?;
+    let mut zones: Vec<String> = out
+        .availability_zones()
+        .iter()
+        .filter(|z| {
+            !z.zone_id()
+                .is_some_and(|id| EKS_UNSUPPORTED_ZONES.contains(&id))
+        })
+        .filter_map(|z| z.zone_name().map(str::to_string))
+        .collect();
+    zones.sort();
+    if (zones.len() as u32) < n {
+        return Err(ProviderError::config(format!(
+            "region {} has {} usable availability zones, and cluster.network.zones asks for {n}; lower it",
+            ctx.cfg.region,
+            zones.len()
+        )));
+    }
+    zones.truncate(n as usize);
+    Ok(zones)
+}
+
 impl Network {
     pub fn new(ctx: Arc<Ctx>) -> Network {
         Network { ctx }
@@ -120,6 +195,12 @@ impl Network {
             .send()
             .await
             .map_err(|e| err("listing subnets", e))?;
+        let private = subnets
+            .subnets()
+            .iter()
+            .filter(|s| s.map_public_ip_on_launch() != Some(true))
+            .filter_map(|s| s.subnet_id().map(str::to_string))
+            .collect();
         let mut subnets: Vec<(String, String, String)> = subnets
             .subnets()
             .iter()
@@ -165,41 +246,14 @@ impl Network {
         Ok(Found {
             vpc: Some(vpc),
             subnets,
+            private,
             igw,
             route_table,
         })
     }
 
-    /// Availability zones to use: the first `n` that are available, skipping
-    /// the one us-east-1 zone where EKS cannot place a control plane.
     async fn zones(&self, n: u32) -> Result<Vec<String>, ProviderError> {
-        let out = self
-            .ctx
-            .aws()
-            .await
-            .ec2
-            .describe_availability_zones()
-            .filters(filter("state", "available"))
-            .filters(filter("zone-type", "availability-zone"))
-            .send()
-            .await
-            .map_err(|e| err("listing availability zones", e))?;
-        let mut zones: Vec<String> = out
-            .availability_zones()
-            .iter()
-            .filter(|z| z.zone_id() != Some("use1-az3"))
-            .filter_map(|z| z.zone_name().map(str::to_string))
-            .collect();
-        zones.sort();
-        if (zones.len() as u32) < n {
-            return Err(ProviderError::config(format!(
-                "region {} has {} usable availability zones, and cluster.network.zones asks for {n}; lower it",
-                self.ctx.cfg.region,
-                zones.len()
-            )));
-        }
-        zones.truncate(n as usize);
-        Ok(zones)
+        usable_zones(&self.ctx, n).await
     }
 
     /// Checks the user's subnets: they exist, are in the VPC, and span two
@@ -293,21 +347,39 @@ impl Network {
             }
         };
         self.wait_vpc(ctx, &vpc).await?;
-        // Nodes register by DNS name: both attributes must be on, and each
-        // takes its own call.
-        for hostnames in [false, true] {
-            let on = AttributeBooleanValue::builder().value(true).build();
+        // Nodes register by DNS name: both attributes must be on (each its
+        // own call). Checked every run: a run killed right after CreateVpc
+        // must not leave them off for good.
+        for attribute in [
+            aws_sdk_ec2::types::VpcAttributeName::EnableDnsSupport,
+            aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames,
+        ] {
+            let hostnames = attribute == aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames;
+            let current = ec2
+                .describe_vpc_attribute()
+                .vpc_id(&vpc)
+                .attribute(attribute)
+                .send()
+                .await
+                .map_err(|e| err("reading the VPC's DNS settings", e))?;
+            let on = if hostnames {
+                current.enable_dns_hostnames().and_then(|a| a.value())
+            } else {
+                current.enable_dns_support().and_then(|a| a.value())
+            };
+            if on == Some(true) {
+                continue;
+            }
+            let value = AttributeBooleanValue::builder().value(true).build();
             let call = ec2.modify_vpc_attribute().vpc_id(&vpc);
             let call = if hostnames {
-                call.enable_dns_hostnames(on)
+                call.enable_dns_hostnames(value)
             } else {
-                call.enable_dns_support(on)
+                call.enable_dns_support(value)
             };
-            if found.vpc.is_none() {
-                call.send()
-                    .await
-                    .map_err(|e| err("turning on DNS in the VPC", e))?;
-            }
+            call.send()
+                .await
+                .map_err(|e| err("turning on DNS in the VPC", e))?;
         }
         let wanted = subnet_cidrs(cidr, zones)?;
         let have_all = wanted
@@ -344,14 +416,20 @@ impl Network {
                     .and_then(|s| s.subnet_id())
                     .ok_or_else(|| ProviderError::api("CreateSubnet returned no id"))?
                     .to_string();
+                found.private.push(id.clone());
+                found.subnets.push((id, az.clone(), cidr.clone()));
+            }
+        }
+        for id in std::mem::take(&mut found.private) {
+            settle("giving the subnet public addresses", || async {
                 ec2.modify_subnet_attribute()
                     .subnet_id(&id)
                     .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
                     .send()
                     .await
-                    .map_err(|e| err("giving the subnet public addresses", e))?;
-                found.subnets.push((id, az.clone(), cidr.clone()));
-            }
+                    .map(|_| ())
+            })
+            .await?;
         }
         let igw = match &found.igw {
             Some((id, true)) => id.clone(),
@@ -404,18 +482,20 @@ impl Network {
             }
         };
         if !matches!(found.route_table, Some((_, true))) {
-            match ec2
-                .create_route()
-                .route_table_id(&table)
-                .destination_cidr_block("0.0.0.0/0")
-                .gateway_id(&igw)
-                .send()
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if is(&e, &["RouteAlreadyExists"]) => {}
-                Err(e) => return Err(err("adding the default route", e)),
-            }
+            settle("adding the default route", || async {
+                match ec2
+                    .create_route()
+                    .route_table_id(&table)
+                    .destination_cidr_block("0.0.0.0/0")
+                    .gateway_id(&igw)
+                    .send()
+                    .await
+                {
+                    Err(e) if is(&e, &["RouteAlreadyExists"]) => Ok(()),
+                    other => other.map(|_| ()),
+                }
+            })
+            .await?;
         }
         found.route_table = Some((table.clone(), true));
         self.associate(&table, &found).await?;
@@ -424,21 +504,20 @@ impl Network {
     }
 
     async fn attach_igw(&self, igw: &str, vpc: &str) -> Result<(), ProviderError> {
-        match self
-            .ctx
-            .aws()
-            .await
-            .ec2
-            .attach_internet_gateway()
-            .internet_gateway_id(igw)
-            .vpc_id(vpc)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is(&e, &["Resource.AlreadyAssociated"]) => Ok(()),
-            Err(e) => Err(err("attaching the internet gateway", e)),
-        }
+        let ec2 = &self.ctx.aws().await.ec2;
+        settle("attaching the internet gateway", || async {
+            match ec2
+                .attach_internet_gateway()
+                .internet_gateway_id(igw)
+                .vpc_id(vpc)
+                .send()
+                .await
+            {
+                Err(e) if is(&e, &["Resource.AlreadyAssociated"]) => Ok(()),
+                other => other.map(|_| ()),
+            }
+        })
+        .await
     }
 
     /// Associates every subnet with the route table (once).
@@ -478,12 +557,14 @@ impl Network {
             Backoff::default(),
             ctx.progress.as_ref(),
             || async {
-                let out = ec2
-                    .describe_vpcs()
-                    .vpc_ids(vpc)
-                    .send()
-                    .await
-                    .map_err(|e| err("reading the VPC", e))?;
+                let out = match ec2.describe_vpcs().vpc_ids(vpc).send().await {
+                    Ok(out) => out,
+                    // Just created: EC2 is eventually consistent.
+                    Err(e) if crate::clients::not_found(&e) => {
+                        return Ok(Poll::Pending("VPC not visible yet".into()))
+                    }
+                    Err(e) => return Err(err("reading the VPC", e)),
+                };
                 let state = out
                     .vpcs()
                     .first()
@@ -515,15 +596,20 @@ impl Network {
         for eni in enis.network_interfaces() {
             let id = eni.network_interface_id().unwrap_or_default();
             if eni.status().map(|s| s.as_str()) == Some("available") {
-                match ec2
+                // Another service may grab or delete it meanwhile: any
+                // failure here is worth another pass, not the end.
+                if let Err(e) = ec2
                     .delete_network_interface()
                     .network_interface_id(id)
                     .send()
                     .await
                 {
-                    Ok(_) => {}
-                    Err(e) if crate::clients::not_found(&e) => {}
-                    Err(e) => return Err(err(&format!("deleting network interface {id}"), e)),
+                    if !crate::clients::not_found(&e) {
+                        return Err(ProviderError::retryable(format!(
+                            "network interface {id} could not be deleted yet: {}",
+                            err("delete", e)
+                        )));
+                    }
                 }
             }
         }
@@ -545,6 +631,14 @@ impl Network {
                     .revoke_security_group_ingress()
                     .group_id(id)
                     .set_ip_permissions(Some(g.ip_permissions().to_vec()))
+                    .send()
+                    .await;
+            }
+            if !g.ip_permissions_egress().is_empty() {
+                let _ = ec2
+                    .revoke_security_group_egress()
+                    .group_id(id)
+                    .set_ip_permissions(Some(g.ip_permissions_egress().to_vec()))
                     .send()
                     .await;
             }

@@ -15,16 +15,18 @@ use crate::{Ctx, NetworkConfig};
 pub async fn run(ctx: &Ctx) -> Result<(), ProviderError> {
     let account = ctx.account().await?.to_string();
     tracing::debug!(account, region = %ctx.cfg.region, "AWS credentials resolve");
-    check_instance_types(ctx).await?;
+    // Independent reads, at once.
     let bucket = ctx.bucket_name().await?;
-    match Bucket::owner(ctx, &bucket).await? {
-        Owner::Nobody | Owner::Us => Ok(()),
-        Owner::Untagged => Err(ProviderError::config(format!(
+    let (types, owner) = tokio::join!(check_instance_types(ctx), Bucket::owner(ctx, &bucket));
+    types?;
+    match owner? {
+        Owner::Nobody | Owner::Us | Owner::Untagged => Ok(()),
+        Owner::Foreign => Err(ProviderError::config(format!(
             "bucket {bucket} already exists in account {account} but is not tagged howdah.io/stack={}; choose another storage.bucket.name (howdah does not take over buckets it did not make)",
             ctx.cfg.stack
         ))),
         Owner::Other => Err(ProviderError::config(format!(
-            "bucket name {bucket} is taken by another AWS account (S3 names are global); choose another storage.bucket.name"
+            "bucket {bucket} is not accessible: another AWS account has the name (S3 names are global), or these credentials lack s3:ListBucket on it; choose another storage.bucket.name or grant the permission"
         ))),
     }
 }
@@ -59,31 +61,7 @@ async fn node_zones(ctx: &Ctx) -> Result<Vec<String>, ProviderError> {
                 .into_iter()
                 .collect())
         }
-        NetworkConfig::New { zones, .. } => {
-            let out = ec2
-                .describe_availability_zones()
-                .filters(filter("state", "available"))
-                .filters(filter("zone-type", "availability-zone"))
-                .send()
-                .await
-                .map_err(|e| err("listing availability zones", e))?;
-            let mut names: Vec<String> = out
-                .availability_zones()
-                .iter()
-                .filter(|z| z.zone_id() != Some("use1-az3"))
-                .filter_map(|z| z.zone_name().map(str::to_string))
-                .collect();
-            names.sort();
-            if (names.len() as u32) < *zones {
-                return Err(ProviderError::config(format!(
-                    "region {} has {} usable availability zones, and cluster.network.zones asks for {zones}; lower it",
-                    ctx.cfg.region,
-                    names.len()
-                )));
-            }
-            names.truncate(*zones as usize);
-            Ok(names)
-        }
+        NetworkConfig::New { zones, .. } => crate::network::usable_zones(ctx, *zones).await,
     }
 }
 

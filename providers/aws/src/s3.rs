@@ -27,8 +27,12 @@ pub enum Owner {
     Nobody,
     /// This account, tagged as this stack's.
     Us,
-    /// This account, but not tagged as this stack's.
+    /// This account, with the derived name but no tags yet (a run was
+    /// killed between create and tag): ours to tag.
     Untagged,
+    /// This account, but tagged for something else, or named by the user
+    /// and untagged: not taken over.
+    Foreign,
     /// Someone else (S3 names are global).
     Other,
 }
@@ -73,8 +77,13 @@ impl Bucket {
         };
         Ok(if ctx.owns(tags.iter().map(|t| (t.key(), t.value()))) {
             Owner::Us
-        } else {
+        } else if tags.is_empty() && ctx.cfg.bucket.is_none() {
+            // The derived name hashes this account, region and stack: an
+            // untagged bucket of that name is ours, left by a run killed
+            // between CreateBucket and PutBucketTagging.
             Owner::Untagged
+        } else {
+            Owner::Foreign
         })
     }
 
@@ -111,7 +120,7 @@ impl Bucket {
             ))
         } else {
             ProviderError::config(format!(
-                "bucket name {name} is taken by another AWS account (S3 names are global); choose another storage.bucket.name"
+                "bucket {name} is not accessible: another AWS account has the name (S3 names are global), or these credentials lack s3:ListBucket on it; choose another storage.bucket.name or grant the permission"
             ))
         }
     }
@@ -158,6 +167,10 @@ impl Bucket {
     }
 
     async fn tag(&self, name: &str) -> Result<(), ProviderError> {
+        howdah_provider::wait::retry(10, crate::eks::poll_backoff(), || self.tag_once(name)).await
+    }
+
+    async fn tag_once(&self, name: &str) -> Result<(), ProviderError> {
         let tags: Vec<Tag> = self
             .ctx
             .tags(ids::BUCKET)
@@ -184,7 +197,13 @@ impl Bucket {
             )
             .send()
             .await
-            .map_err(|e| err("tagging the bucket", e))?;
+            .map_err(|e| {
+                if code(&e) == Some("NoSuchBucket") {
+                    ProviderError::retryable(format!("bucket {name} is not visible yet"))
+                } else {
+                    err("tagging the bucket", e)
+                }
+            })?;
         Ok(())
     }
 
@@ -350,7 +369,11 @@ impl Resource for Bucket {
                     Ok(c)
                 }
             }
-            Owner::Untagged => Err(self.taken(&name, true)),
+            Owner::Untagged => Ok(Change::new(
+                Action::Update,
+                format!("{name}: created by an interrupted run; tag it"),
+            )),
+            Owner::Foreign => Err(self.taken(&name, true)),
             Owner::Other => Err(self.taken(&name, false)),
         }
     }
@@ -358,13 +381,20 @@ impl Resource for Bucket {
     async fn plan_down(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
         let name = self.ctx.bucket_name().await?;
         match Self::owner(&self.ctx, &name).await? {
-            Owner::Us if self.ctx.delete_data() => Ok(Change::new(
+            Owner::Us | Owner::Untagged if self.ctx.delete_data() => Ok(Change::new(
                 Action::Delete,
                 format!("{name}: emptied (every version), then deleted"),
             )),
-            Owner::Us => Ok(Change::keep(format!(
-                "{name}: retained (dataPolicy: retain); `down --delete-data` removes it"
-            ))),
+            Owner::Us | Owner::Untagged => {
+                let holds = if Self::has_objects(&self.ctx, &name).await? {
+                    "holds data"
+                } else {
+                    "empty"
+                };
+                Ok(Change::keep(format!(
+                    "{name} ({holds}): retained (dataPolicy: retain); `down --delete-data` removes it"
+                )))
+            }
             _ => Ok(Change::keep("already gone")),
         }
     }
@@ -374,7 +404,11 @@ impl Resource for Bucket {
         let s3 = &self.ctx.aws().await.s3;
         let settings = match Self::owner(&self.ctx, &name).await? {
             Owner::Us => self.settings(&name).await?,
-            Owner::Untagged => return Err(self.taken(&name, true)),
+            Owner::Untagged => {
+                self.tag(&name).await?;
+                self.settings(&name).await?
+            }
+            Owner::Foreign => return Err(self.taken(&name, true)),
             Owner::Other => return Err(self.taken(&name, false)),
             Owner::Nobody => {
                 ctx.progress.report(&format!("creating bucket {name}"));
@@ -414,7 +448,10 @@ impl Resource for Bucket {
 
     async fn destroy(&self, ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
         let name = self.ctx.bucket_name().await?;
-        if !matches!(Self::owner(&self.ctx, &name).await?, Owner::Us) {
+        if !matches!(
+            Self::owner(&self.ctx, &name).await?,
+            Owner::Us | Owner::Untagged
+        ) {
             return Ok(());
         }
         let n = self.empty(&name, ctx).await?;

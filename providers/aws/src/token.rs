@@ -15,8 +15,6 @@ use base64::Engine as _;
 use howdah_provider::ProviderError;
 use serde_json::{json, Value};
 
-use crate::clients;
-
 /// The header the authenticator checks against the cluster's name.
 const CLUSTER_HEADER: &str = "x-k8s-aws-id";
 
@@ -50,10 +48,9 @@ pub async fn mint(
 /// The STS host for a region (the regional endpoint, as EKS expects), or
 /// the endpoint override when one is set.
 fn sts_base(region: &str) -> String {
-    if let Some(url) = std::env::var("AWS_ENDPOINT_URL_STS")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(clients::endpoint_override)
+    if let Some(url) = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
     {
         return url.trim_end_matches('/').to_string();
     }
