@@ -474,9 +474,14 @@ impl Resource for Role {
                     Err(e) if is(&e, &["EntityAlreadyExists"]) => {}
                     Err(e) => return Err(err(&format!("creating IAM role {name}"), e)),
                 }
-                self.read()
-                    .await?
-                    .ok_or_else(|| ProviderError::retryable(format!("{name} not visible yet")))?
+                // IAM is eventually consistent: a role just made may not
+                // be readable for a moment.
+                howdah_provider::wait::retry(10, crate::eks::poll_backoff(), || async {
+                    self.read()
+                        .await?
+                        .ok_or_else(|| ProviderError::retryable(format!("{name} not visible yet")))
+                })
+                .await?
             }
         };
         let fields = self.drift(&live, &Some(trust.clone()), &inline);
