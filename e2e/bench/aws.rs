@@ -186,17 +186,7 @@ async fn main() {
     println!(
         "  AWS calls in all: {}, of which writes: {}",
         stats.total(),
-        stats
-            .calls
-            .iter()
-            .filter(|(k, _)| {
-                let op = k.split(':').nth(1).unwrap_or("");
-                !["Describe", "List", "Get", "Head"]
-                    .iter()
-                    .any(|p| op.starts_with(p))
-            })
-            .map(|(_, n)| n)
-            .sum::<u64>()
+        stats.writes().iter().map(|(_, n)| n).sum::<u64>()
     );
 
     let (down, _) = run(

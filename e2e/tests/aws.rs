@@ -230,15 +230,8 @@ impl Inventory {
 /// Calls that change something (everything but reads).
 pub fn writes(stats: &Stats) -> Vec<String> {
     stats
-        .calls
-        .iter()
-        .filter(|(k, n)| {
-            let op = k.split(':').nth(1).unwrap_or("");
-            **n > 0
-                && !["Describe", "List", "Get", "Head"]
-                    .iter()
-                    .any(|p| op.starts_with(p))
-        })
+        .writes()
+        .into_iter()
         .map(|(k, n)| format!("{k}×{n}"))
         .collect()
 }
@@ -485,7 +478,7 @@ async fn aws_bad_credentials_fail_clearly_and_create_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("nosuchprofile") || stderr.contains("profile"),
+        stderr.contains("AWS profile `nosuchprofile` is not defined"),
         "{stderr}"
     );
 

@@ -30,11 +30,7 @@ fn default_path() -> PathBuf {
 }
 
 pub async fn write(session: &Session, out: Option<PathBuf>) -> Result<Written, OpsError> {
-    let exe = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.to_str().map(str::to_string))
-        .unwrap_or_else(|| "howdah".into());
-    let Some(fresh) = session.provider.kubeconfig_file(&exe).await? else {
+    let Some(fresh) = session.provider.kubeconfig_file().await? else {
         return Err(ProviderError::config(
             "this stack's target is already a kubeconfig context: use it directly",
         )

@@ -30,4 +30,20 @@ impl Stats {
     pub fn total(&self) -> u64 {
         self.calls.values().sum()
     }
+
+    /// Calls that change something (every operation but Describe*, List*,
+    /// Get* and Head*), as (`service:Operation`, count).
+    pub fn writes(&self) -> Vec<(&str, u64)> {
+        self.calls
+            .iter()
+            .filter(|(k, n)| {
+                let op = k.split(':').nth(1).unwrap_or("");
+                **n > 0
+                    && !["Describe", "List", "Get", "Head"]
+                        .iter()
+                        .any(|p| op.starts_with(p))
+            })
+            .map(|(k, n)| (k.as_str(), *n))
+            .collect()
+    }
 }

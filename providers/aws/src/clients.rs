@@ -236,6 +236,38 @@ fn credentials_hint(detail: &str) -> String {
     }
 }
 
+/// Whether a named profile is defined in the shared config or credentials
+/// file (`AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`, else ~/.aws/…).
+/// The SDK only says "no credentials" for a profile that is not there.
+pub fn profile_defined(name: &str) -> bool {
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let file = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| home.join(".aws").join(default))
+    };
+    let config = std::fs::read_to_string(file("AWS_CONFIG_FILE", "config")).unwrap_or_default();
+    let credentials = std::fs::read_to_string(file("AWS_SHARED_CREDENTIALS_FILE", "credentials"))
+        .unwrap_or_default();
+    let headers = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| {
+                l.trim()
+                    .strip_prefix('[')?
+                    .strip_suffix(']')
+                    .map(str::trim)
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    let in_config = headers(&config)
+        .iter()
+        .any(|h| h == &format!("profile {name}") || (name == "default" && h == "default"));
+    in_config || headers(&credentials).iter().any(|h| h == name)
+}
+
 /// The partition of a region, for ARNs.
 pub fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -244,5 +276,34 @@ pub fn partition(region: &str) -> &'static str {
         "aws-us-gov"
     } else {
         "aws"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::profile_defined;
+
+    #[test]
+    fn profiles_are_found_in_either_shared_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        let credentials = dir.path().join("credentials");
+        std::fs::write(
+            &config,
+            "[default]\nregion = us-east-1\n[profile sso-dev]\nsso_session = x\n",
+        )
+        .unwrap();
+        std::fs::write(&credentials, "[ci]\naws_access_key_id = A\n").unwrap();
+        // SAFETY: this test alone in the crate reads these variables.
+        unsafe {
+            std::env::set_var("AWS_CONFIG_FILE", &config);
+            std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", &credentials);
+        }
+        assert!(profile_defined("sso-dev"));
+        assert!(profile_defined("ci"));
+        assert!(profile_defined("default"));
+        assert!(!profile_defined("nosuchprofile"));
+        // `[sso-dev]` without the `profile ` prefix in config is not a profile.
+        assert!(!profile_defined("region"));
     }
 }

@@ -66,6 +66,57 @@ fn eta(status: &str, started: Instant, expected: Duration) -> String {
 /// How long to wait for one EKS operation at most.
 const LIMIT: Duration = Duration::from_secs(40 * 60);
 
+/// What EKS said to a delete request.
+enum Asked {
+    Accepted,
+    Gone,
+    /// Refused for now (a cluster whose node groups are still going).
+    NotYet(String),
+}
+
+/// Deletes an EKS object and waits until Describe no longer finds it.
+/// `status` reads its status (None: gone); `delete` asks for the delete,
+/// on the first look and again whenever the object is not DELETING (a
+/// request refused earlier, or one lost to a killed run).
+async fn delete_and_wait<S, SF, D, DF>(
+    what: &str,
+    expected: Duration,
+    progress: &dyn howdah_provider::Progress,
+    status: S,
+    delete: D,
+) -> Result<(), ProviderError>
+where
+    S: Fn() -> SF,
+    SF: std::future::Future<Output = Result<Option<String>, ProviderError>>,
+    D: Fn() -> DF,
+    DF: std::future::Future<Output = Result<Asked, ProviderError>>,
+{
+    let started = Instant::now();
+    let asked = std::sync::atomic::AtomicBool::new(false);
+    let (status, delete, asked) = (&status, &delete, &asked);
+    poll_until(
+        &format!("{what} to be deleted"),
+        LIMIT,
+        poll_backoff(),
+        progress,
+        || async move {
+            let Some(current) = status().await? else {
+                return Ok(Poll::Ready(()));
+            };
+            let first = !asked.swap(true, std::sync::atomic::Ordering::Relaxed);
+            if current != "DELETING" || first {
+                match delete().await? {
+                    Asked::Accepted => {}
+                    Asked::Gone => return Ok(Poll::Ready(())),
+                    Asked::NotYet(why) => return Ok(Poll::Pending(why)),
+                }
+            }
+            Ok(Poll::Pending(eta("DELETING", started, expected)))
+        },
+    )
+    .await
+}
+
 pub struct Cluster {
     ctx: Arc<Ctx>,
 }
@@ -321,44 +372,30 @@ impl Resource for Cluster {
 
     async fn destroy(&self, ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
         let name = self.ctx.cluster_name();
-        let started = Instant::now();
-        let expected = self.expected(Action::Delete);
-        let mut asked = false;
-        poll_until(
-            &format!("EKS cluster {name} to be deleted"),
-            LIMIT,
-            poll_backoff(),
+        delete_and_wait(
+            &format!("EKS cluster {name}"),
+            self.expected(Action::Delete),
             ctx.progress.as_ref(),
-            || {
-                let name = name.clone();
-                let first = !asked;
-                asked = true;
-                async move {
-                    let Some(info) = Self::describe(&self.ctx).await? else {
-                        return Ok(Poll::Ready(()));
-                    };
-                    if info.status != "DELETING" || first {
-                        match self
-                            .ctx
-                            .aws()
-                            .await
-                            .eks
-                            .delete_cluster()
-                            .name(&name)
-                            .send()
-                            .await
-                        {
-                            Ok(_) => {}
-                            Err(e) if not_found(&e) => return Ok(Poll::Ready(())),
-                            // Node groups or add-ons still going: ask again later.
-                            Err(e) if is(&e, &["ResourceInUseException"]) => {
-                                return Ok(Poll::Pending(format!("{name} still has node groups")))
-                            }
-                            Err(e) => return Err(err(&format!("deleting EKS cluster {name}"), e)),
-                        }
+            || async { Ok(Self::describe(&self.ctx).await?.map(|i| i.status)) },
+            || async {
+                let sent = self
+                    .ctx
+                    .aws()
+                    .await
+                    .eks
+                    .delete_cluster()
+                    .name(&name)
+                    .send()
+                    .await;
+                Ok(match sent {
+                    Ok(_) => Asked::Accepted,
+                    Err(e) if not_found(&e) => Asked::Gone,
+                    // Node groups or add-ons still going: ask again later.
+                    Err(e) if is(&e, &["ResourceInUseException"]) => {
+                        Asked::NotYet(format!("{name} still has node groups"))
                     }
-                    Ok(Poll::Pending(eta("DELETING", started, expected)))
-                }
+                    Err(e) => return Err(err(&format!("deleting EKS cluster {name}"), e)),
+                })
             },
         )
         .await
@@ -699,46 +736,29 @@ impl Resource for Nodegroup {
     }
 
     async fn destroy(&self, ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
-        let started = Instant::now();
-        let expected = self.expected(Action::Delete);
-        let mut asked = false;
-        poll_until(
-            &format!("node group {} to be deleted", self.pool.name),
-            LIMIT,
-            poll_backoff(),
+        let what = format!("node group {}", self.pool.name);
+        delete_and_wait(
+            &what,
+            self.expected(Action::Delete),
             ctx.progress.as_ref(),
-            || {
-                let first = !asked;
-                asked = true;
-                async move {
-                    let Some(info) = self.describe().await? else {
-                        return Ok(Poll::Ready(()));
-                    };
-                    if info.status != "DELETING" || first {
-                        match self
-                            .ctx
-                            .aws()
-                            .await
-                            .eks
-                            .delete_nodegroup()
-                            .cluster_name(self.ctx.cluster_name())
-                            .nodegroup_name(&self.pool.name)
-                            .send()
-                            .await
-                        {
-                            Ok(_) => {}
-                            Err(e) if not_found(&e) => return Ok(Poll::Ready(())),
-                            Err(e) if is(&e, &["ResourceInUseException"]) => {}
-                            Err(e) => {
-                                return Err(err(
-                                    &format!("deleting node group {}", self.pool.name),
-                                    e,
-                                ))
-                            }
-                        }
-                    }
-                    Ok(Poll::Pending(eta("DELETING", started, expected)))
-                }
+            || async { Ok(self.describe().await?.map(|i| i.status)) },
+            || async {
+                let sent = self
+                    .ctx
+                    .aws()
+                    .await
+                    .eks
+                    .delete_nodegroup()
+                    .cluster_name(self.ctx.cluster_name())
+                    .nodegroup_name(&self.pool.name)
+                    .send()
+                    .await;
+                Ok(match sent {
+                    Ok(_) => Asked::Accepted,
+                    Err(e) if not_found(&e) => Asked::Gone,
+                    Err(e) if is(&e, &["ResourceInUseException"]) => Asked::Accepted,
+                    Err(e) => return Err(err(&format!("deleting {what}"), e)),
+                })
             },
         )
         .await
@@ -944,30 +964,28 @@ impl Resource for Addon {
     }
 
     async fn destroy(&self, ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
-        let eks = &self.ctx.aws().await.eks;
-        match eks
-            .delete_addon()
-            .cluster_name(self.ctx.cluster_name())
-            .addon_name(self.name)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if not_found(&e) => return Ok(()),
-            Err(e) if is(&e, &["ResourceInUseException"]) => {}
-            Err(e) => return Err(err(&format!("deleting add-on {}", self.name), e)),
-        }
-        let started = Instant::now();
-        let expected = self.expected(Action::Delete);
-        poll_until(
-            &format!("add-on {} to be deleted", self.name),
-            LIMIT,
-            poll_backoff(),
+        let what = format!("add-on {}", self.name);
+        delete_and_wait(
+            &what,
+            self.expected(Action::Delete),
             ctx.progress.as_ref(),
+            || async { Ok(self.describe().await?.map(|(status, _, _)| status)) },
             || async {
-                Ok(match self.describe().await? {
-                    None => Poll::Ready(()),
-                    Some((s, _, _)) => Poll::Pending(eta(&s, started, expected)),
+                let sent = self
+                    .ctx
+                    .aws()
+                    .await
+                    .eks
+                    .delete_addon()
+                    .cluster_name(self.ctx.cluster_name())
+                    .addon_name(self.name)
+                    .send()
+                    .await;
+                Ok(match sent {
+                    Ok(_) => Asked::Accepted,
+                    Err(e) if not_found(&e) => Asked::Gone,
+                    Err(e) if is(&e, &["ResourceInUseException"]) => Asked::Accepted,
+                    Err(e) => return Err(err(&format!("deleting {what}"), e)),
                 })
             },
         )

@@ -30,8 +30,6 @@ mod policies;
 mod s3;
 pub mod token;
 
-pub use kube_access::ENDPOINT_OVERRIDE_VAR;
-
 /// The stack as the AWS target needs it (the CLI maps the spec to this).
 #[derive(Debug, Clone)]
 pub struct AwsConfig {
@@ -228,10 +226,6 @@ impl AwsProvider {
             }),
         }
     }
-
-    pub fn ctx(&self) -> &Arc<Ctx> {
-        &self.ctx
-    }
 }
 
 #[async_trait]
@@ -322,17 +316,14 @@ impl Provider for AwsProvider {
         }
     }
 
-    async fn kubeconfig_file(
-        &self,
-        exe: &str,
-    ) -> Result<Option<kube::config::Kubeconfig>, ProviderError> {
+    async fn kubeconfig_file(&self) -> Result<Option<kube::config::Kubeconfig>, ProviderError> {
         let info = eks::Cluster::describe(&self.ctx).await?.ok_or_else(|| {
             ProviderError::config(format!(
                 "EKS cluster {} does not exist: run `howdah up` first",
                 self.ctx.cluster_name()
             ))
         })?;
-        kube_access::kubeconfig(&self.ctx, &info, exe).map(Some)
+        kube_access::kubeconfig(&self.ctx, &info, &kube_access::current_exe()).map(Some)
     }
 
     fn set_delete_data(&self, delete: bool) {

@@ -166,6 +166,52 @@ pub(crate) async fn usable_zones(ctx: &Ctx, n: u32) -> Result<Vec<String>, Provi
     Ok(zones)
 }
 
+/// The zones of the user's subnets, once they are checked: they exist, are
+/// in the VPC, and span two or more zones (EKS refuses fewer).
+pub(crate) async fn given_subnet_zones(
+    ctx: &Ctx,
+    vpc_id: &str,
+    subnet_ids: &[String],
+) -> Result<std::collections::BTreeSet<String>, ProviderError> {
+    let out = ctx
+        .aws()
+        .await
+        .ec2
+        .describe_subnets()
+        .set_subnet_ids(Some(subnet_ids.to_vec()))
+        .send()
+        .await
+        .map_err(|e| {
+            if crate::clients::not_found(&e) {
+                ProviderError::config(format!(
+                    "cluster.network.subnetIds: some of {} do not exist in {}; check the ids and the region",
+                    subnet_ids.join(", "),
+                    ctx.cfg.region
+                ))
+            } else {
+                err("reading the given subnets", e)
+            }
+        })?;
+    let mut zones = std::collections::BTreeSet::new();
+    for s in out.subnets() {
+        if s.vpc_id() != Some(vpc_id) {
+            return Err(ProviderError::config(format!(
+                "subnet {} is in {}, not in cluster.network.vpcId {vpc_id}",
+                s.subnet_id().unwrap_or_default(),
+                s.vpc_id().unwrap_or_default()
+            )));
+        }
+        zones.insert(s.availability_zone().unwrap_or_default().to_string());
+    }
+    if zones.len() < 2 {
+        return Err(ProviderError::config(format!(
+            "the subnets {} are all in one availability zone; EKS needs subnets in at least two",
+            subnet_ids.join(", ")
+        )));
+    }
+    Ok(zones)
+}
+
 impl Network {
     pub fn new(ctx: Arc<Ctx>) -> Network {
         Network { ctx }
@@ -263,43 +309,7 @@ impl Network {
         vpc_id: &str,
         subnet_ids: &[String],
     ) -> Result<Value, ProviderError> {
-        let out = self
-            .ctx
-            .aws()
-            .await
-            .ec2
-            .describe_subnets()
-            .set_subnet_ids(Some(subnet_ids.to_vec()))
-            .send()
-            .await
-            .map_err(|e| {
-                if is(&e, &["InvalidSubnetID.NotFound"]) {
-                    ProviderError::config(format!(
-                        "cluster.network.subnetIds: some of {} do not exist in {}; check the ids",
-                        subnet_ids.join(", "),
-                        self.ctx.cfg.region
-                    ))
-                } else {
-                    err("reading the given subnets", e)
-                }
-            })?;
-        let mut zones = std::collections::BTreeSet::new();
-        for s in out.subnets() {
-            if s.vpc_id() != Some(vpc_id) {
-                return Err(ProviderError::config(format!(
-                    "subnet {} is in {}, not in cluster.network.vpcId {vpc_id}",
-                    s.subnet_id().unwrap_or_default(),
-                    s.vpc_id().unwrap_or_default()
-                )));
-            }
-            zones.insert(s.availability_zone().unwrap_or_default().to_string());
-        }
-        if zones.len() < 2 {
-            return Err(ProviderError::config(format!(
-                "the subnets {} are all in one availability zone; EKS needs subnets in at least two",
-                subnet_ids.join(", ")
-            )));
-        }
+        given_subnet_zones(&self.ctx, vpc_id, subnet_ids).await?;
         Ok(json!({"vpc_id": vpc_id, "subnet_ids": subnet_ids, "created": false}))
     }
 

@@ -13,6 +13,13 @@ use crate::s3::{Bucket, Owner};
 use crate::{Ctx, NetworkConfig};
 
 pub async fn run(ctx: &Ctx) -> Result<(), ProviderError> {
+    if let Some(profile) = &ctx.cfg.profile {
+        if !crate::clients::profile_defined(profile) {
+            return Err(ProviderError::config(format!(
+                "AWS profile `{profile}` is not defined in ~/.aws/config or ~/.aws/credentials (or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE); fix target.aws.profile, or remove it to use the default credential chain"
+            )));
+        }
+    }
     let account = ctx.account().await?.to_string();
     tracing::debug!(account, region = %ctx.cfg.region, "AWS credentials resolve");
     // Independent reads, at once.
@@ -34,30 +41,10 @@ pub async fn run(ctx: &Ctx) -> Result<(), ProviderError> {
 /// The zones nodes will run in: the given subnets' zones, or the first
 /// zones of the region a new VPC will use.
 async fn node_zones(ctx: &Ctx) -> Result<Vec<String>, ProviderError> {
-    let ec2 = &ctx.aws().await.ec2;
     match &ctx.cfg.network {
-        NetworkConfig::Existing { subnet_ids, .. } => {
-            let out = ec2
-                .describe_subnets()
-                .set_subnet_ids(Some(subnet_ids.clone()))
-                .send()
-                .await
-                .map_err(|e| {
-                    if crate::clients::not_found(&e) {
-                        ProviderError::config(format!(
-                            "cluster.network.subnetIds: some of {} do not exist in {}; check the ids and the region",
-                            subnet_ids.join(", "),
-                            ctx.cfg.region
-                        ))
-                    } else {
-                        err("reading the given subnets", e)
-                    }
-                })?;
-            Ok(out
-                .subnets()
-                .iter()
-                .filter_map(|s| s.availability_zone().map(str::to_string))
-                .collect::<BTreeSet<_>>()
+        NetworkConfig::Existing { vpc_id, subnet_ids } => {
+            Ok(crate::network::given_subnet_zones(ctx, vpc_id, subnet_ids)
+                .await?
                 .into_iter()
                 .collect())
         }

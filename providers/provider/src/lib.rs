@@ -260,12 +260,8 @@ pub trait Provider: Send + Sync {
     /// `down --delete-data`: data the stack file says to keep goes too.
     fn set_delete_data(&self, _delete: bool) {}
     /// A kubeconfig for the target's cluster, for `howdah kubeconfig`;
-    /// None when the target is itself a kubeconfig. `exe` is the howdah
-    /// binary, for targets whose credentials plugin is howdah.
-    async fn kubeconfig_file(
-        &self,
-        _exe: &str,
-    ) -> Result<Option<kube::config::Kubeconfig>, ProviderError> {
+    /// None when the target is itself a kubeconfig.
+    async fn kubeconfig_file(&self) -> Result<Option<kube::config::Kubeconfig>, ProviderError> {
         Ok(None)
     }
     /// What the runtime chart must know about storage and identity.
