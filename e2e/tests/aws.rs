@@ -577,7 +577,7 @@ async fn aws_killed_during_up_and_down_converges_without_duplicates() {
     // Kill points: early (network/IAM), while the cluster is CREATING,
     // while node groups are CREATING.
     for (wait_for, label) in [
-        ("aws.network", "network"),
+        ("aws.network: creating VPC", "network"),
         ("CREATING", "cluster creating"),
         ("aws.nodegroup.default: creating", "node groups creating"),
     ] {
@@ -606,7 +606,7 @@ async fn aws_killed_during_up_and_down_converges_without_duplicates() {
     kill_when(
         &env,
         &["down", "-f", path(&spec), "--timeout", "120s"],
-        "aws.nodegroup",
+        "aws.nodegroup.default: DELETING",
         "down",
     )
     .await;
