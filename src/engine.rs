@@ -27,6 +27,9 @@ pub struct Step {
     pub deps: Vec<String>,
     pub expected: Duration,
     pub timeout: Duration,
+    /// Stopped at once on cancellation (it writes nothing), rather than
+    /// given the grace period.
+    pub interruptible: bool,
     pub work: Work,
 }
 
@@ -175,6 +178,9 @@ pub async fn run(
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut report = RunReport::default();
     let mut in_flight: JoinSet<StepResult> = JoinSet::new();
+    // Steps that may be stopped at once, by task: (id, action, handle).
+    let mut stoppable: BTreeMap<tokio::task::Id, (String, Action, tokio::task::AbortHandle)> =
+        BTreeMap::new();
     let parallelism = options.parallelism.max(1);
     let mut grace_deadline: Option<tokio::time::Instant> = None;
 
@@ -191,7 +197,12 @@ pub async fn run(
                     break;
                 }
                 if let Some(step) = waiting.remove(&id) {
-                    launch(&mut in_flight, step, outputs, &sink);
+                    let (id, action, interruptible) =
+                        (step.id.clone(), step.action, step.interruptible);
+                    let handle = launch(&mut in_flight, step, outputs, &sink);
+                    if interruptible {
+                        stoppable.insert(handle.id(), (id, action, handle));
+                    }
                 }
             }
         }
@@ -212,6 +223,9 @@ pub async fn run(
                 _ = options.cancel.cancelled() => {
                     report.interrupted = true;
                     grace_deadline = Some(tokio::time::Instant::now() + options.grace);
+                    for (_, _, handle) in stoppable.values() {
+                        handle.abort();
+                    }
                     continue;
                 }
             }
@@ -222,7 +236,19 @@ pub async fn run(
             break;
         };
         let result = match joined {
-            Ok(result) => result,
+            Ok(result) => {
+                stoppable.retain(|_, (id, _, _)| *id != result.id);
+                result
+            }
+            Err(e) if e.is_cancelled() && stoppable.contains_key(&e.id()) => {
+                let (id, action, _) = stoppable.remove(&e.id()).expect("checked above");
+                StepResult {
+                    id,
+                    action,
+                    outcome: Outcome::Skipped("interrupted".into()),
+                    elapsed: Duration::ZERO,
+                }
+            }
             Err(e) => StepResult {
                 id: String::from("(unknown)"),
                 action: Action::Keep,
@@ -295,7 +321,7 @@ fn launch(
     step: Step,
     outputs: &Outputs,
     sink: &Arc<dyn EventSink>,
-) {
+) -> tokio::task::AbortHandle {
     sink.emit(&Event::StepStarted {
         step: step.id.clone(),
         action: step.action.as_str().into(),
@@ -331,7 +357,7 @@ fn launch(
             outcome,
             elapsed: start.elapsed(),
         }
-    });
+    })
 }
 
 /// Removes and returns every waiting step that depends, directly or not, on `failed`.
@@ -370,6 +396,7 @@ mod tests {
             deps: deps.iter().map(|d| d.to_string()).collect(),
             expected: Duration::from_millis(ms),
             timeout: Duration::from_secs(5),
+            interruptible: false,
             work: Box::new(move |_ctx| {
                 Box::pin(async move {
                     log.lock().unwrap().push(format!("start {id_owned}"));
@@ -432,6 +459,7 @@ mod tests {
                     deps: vec![],
                     expected: Duration::ZERO,
                     timeout: Duration::from_secs(5),
+                    interruptible: false,
                     work: Box::new(move |_| {
                         Box::pin(async move {
                             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -503,6 +531,33 @@ mod tests {
             "in-flight step reached its end"
         );
         assert!(!log.contains(&"start after".to_string()));
+    }
+
+    #[tokio::test]
+    async fn cancellation_stops_an_interruptible_step_at_once() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut check = step("check", &[], 5_000, log.clone());
+        check.interruptible = true;
+        let steps = vec![check, step("write", &[], 80, log.clone())];
+        let mut o = opts(8);
+        o.grace = Duration::from_secs(30);
+        let cancel = o.cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            cancel.cancel();
+        });
+        let started = Instant::now();
+        let report = run(steps, &o, &Outputs::default(), Arc::new(Quiet), |_| {})
+            .await
+            .unwrap();
+        assert!(report.interrupted);
+        let log = log.lock().unwrap().clone();
+        assert!(log.contains(&"end write".to_string()), "{log:?}");
+        assert!(!log.contains(&"end check".to_string()), "{log:?}");
+        let check = report.results.iter().find(|r| r.id == "check").unwrap();
+        assert!(matches!(&check.outcome, Outcome::Skipped(why) if why == "interrupted"));
+        // Neither the 30 s grace nor the 5 s check was waited out.
+        assert!(started.elapsed() < Duration::from_secs(4));
     }
 
     #[test]

@@ -11,5 +11,6 @@ mod corpus;
 mod diagnostics;
 mod faults;
 mod lifecycle;
+mod real_api;
 mod resume;
 mod teardown;

@@ -113,6 +113,11 @@ enum Command {
         stack: StackArgs,
         #[command(flatten)]
         run: RunArgs,
+        /// Do not ask pachd whether it works (for clusters that do not
+        /// allow port-forwarding to pods); status then shows verification
+        /// as skipped.
+        #[arg(long)]
+        no_verify: bool,
     },
     /// Live health of every part of the stack.
     Status {
@@ -123,6 +128,9 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Do not ask pachd (verification is shown as skipped).
+        #[arg(long)]
+        no_verify: bool,
     },
     /// Print the Kubernetes manifests `up` applies (secrets redacted).
     Render {
@@ -228,10 +236,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("HOWDAH_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -243,6 +248,25 @@ pub fn main() -> ExitCode {
         }
     };
     ExitCode::from(runtime.block_on(run(cli)))
+}
+
+/// Diagnostic logs (ours and the client libraries') only when asked for
+/// with `HOWDAH_LOG`: without it the user sees howdah's own messages and
+/// nothing else, in every output mode. An unset variable must not fall back
+/// to tracing's default of printing every ERROR event, which is how a
+/// retried 500 used to reach stderr as a coloured library line.
+fn init_logs() {
+    let Some(directives) = std::env::var("HOWDAH_LOG")
+        .ok()
+        .filter(|d| !d.trim().is_empty())
+    else {
+        return;
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn mode(requested: OutputMode) -> OutputMode {
@@ -311,6 +335,7 @@ fn options(run: &RunArgs, delete_data: bool, sink: Arc<dyn EventSink>) -> Option
         parallelism: usize::from(run.parallelism),
         timeout: run.timeout,
         delete_data,
+        verify: true,
         sink,
         cancel,
     }
@@ -422,13 +447,20 @@ async fn run(cli: Cli) -> u8 {
                 Err(e) => fail(mode, e),
             }
         }
-        Command::Up { stack, run } => {
+        Command::Up {
+            stack,
+            run,
+            no_verify,
+        } => {
             let session = match open(&stack) {
                 Ok(s) => s,
                 Err(e) => return fail(mode, e),
             };
             let sink = sink(mode);
-            let opts = options(&run, false, sink.clone());
+            let opts = Options {
+                verify: !no_verify,
+                ..options(&run, false, sink.clone())
+            };
             match ops::up::up(&session, &opts).await {
                 Ok(report) => output::up_done(sink.as_ref(), &report),
                 Err(e) => fail(mode, e),
@@ -450,12 +482,20 @@ async fn run(cli: Cli) -> u8 {
                 Err(e) => fail(mode, e),
             }
         }
-        Command::Status { stack, run, json } => {
+        Command::Status {
+            stack,
+            run,
+            json,
+            no_verify,
+        } => {
             let session = match open(&stack) {
                 Ok(s) => s,
                 Err(e) => return fail(mode, e),
             };
-            let opts = options(&run, false, Arc::new(howdah::events::Quiet));
+            let opts = Options {
+                verify: !no_verify,
+                ..options(&run, false, Arc::new(howdah::events::Quiet))
+            };
             match ops::status::status(&session, &opts).await {
                 Ok(report) => {
                     output::status(if json { OutputMode::Json } else { mode }, &report);

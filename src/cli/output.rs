@@ -15,7 +15,7 @@ use howdah::ops::up::UpReport;
 use howdah::ops::Session;
 use howdah::plan::Plan;
 use howdah::runtime::DesiredObject;
-use howdah_provider::Action;
+use howdah_provider::{Action, Leftover};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{exit, OutputMode};
@@ -398,9 +398,14 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
             }
         }
         m
-    } else if leaked.is_empty() {
+    } else if leaked.is_empty() && retained.is_empty() {
         format!(
             "down: everything removed in {}; leak scan found nothing left",
+            secs(run.elapsed.as_secs_f64())
+        )
+    } else if leaked.is_empty() {
+        format!(
+            "down: removed in {}; the leak scan found nothing leaked, but data is kept:",
             secs(run.elapsed.as_secs_f64())
         )
     } else {
@@ -412,15 +417,30 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
             l.kind, l.name, l.remove_with
         ));
     }
-    if !retained.is_empty() {
+    // Kept by the data policy: `down --delete-data` removes them. Kept by
+    // the cluster (a volume's reclaim policy Retain): only by hand.
+    let (by_policy, by_cluster): (Vec<&Leftover>, Vec<&Leftover>) = retained
+        .iter()
+        .copied()
+        .partition(|l| l.remove_with.starts_with("howdah down"));
+    if !by_policy.is_empty() {
         message.push_str("\nRetained on purpose (dataPolicy: retain):");
-        for l in &retained {
+        for l in &by_policy {
             message.push_str(&format!("\n  KEPT  {} {}", l.kind, l.name));
         }
         message.push_str(&format!(
             "\nTo remove the data too: howdah down -f {} --delete-data",
             file.display()
         ));
+    }
+    if !by_cluster.is_empty() {
+        message.push_str("\nKept by the cluster's reclaim policy (howdah does not delete them):");
+        for l in &by_cluster {
+            message.push_str(&format!(
+                "\n  KEPT  {} {} (remove with: {})",
+                l.kind, l.name, l.remove_with
+            ));
+        }
     }
     sink.emit(&Event::Summary {
         command: "down".into(),
@@ -473,7 +493,7 @@ pub fn status(mode: OutputMode, report: &StatusReport) {
     for p in &report.parts {
         let mark = match p.state.as_str() {
             "healthy" => "✓",
-            "disabled" => "·",
+            "disabled" | "skipped" => "·",
             _ => "✗",
         };
         println!("  {mark} {:<24} {:<10} {}", p.id, p.state, p.detail);

@@ -166,6 +166,7 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
                 deps: r.depends_on(),
                 expected: r.expected(change.action),
                 timeout: step_timeout(opts.timeout),
+                interruptible: r.interruptible(),
                 work: Box::new(move |ctx| {
                     Box::pin(async move {
                         if change.action == Action::Delete {

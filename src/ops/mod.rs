@@ -146,6 +146,9 @@ pub struct Options {
     /// Per-step limit for waiting on readiness and deletion.
     pub timeout: Duration,
     pub delete_data: bool,
+    /// Ask pachd whether it works once it is up (`--no-verify` turns it
+    /// off, for clusters that do not allow port-forwarding to pods).
+    pub verify: bool,
     pub sink: Arc<dyn EventSink>,
     pub cancel: CancellationToken,
 }

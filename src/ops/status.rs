@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::up::up_graph;
 use super::{OpsError, Options, Session};
 use crate::runtime::chart::Component;
-use crate::runtime::component::Verify;
+use crate::runtime::component::{Verify, VERIFY_SKIPPED};
 use crate::runtime::{step_id, VERIFY_ID};
 
 /// How long `status` keeps asking a pachd that does not answer at once.
@@ -18,7 +18,7 @@ const STATUS_VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 #[derive(Debug, Clone, Serialize)]
 pub struct PartStatus {
     pub id: String,
-    /// healthy, missing, drifted, not-ready, disabled, error.
+    /// healthy, missing, drifted, not-ready, disabled, skipped, error.
     pub state: String,
     pub detail: String,
 }
@@ -45,6 +45,16 @@ pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, O
         outputs: outputs.clone(),
         progress: Arc::new(NoProgress),
     };
+    // Verification is skipped when asked, or when the last `up` skipped it
+    // (`up --no-verify`): a check never made is never reported healthy.
+    let skipped_by_up = outputs
+        .get(VERIFY_ID)
+        .is_some_and(|o| o.get(VERIFY_SKIPPED).is_some());
+    let skip_verify = (!opts.verify)
+        .then_some("--no-verify")
+        .or(skipped_by_up.then_some(
+            "the last `howdah up` ran with --no-verify; `howdah up` without it checks pachd",
+        ));
     let mut parts = Vec::new();
     for r in &resources {
         if r.id() == VERIFY_ID {
@@ -72,6 +82,18 @@ pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, O
             },
         };
         parts.push(part);
+    }
+    if let Some(why) = skip_verify {
+        parts.push(PartStatus {
+            id: VERIFY_ID.into(),
+            state: "skipped".into(),
+            detail: format!("pachd was not asked ({why})"),
+        });
+        return Ok(StatusReport {
+            stack: session.stack.name.clone(),
+            healthy: all_healthy(&parts),
+            parts,
+        });
     }
     // Asking a pachd that is missing or not ready would only wait out the
     // timeout; say why it was not asked instead.
@@ -102,12 +124,17 @@ pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, O
             detail: e.to_string(),
         },
     });
-    let healthy = parts
-        .iter()
-        .all(|p| p.state == "healthy" || p.state == "disabled");
     Ok(StatusReport {
         stack: session.stack.name.clone(),
-        healthy,
+        healthy: all_healthy(&parts),
         parts,
     })
+}
+
+/// Healthy when no part is unhealthy: a part that is off, or a check that
+/// was skipped, does not count against it (and is never shown as healthy).
+fn all_healthy(parts: &[PartStatus]) -> bool {
+    parts
+        .iter()
+        .all(|p| matches!(p.state.as_str(), "healthy" | "disabled" | "skipped"))
 }

@@ -32,6 +32,7 @@ pub fn up_graph(
     resources.extend(runtime::up_resources(
         &rt,
         &session.provider.cluster_ready_after(),
+        opts.verify,
     ));
     (rt, resources)
 }
@@ -102,6 +103,7 @@ fn apply_step(resource: Arc<dyn Resource>, change: Change, timeout: Duration) ->
         deps: resource.depends_on(),
         expected: resource.expected(change.action),
         timeout: step_timeout(timeout),
+        interruptible: resource.interruptible(),
         work: Box::new(move |ctx| Box::pin(async move { resource.apply(&ctx, &change).await })),
     }
 }

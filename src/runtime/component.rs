@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::chart::Component;
 use super::cluster::{kind_named, kind_of, owned_by, ObjectKey};
-use super::diff::{diff_object, quantity};
+use super::diff::{diff_object, quantity, remove_foreign_entries};
 use super::health::{match_labels, readiness, wait_ready};
 use super::teardown::{delete_and_wait, deletions};
 use super::{expected, step_id, verify, DesiredObject, Runtime, VERIFY_ID};
@@ -104,7 +104,7 @@ impl ComponentStep {
                     }
                     if !changes.is_empty() {
                         work.apply.push((d.clone(), Some(changes)));
-                    } else if let Err(why) = readiness(l) {
+                    } else if let Err(why) = readiness(&kind_of(&d.object)?, l) {
                         work.unready.push(format!("{}: {why}", d.key));
                     }
                 }
@@ -319,7 +319,21 @@ impl Resource for ComponentStep {
         // component costs no request at all.
         let mut workloads = Vec::new();
         for (d, _) in &work.apply {
-            rt.cluster.apply(&d.object).await?;
+            let mut applied = rt.cluster.apply(&d.object).await?;
+            // What another field manager added to a list howdah renders
+            // survives the apply; take it out with a write that removes it.
+            if remove_foreign_entries(&d.object, &mut applied) > 0 {
+                ctx.progress
+                    .report(&format!("{}: removing entries another tool added", d.key));
+                rt.cluster
+                    .replace_with(
+                        &kind_of(&d.object)?,
+                        d.key.namespace.as_deref(),
+                        &d.key.name,
+                        |live| remove_foreign_entries(&d.object, live) > 0,
+                    )
+                    .await?;
+            }
             if matches!(d.key.kind, "Deployment" | "StatefulSet") {
                 workloads.push(d.object.clone());
             }
@@ -480,7 +494,13 @@ pub async fn wait_gone(
 /// Proves pachd answers: gRPC health SERVING and the pinned version.
 pub struct Verify {
     pub rt: Arc<Runtime>,
+    /// false under `up --no-verify`: nothing is asked, and the state
+    /// records that verification was skipped.
+    pub enabled: bool,
 }
+
+/// The key of the verification step's outputs saying it was skipped.
+pub const VERIFY_SKIPPED: &str = "skipped";
 
 impl Verify {
     /// The selector of pachd's pods, from the rendered Deployment.
@@ -517,6 +537,16 @@ impl Verify {
             },
         )
         .await
+        .map_err(|e| {
+            let text = e.to_string();
+            if text.contains("port-forward") {
+                ProviderError::api(format!(
+                    "{text}; where port-forwarding to pods is not allowed, `howdah up --no-verify` skips this check"
+                ))
+            } else {
+                e
+            }
+        })
     }
 }
 
@@ -535,19 +565,24 @@ impl Resource for Verify {
     }
 
     async fn plan_up(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
+        if !self.enabled {
+            return Ok(Change::keep("skipped (--no-verify): pachd is not asked"));
+        }
         Ok(Change::keep(format!(
             "check: pachd gRPC health is SERVING and GetVersion = {}",
             self.rt.stack.pachyderm.version
         )))
     }
 
+    /// Asks pachd for as long as any step may wait (`--timeout`): its pod
+    /// was ready before this starts, so only a broken path waits long.
     async fn apply(&self, ctx: &StepContext, _change: &Change) -> Result<Value, ProviderError> {
-        let verified = Self::check(
-            &self.rt,
-            self.rt.step_timeout.min(Duration::from_secs(120)),
-            ctx.progress.as_ref(),
-        )
-        .await?;
+        if !self.enabled {
+            ctx.progress
+                .report("verification skipped (--no-verify): pachd was not asked");
+            return Ok(json!({ VERIFY_SKIPPED: "up --no-verify" }));
+        }
+        let verified = Self::check(&self.rt, self.rt.step_timeout, ctx.progress.as_ref()).await?;
         ctx.progress.report(&format!(
             "pachd {} in {} is {}",
             verified.version, verified.pod, verified.health
@@ -561,5 +596,10 @@ impl Resource for Verify {
 
     async fn destroy(&self, _ctx: &StepContext, _change: &Change) -> Result<(), ProviderError> {
         Ok(())
+    }
+
+    /// It only polls pachd: an interrupted run stops it at once.
+    fn interruptible(&self) -> bool {
+        true
     }
 }

@@ -1,9 +1,16 @@
 //! What differs between an object as rendered and as it is live. The live
 //! object carries fields the server filled in (defaults, status, uid), so
-//! the comparison asks "does live hold everything we set?", with lists
-//! compared element by element at equal length, quantities compared by
-//! value (500m == 0.5), and labels/annotations howdah once set but no
-//! longer wants reported as removals. Secret values are never printed.
+//! the comparison asks "does live hold everything we set?", with quantities
+//! compared by value (500m == 0.5) and labels/annotations howdah once set
+//! but no longer wants reported as removals. Secret values are never printed.
+//!
+//! Lists whose elements have a key (containers and env by `name`, mounts by
+//! `mountPath`, ports by port and protocol) are compared entry by entry, and
+//! an entry in such a list that the stack does not render is drift: another
+//! tool added it (`kubectl set env`). Server-side apply never removes what
+//! another field manager owns, so [`remove_foreign_entries`] gives `up` the
+//! object without them, for a write that really removes them. Other lists
+//! are compared whole (apply replaces them whole).
 
 use howdah_provider::FieldChange;
 use serde_json::Value;
@@ -71,6 +78,30 @@ fn compare(path: &str, want: &Value, have: &Value, sensitive: bool, out: &mut Ve
                 );
             }
         }
+        (Value::Array(w), Value::Array(h)) if keyed(w) && (h.is_empty() || keyed(h)) => {
+            for wv in w {
+                let child = format!("{path}[{}]", label(wv));
+                match h.iter().find(|hv| element_key(hv) == element_key(wv)) {
+                    Some(hv) => compare(&child, wv, hv, sensitive, out),
+                    None => out.push(FieldChange {
+                        path: child,
+                        old: None,
+                        new: show(wv, sensitive),
+                    }),
+                }
+            }
+            for hv in h {
+                if !w.iter().any(|wv| element_key(wv) == element_key(hv)) {
+                    // Only its key: a foreign entry may hold anything,
+                    // a secret among it.
+                    out.push(FieldChange {
+                        path: format!("{path}[{}]", label(hv)),
+                        old: Some(FOREIGN_ENTRY.into()),
+                        new: None,
+                    });
+                }
+            }
+        }
         (Value::Array(w), Value::Array(h)) if w.len() == h.len() => {
             for (i, (wv, hv)) in w.iter().zip(h).enumerate() {
                 let child = format!(
@@ -127,6 +158,79 @@ fn removed_owned_keys(field: &str, want: &Value, live: &Value, out: &mut Vec<Fie
 fn is_plain_key(k: &str) -> bool {
     k.chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// How a plan shows an entry another tool added to a keyed list.
+pub const FOREIGN_ENTRY: &str = "(added outside howdah)";
+
+/// The key server-side apply merges a list element by, or None for an
+/// element of a list that is replaced whole. Ports default to TCP, as the
+/// API server fills them.
+fn element_key(v: &Value) -> Option<String> {
+    let o = v.as_object()?;
+    let protocol = || o.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+    if let Some(path) = o.get("mountPath").and_then(Value::as_str) {
+        return Some(format!("mountPath={path}"));
+    }
+    if let Some(port) = o.get("containerPort").and_then(Value::as_i64) {
+        return Some(format!("containerPort={port}/{}", protocol()));
+    }
+    if let Some(port) = o.get("port").and_then(Value::as_i64) {
+        return Some(format!("port={port}/{}", protocol()));
+    }
+    element_name(v).map(|n| format!("name={n}"))
+}
+
+/// A list whose every element has a key.
+fn keyed(list: &[Value]) -> bool {
+    !list.is_empty() && list.iter().all(|e| element_key(e).is_some())
+}
+
+/// How a keyed element is named in a path: its name when it has one.
+fn label(v: &Value) -> String {
+    element_name(v)
+        .or_else(|| element_key(v))
+        .unwrap_or_default()
+}
+
+/// Removes from `live`, in place, every entry of a keyed list that
+/// `desired` does not have (below `metadata` and `status`, which are not
+/// howdah's to prune). Returns how many it removed.
+pub fn remove_foreign_entries(desired: &Value, live: &mut Value) -> usize {
+    let (Some(want), Some(have)) = (desired.as_object(), live.as_object_mut()) else {
+        return 0;
+    };
+    want.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"))
+        .map(|(k, w)| have.get_mut(k).map_or(0, |h| prune(w, h)))
+        .sum()
+}
+
+fn prune(want: &Value, have: &mut Value) -> usize {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w
+            .iter()
+            .map(|(k, wv)| h.get_mut(k).map_or(0, |hv| prune(wv, hv)))
+            .sum(),
+        (Value::Array(w), Value::Array(h)) if keyed(w) && (h.is_empty() || keyed(h)) => {
+            let before = h.len();
+            h.retain(|hv| w.iter().any(|wv| element_key(wv) == element_key(hv)));
+            let mut removed = before - h.len();
+            for hv in h.iter_mut() {
+                let key = element_key(hv);
+                if let Some(wv) = w.iter().find(|wv| element_key(wv) == key) {
+                    removed += prune(wv, hv);
+                }
+            }
+            removed
+        }
+        (Value::Array(w), Value::Array(h)) if w.len() == h.len() => w
+            .iter()
+            .zip(h.iter_mut())
+            .map(|(wv, hv)| prune(wv, hv))
+            .sum(),
+        _ => 0,
+    }
 }
 
 /// Names list elements (containers, env, ports, volumes) by their `name`,
@@ -249,10 +353,55 @@ mod tests {
     }
 
     #[test]
-    fn list_length_changes_are_seen() {
-        let want = json!({"kind": "Deployment", "spec": {"env": [{"name": "A", "value": "1"}]}});
-        let have = json!({"kind": "Deployment", "spec": {"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}});
+    fn an_entry_another_tool_added_is_one_change_that_names_only_its_key() {
+        let want = json!({"kind": "Deployment", "spec": {"containers": [{"name": "pachw",
+            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}]}});
+        let have = json!({"kind": "Deployment", "spec": {"containers": [{"name": "pachw",
+            "env": [{"name": "A", "value": "1"}, {"name": "FOO", "value": "s3cret"}, {"name": "B", "value": "2"}]}]}});
+        let changes = diff_object("Deployment/pachw", &want, &have);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(
+            changes[0].path,
+            "Deployment/pachw: spec.containers[pachw].env[FOO]"
+        );
+        assert_eq!(changes[0].old.as_deref(), Some(FOREIGN_ENTRY));
+        assert_eq!(changes[0].new, None);
+        assert!(!format!("{changes:?}").contains("s3cret"));
+
+        let mut pruned = have.clone();
+        assert_eq!(remove_foreign_entries(&want, &mut pruned), 1);
+        assert!(diff_object("Deployment/pachw", &want, &pruned).is_empty());
+        assert_eq!(
+            pruned["spec"]["containers"][0]["env"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn a_missing_entry_is_one_change_and_order_does_not_matter() {
+        let want = json!({"kind": "Service", "spec": {"ports": [
+            {"name": "grpc", "port": 1650}, {"name": "s3", "port": 1600}]}});
+        let have = json!({"kind": "Service", "spec": {"ports": [
+            {"name": "s3", "port": 1600, "protocol": "TCP", "targetPort": 1600}]}});
+        let changes = diff_object("Service/pachd", &want, &have);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(changes[0].path.ends_with("spec.ports[grpc]"));
+        assert!(changes[0].old.is_none());
+
+        let reordered = json!({"kind": "Service", "spec": {"ports": [
+            {"name": "s3", "port": 1600, "protocol": "TCP"}, {"name": "grpc", "port": 1650, "protocol": "TCP"}]}});
+        assert!(diff_object("Service/pachd", &want, &reordered).is_empty());
+    }
+
+    #[test]
+    fn lists_without_keys_are_compared_whole() {
+        let want = json!({"kind": "Deployment", "spec": {"args": ["a", "b"]}});
+        let have = json!({"kind": "Deployment", "spec": {"args": ["a", "b", "c"]}});
         assert_eq!(diff_object("d", &want, &have).len(), 1);
+        let mut live = have.clone();
+        assert_eq!(remove_foreign_entries(&want, &mut live), 0);
     }
 
     #[test]

@@ -11,19 +11,28 @@ use kube::api::{Api, DynamicObject, ListParams, LogParams};
 use kube::runtime::wait::await_condition;
 use serde_json::Value;
 
-use super::cluster::{kind_named, kind_of, map_err, ClusterHandle, ObjectKey};
+use super::cluster::{kind_named, kind_of, map_err, ClusterHandle, Kind, ObjectKey};
 
-/// Whether the live object is ready; `Err` carries what is still missing.
-pub fn readiness(object: &Value) -> Result<(), String> {
-    let kind = object["kind"].as_str().unwrap_or_default();
-    let spec_replicas = object["spec"]["replicas"].as_i64().unwrap_or(1);
+/// Whether the live object, read as `kind`, is ready; `Err` carries what
+/// is still missing. The kind comes from what was asked for, not from the
+/// object (list items carry none). Fails closed: a kind this does not know,
+/// or a status it cannot read, is not ready.
+pub fn readiness(kind: &Kind, object: &Value) -> Result<(), String> {
+    if object["metadata"]["deletionTimestamp"].is_string() {
+        return Err(format!("{} is being deleted", kind.kind));
+    }
     let status = &object["status"];
     let int = |k: &str| status[k].as_i64().unwrap_or(0);
-    let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
-    let observed = int("observedGeneration");
-    match kind {
+    match kind.kind {
         "Deployment" | "StatefulSet" => {
-            if observed < generation {
+            let Some(generation) = object["metadata"]["generation"].as_i64() else {
+                return Err("the object has no metadata.generation".into());
+            };
+            // The API server always fills spec.replicas (default 1).
+            let Some(spec_replicas) = object["spec"]["replicas"].as_i64() else {
+                return Err("the object has no spec.replicas".into());
+            };
+            if int("observedGeneration") < generation {
                 return Err("the controller has not seen the latest change yet".into());
             }
             let ready = int("readyReplicas");
@@ -33,13 +42,13 @@ pub fn readiness(object: &Value) -> Result<(), String> {
                     "{ready}/{spec_replicas} ready, {updated}/{spec_replicas} updated"
                 ));
             }
-            if kind == "Deployment" && int("availableReplicas") < spec_replicas {
+            if kind.kind == "Deployment" && int("availableReplicas") < spec_replicas {
                 return Err(format!(
                     "{}/{spec_replicas} available",
                     int("availableReplicas")
                 ));
             }
-            if kind == "StatefulSet" {
+            if kind.kind == "StatefulSet" {
                 let current = status["currentRevision"].as_str();
                 let update = status["updateRevision"].as_str();
                 if current.is_some() && update.is_some() && current != update {
@@ -52,7 +61,14 @@ pub fn readiness(object: &Value) -> Result<(), String> {
             Some("Bound") => Ok(()),
             other => Err(format!("claim is {}", other.unwrap_or("Pending"))),
         },
-        _ => Ok(()),
+        "Namespace" => match status["phase"].as_str() {
+            Some("Active") => Ok(()),
+            Some(other) => Err(format!("namespace is {other}")),
+            None => Err("the namespace reports no phase".into()),
+        },
+        // Nothing to wait for: these are in effect once they exist.
+        "ServiceAccount" | "Secret" | "ConfigMap" | "Service" | "Role" | "RoleBinding" => Ok(()),
+        other => Err(format!("howdah does not know when a {other} is ready")),
     }
 }
 
@@ -82,7 +98,7 @@ pub async fn wait_ready(
         // the condition is checked on the fresh list it starts with.
         let watch = await_condition(api.clone(), &key.name, |o: Option<&DynamicObject>| {
             o.and_then(|o| serde_json::to_value(o).ok())
-                .map(|v| readiness(&v).is_ok())
+                .map(|v| readiness(&kind, &v).is_ok())
                 .unwrap_or(false)
         });
         tokio::pin!(watch);
@@ -206,8 +222,9 @@ pub async fn diagnose(cluster: &ClusterHandle, object: &Value) -> Result<Diagnos
             }
         }
     }
+    let kind = kind_of(object)?;
     Ok(Diagnosis::Waiting(
-        readiness(object)
+        readiness(&kind, object)
             .err()
             .unwrap_or_else(|| "pods are starting".into()),
     ))
@@ -316,24 +333,62 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn kind(name: &str) -> Kind {
+        *kind_named(name).expect("a known kind")
+    }
+
     #[test]
     fn a_deployment_is_ready_only_when_the_controller_caught_up() {
-        let mut d = json!({"kind": "Deployment", "metadata": {"generation": 2},
+        let deployment = kind("Deployment");
+        let mut d = json!({"metadata": {"generation": 2},
             "spec": {"replicas": 1},
             "status": {"observedGeneration": 1, "readyReplicas": 1, "updatedReplicas": 1, "availableReplicas": 1}});
-        assert!(readiness(&d).is_err());
+        assert!(readiness(&deployment, &d).is_err());
         d["status"]["observedGeneration"] = json!(2);
-        assert!(readiness(&d).is_ok());
+        assert!(readiness(&deployment, &d).is_ok());
         d["status"]["availableReplicas"] = json!(0);
-        assert!(readiness(&d).unwrap_err().contains("available"));
+        assert!(readiness(&deployment, &d)
+            .unwrap_err()
+            .contains("available"));
+    }
+
+    /// What a real API server answers right after creating a Deployment,
+    /// as an item of a list (no kind): kube-recordings 02-up-fresh seq 75.
+    #[test]
+    fn a_fresh_workload_from_a_list_is_not_ready() {
+        let fresh = json!({"metadata": {"name": "pachd", "generation": 1},
+            "spec": {"replicas": 1}, "status": {}});
+        assert!(readiness(&kind("Deployment"), &fresh).is_err());
+        assert!(readiness(&kind("StatefulSet"), &fresh).is_err());
+    }
+
+    #[test]
+    fn what_readiness_does_not_understand_is_not_ready() {
+        let pod = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
+        assert!(readiness(&kind("Pod"), &pod)
+            .unwrap_err()
+            .contains("does not know"));
+        let no_generation = json!({"spec": {"replicas": 1},
+            "status": {"readyReplicas": 1, "updatedReplicas": 1, "availableReplicas": 1}});
+        assert!(readiness(&kind("Deployment"), &no_generation).is_err());
+        let terminating = json!({"metadata": {"deletionTimestamp": "2026-12-01T00:00:00Z"}});
+        assert!(readiness(&kind("Secret"), &terminating).is_err());
+        assert!(readiness(
+            &kind("Namespace"),
+            &json!({"status": {"phase": "Terminating"}})
+        )
+        .is_err());
+        assert!(readiness(&kind("Namespace"), &json!({"status": {"phase": "Active"}})).is_ok());
     }
 
     #[test]
     fn a_statefulset_mid_roll_is_not_ready() {
-        let s = json!({"kind": "StatefulSet", "metadata": {"generation": 1}, "spec": {"replicas": 3},
+        let s = json!({"metadata": {"generation": 1}, "spec": {"replicas": 3},
             "status": {"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 3,
                        "currentRevision": "a", "updateRevision": "b"}});
-        assert!(readiness(&s).unwrap_err().contains("revision"));
+        assert!(readiness(&kind("StatefulSet"), &s)
+            .unwrap_err()
+            .contains("revision"));
     }
 
     #[test]

@@ -399,8 +399,14 @@ pub fn step_id(component: Component) -> String {
 /// The id of the verification step.
 pub const VERIFY_ID: &str = "runtime.verify";
 
-/// The resources `up` plans and applies, after `cluster_ready` on a cloud.
-pub fn up_resources(rt: &Arc<Runtime>, cluster_ready: &[String]) -> Vec<Arc<dyn Resource>> {
+/// The resources `up` plans and applies, after `cluster_ready` on a cloud;
+/// `verify: false` (`up --no-verify`) keeps the verification step but has
+/// it ask nothing and record that it was skipped.
+pub fn up_resources(
+    rt: &Arc<Runtime>,
+    cluster_ready: &[String],
+    verify: bool,
+) -> Vec<Arc<dyn Resource>> {
     let mut out: Vec<Arc<dyn Resource>> = Vec::new();
     for c in Component::ALL {
         let mut deps: Vec<String> = up_deps(c).iter().map(|d| step_id(*d)).collect();
@@ -409,7 +415,10 @@ pub fn up_resources(rt: &Arc<Runtime>, cluster_ready: &[String]) -> Vec<Arc<dyn 
         }
         out.push(Arc::new(component::ComponentStep::new(rt.clone(), c, deps)));
     }
-    out.push(Arc::new(component::Verify { rt: rt.clone() }));
+    out.push(Arc::new(component::Verify {
+        rt: rt.clone(),
+        enabled: verify,
+    }));
     out
 }
 

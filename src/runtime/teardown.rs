@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use howdah_provider::wait::{poll_until, Backoff, Poll};
 use howdah_provider::{
     Action, Change, FieldChange, Leftover, ProviderError, Resource, StepContext,
 };
 use serde_json::Value;
 
 use super::chart::Component;
-use super::cluster::{kind_named, stack_selector, ObjectKey, KINDS};
+use super::cluster::{kind_named, stack_selector, ObjectKey, KINDS, PERSISTENT_VOLUME};
 use super::component::wait_gone;
 use super::{step_id, Runtime};
 
@@ -210,14 +211,140 @@ impl Volumes {
                 names.join(", ")
             )));
         }
-        Ok(deletions(&claims, "data volume(s), data will be lost"))
+        let mut change = deletions(&claims, "data volume(s), data will be lost");
+        let mut kept = Vec::new();
+        for (_, claim) in &claims {
+            let Some(volume) = claim["spec"]["volumeName"].as_str() else {
+                continue;
+            };
+            if let Some(pv) = self
+                .rt
+                .cluster
+                .get(&PERSISTENT_VOLUME, None, volume)
+                .await?
+            {
+                if pv["spec"]["persistentVolumeReclaimPolicy"].as_str() == Some("Retain") {
+                    kept.push(volume.to_string());
+                }
+            }
+        }
+        if !kept.is_empty() {
+            change.reason = format!(
+                "{}; their volume(s) {} have reclaim policy Retain and stay (Released, data on disk) until deleted by hand",
+                change.reason,
+                kept.join(", ")
+            );
+        }
+        Ok(change)
     }
     async fn delete(&self, ctx: &StepContext) -> Result<(), ProviderError> {
         if !self.rt.delete_data {
             return Ok(());
         }
-        delete_and_wait(&self.rt, &self.claims().await?, ctx).await
+        let claims = self.claims().await?;
+        delete_and_wait(&self.rt, &claims, ctx).await?;
+        // A claim's volume outlives it: with reclaim policy Delete the
+        // provisioner removes it (and the disk) shortly after; awaited here
+        // so the disk is gone before the cluster is. Retain keeps it, which
+        // the leak scan reports.
+        for (_, claim) in &claims {
+            let Some(volume) = claim["spec"]["volumeName"].as_str() else {
+                continue;
+            };
+            self.wait_volume_released(volume, ctx).await?;
+        }
+        Ok(())
     }
+
+    async fn wait_volume_released(
+        &self,
+        volume: &str,
+        ctx: &StepContext,
+    ) -> Result<(), ProviderError> {
+        let rt = &self.rt;
+        poll_until(
+            &format!("PersistentVolume {volume} to be reclaimed"),
+            rt.step_timeout,
+            Backoff::default(),
+            ctx.progress.as_ref(),
+            || async {
+                let Some(pv) = rt.cluster.get(&PERSISTENT_VOLUME, None, volume).await? else {
+                    return Ok(Poll::Ready(()));
+                };
+                let policy = pv["spec"]["persistentVolumeReclaimPolicy"].as_str();
+                let phase = pv["status"]["phase"].as_str().unwrap_or("unknown");
+                Ok(match (policy, phase) {
+                    // Kept by the cluster's policy, or the deleter gave up:
+                    // nothing more will happen by waiting.
+                    (Some("Retain"), _) | (_, "Failed") => Poll::Ready(()),
+                    _ => Poll::Pending(format!("PersistentVolume {volume} is {phase}")),
+                })
+            },
+        )
+        .await
+    }
+}
+
+/// Volumes left by the stack's deleted claims: a PersistentVolume whose
+/// claimRef names a claim of the stack's StatefulSets (`<template>-<set>-<n>`
+/// in the runtime namespace) that no longer exists. Retain keeps them
+/// Released, with the data on the disk behind them.
+async fn orphaned_volumes(
+    rt: &Runtime,
+    live_claims: &[String],
+) -> Result<Vec<Leftover>, ProviderError> {
+    let mut prefixes = Vec::new();
+    for d in rt.desired().await? {
+        if d.key.kind != "StatefulSet" {
+            continue;
+        }
+        for t in d.object["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(template) = t["metadata"]["name"].as_str() {
+                prefixes.push(format!("{template}-{}-", d.key.name));
+            }
+        }
+    }
+    let ours = |claim: &str| {
+        prefixes.iter().any(|p| {
+            claim
+                .strip_prefix(p.as_str())
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        })
+    };
+    let mut out = Vec::new();
+    for pv in rt.cluster.list(&PERSISTENT_VOLUME, None, "").await? {
+        let claim_ref = &pv["spec"]["claimRef"];
+        let Some(claim) = claim_ref["name"].as_str() else {
+            continue;
+        };
+        if claim_ref["namespace"].as_str() != Some(rt.namespace())
+            || !ours(claim)
+            || live_claims.iter().any(|c| c == claim)
+        {
+            continue;
+        }
+        let name = pv["metadata"]["name"].as_str().unwrap_or_default();
+        let phase = pv["status"]["phase"].as_str().unwrap_or("unknown");
+        let retained = pv["spec"]["persistentVolumeReclaimPolicy"].as_str() == Some("Retain");
+        out.push(Leftover {
+            kind: "kubernetes.PersistentVolume".into(),
+            name: name.to_string(),
+            retained,
+            remove_with: if retained {
+                format!(
+                    "kubectl delete pv {name} (it is {phase} with reclaim policy Retain, the data of claim {}/{claim} still on it; delete the disk behind it too)",
+                    rt.namespace()
+                )
+            } else {
+                format!("kubectl delete pv {name} (it is {phase}; its claim {}/{claim} is gone)", rt.namespace())
+            },
+        });
+    }
+    Ok(out)
 }
 
 down_only!(
@@ -299,5 +426,11 @@ pub async fn leftovers(rt: &Runtime) -> Result<Vec<Leftover>, ProviderError> {
         });
     }
     out.dedup_by(|a, b| a.kind == b.kind && a.name == b.name);
+    let live_claims: Vec<String> = out
+        .iter()
+        .filter(|l| l.kind == "kubernetes.PersistentVolumeClaim")
+        .filter_map(|l| l.name.rsplit('/').next().map(str::to_string))
+        .collect();
+    out.extend(orphaned_volumes(rt, &live_claims).await?);
     Ok(out)
 }

@@ -193,6 +193,12 @@ pub trait Resource: Send + Sync {
     ) -> Result<serde_json::Value, ProviderError>;
     /// Deletes the object and waits until it is really gone.
     async fn destroy(&self, ctx: &StepContext, change: &Change) -> Result<(), ProviderError>;
+    /// Whether an interrupted run may stop this step at once instead of
+    /// letting it reach a safe point: true only for steps that write
+    /// nothing (a check that polls), where stopping loses nothing.
+    fn interruptible(&self) -> bool {
+        false
+    }
 }
 
 /// How pachd reaches its object store, as the target arranged it.
