@@ -12,5 +12,6 @@ mod diagnostics;
 mod faults;
 mod lifecycle;
 mod real_api;
+mod recorded;
 mod resume;
 mod teardown;

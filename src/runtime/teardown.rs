@@ -316,7 +316,14 @@ async fn orphaned_volumes(
         })
     };
     let mut out = Vec::new();
-    for pv in rt.cluster.list(&PERSISTENT_VOLUME, None, "").await? {
+    // Volumes are cluster-scoped: a user who may not list them (RBAC) gets
+    // the rest of the scan rather than none, as with pipeline workers.
+    let volumes = match rt.cluster.list(&PERSISTENT_VOLUME, None, "").await {
+        Ok(v) => v,
+        Err(e) if !e.is_retryable() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    for pv in volumes {
         let claim_ref = &pv["spec"]["claimRef"];
         let Some(claim) = claim_ref["name"].as_str() else {
             continue;
