@@ -272,3 +272,60 @@ async fn no_verify_asks_nothing_and_status_says_skipped() {
         .expect("verify part");
     assert_eq!(verify["state"], "healthy", "{verify}");
 }
+
+/// A nightly rebuild: `up` while the namespace of the last run is still
+/// Terminating (a real one takes seconds; here an object with a finalizer
+/// holds it). A terminating namespace refuses new content, so `up` must
+/// wait for it to go and then make it anew, not fail or write into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_waits_out_a_namespace_still_being_deleted() {
+    let env = Env::start().await;
+    let spec = env.stack("howdah.yaml", "again", "");
+    env.up_ok(&spec).await;
+
+    let client = client(&env).await;
+    let cm_kind = howdah::runtime::cluster::kind_named("ConfigMap").expect("kind");
+    let cms: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &cm_kind.api_resource());
+    let hold = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "hold", "namespace": NS, "finalizers": ["example.com/hold"]}});
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(hold).expect("object"),
+    )
+    .await
+    .expect("hold created");
+    let ns_kind = howdah::runtime::cluster::kind_named("Namespace").expect("kind");
+    let namespaces: Api<DynamicObject> = Api::all_with(client.clone(), &ns_kind.api_resource());
+    namespaces
+        .delete(NS, &kube::api::DeleteParams::default())
+        .await
+        .expect("namespace delete accepted");
+
+    let plan = env.howdah(&["plan", "-f", path(&spec)]).await;
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(plan.all().contains("being deleted"), "{}", plan.all());
+
+    let dir = env.dir.path().to_path_buf();
+    let spec_arg = path(&spec).to_string();
+    let up =
+        tokio::spawn(async move { run(&dir, &["up", "-f", &spec_arg, "--timeout", "60s"]).await });
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(
+        !up.is_finished(),
+        "up cannot finish while the namespace is held"
+    );
+    cms.patch(
+        "hold",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("hold released");
+    let up = up.await.expect("up ran");
+    assert_eq!(up.code, 0, "{}", up.all());
+    let ns = get(&env, "Namespace", None, NS)
+        .await
+        .expect("namespace made anew");
+    assert!(ns["metadata"]["deletionTimestamp"].is_null(), "{ns}");
+    assert!(get(&env, "Deployment", Some(NS), "pachd").await.is_some());
+}

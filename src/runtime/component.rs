@@ -51,6 +51,11 @@ struct Work {
     unready: Vec<String>,
     /// Objects that exist but belong to someone else; used as they are.
     foreign: Vec<ObjectKey>,
+    /// Ours but being deleted (a `down` that just ended, a namespace still
+    /// terminating): waited out, then made anew. Applying to them would
+    /// change an object on its way out, and a terminating namespace refuses
+    /// new content (403 NamespaceTerminating).
+    terminating: Vec<ObjectKey>,
 }
 
 impl ComponentStep {
@@ -70,6 +75,7 @@ impl ComponentStep {
             grow: Vec::new(),
             unready: Vec::new(),
             foreign: Vec::new(),
+            terminating: Vec::new(),
         };
         for d in &desired {
             match live.objects.get(&d.key) {
@@ -95,6 +101,10 @@ impl ComponentStep {
                             )));
                         }
                     }
+                    work.apply.push((d.clone(), None));
+                }
+                Some(l) if l["metadata"]["deletionTimestamp"].is_string() => {
+                    work.terminating.push(d.key.clone());
                     work.apply.push((d.clone(), None));
                 }
                 Some(l) => {
@@ -201,7 +211,10 @@ fn summarize(work: &Work, total: usize) -> Change {
         match changes {
             None => fields.push(FieldChange {
                 path: d.key.to_string(),
-                old: None,
+                old: work
+                    .terminating
+                    .contains(&d.key)
+                    .then(|| "(being deleted)".to_string()),
                 new: Some("(new object)".into()),
             }),
             Some(c) => fields.extend(c.iter().cloned()),
@@ -266,6 +279,14 @@ fn summarize(work: &Work, total: usize) -> Change {
     } else {
         (Action::Keep, "in sync".to_string())
     };
+    let reason = if work.terminating.is_empty() {
+        reason
+    } else {
+        format!(
+            "{reason}; first waits for {} to finish being deleted",
+            join_keys(&work.terminating)
+        )
+    };
     let mut change = Change::new(action, reason);
     change.fields = fields;
     change
@@ -314,6 +335,11 @@ impl Resource for ComponentStep {
             ctx.progress
                 .report(&format!("re-creating {key} (pods keep running)"));
             self.orphan_delete(key, ctx).await?;
+        }
+        for key in &work.terminating {
+            ctx.progress
+                .report(&format!("{key} is being deleted: waiting for it to go"));
+            wait_gone(rt, key, ctx).await?;
         }
         // Wait only on what was touched or was not ready: a converged
         // component costs no request at all.
