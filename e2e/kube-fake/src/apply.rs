@@ -189,16 +189,24 @@ pub fn apply(live: Option<&Value>, config: &Value, req: &ApplyRequest) -> ApiRes
     }
 
     // Fields this manager applied before but omits now, and nobody else owns,
-    // are removed. Deepest paths first so elements go after their fields.
+    // are removed. Shallowest paths first: a list element nobody else owns
+    // anything in goes as a whole (removing its key field first would leave
+    // a nameless element that can no longer be found by its key), and what
+    // lay inside it needs no further work.
     let mut gone: Vec<&Vec<String>> = old_mine.difference(&new_mine).collect();
-    gone.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    gone.sort_by_key(|p| p.len());
+    let mut removed: Vec<&Vec<String>> = Vec::new();
     for p in gone {
+        if removed.iter().any(|r| p.starts_with(r)) {
+            continue;
+        }
         let owned_elsewhere = entries.iter().any(|e| {
             !e.same_owner(req.manager, "Apply", req.subresource)
                 && e.set.iter().any(|q| q.starts_with(p))
         }) || new_mine.iter().any(|q| q.starts_with(p));
         if !owned_elsewhere {
             fields::remove_at(&mut merged, p);
+            removed.push(p);
         }
     }
 

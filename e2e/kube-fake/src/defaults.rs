@@ -52,6 +52,15 @@ fn default_container(c: &mut Value) {
     };
     default(m, "imagePullPolicy", json!(policy));
     default(m, "resources", json!({}));
+    // Probe defaults (kube-recordings 02-up-fresh seq 69: successThreshold).
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = m.get_mut(probe).and_then(|p| p.as_object_mut()) {
+            default(p, "timeoutSeconds", json!(1));
+            default(p, "periodSeconds", json!(10));
+            default(p, "successThreshold", json!(1));
+            default(p, "failureThreshold", json!(3));
+        }
+    }
     if let Some(Value::Array(ports)) = m.get_mut("ports") {
         for p in ports.iter_mut().filter_map(|p| p.as_object_mut()) {
             default(p, "protocol", json!("TCP"));
@@ -68,6 +77,22 @@ pub fn default_pod_spec(spec: &mut Value) {
     default(m, "dnsPolicy", json!("ClusterFirst"));
     default(m, "securityContext", json!({}));
     default(m, "schedulerName", json!("default-scheduler"));
+    // The deprecated serviceAccount alias follows serviceAccountName, in
+    // templates too (kube-recordings 02-up-fresh seq 85).
+    if let Some(sa) = m.get("serviceAccountName").cloned() {
+        default(m, "serviceAccount", sa);
+    }
+    // Secret and ConfigMap volumes default their mode to 0644
+    // (kube-recordings 02-up-fresh seq 69, 85).
+    if let Some(Value::Array(vols)) = m.get_mut("volumes") {
+        for v in vols.iter_mut() {
+            for src in ["secret", "configMap"] {
+                if let Some(s) = v.get_mut(src).and_then(|s| s.as_object_mut()) {
+                    default(s, "defaultMode", json!(420));
+                }
+            }
+        }
+    }
     for list in ["containers", "initContainers"] {
         if let Some(Value::Array(cs)) = m.get_mut(list) {
             cs.iter_mut().for_each(default_container);
@@ -75,7 +100,20 @@ pub fn default_pod_spec(spec: &mut Value) {
     }
 }
 
+/// Embedded ObjectMeta (pod templates, claim templates) comes back with
+/// `creationTimestamp: null`, as the real server serialises it
+/// (kube-recordings 02-up-fresh seq 56, 75; 20-probes seq 50).
+fn null_creation_timestamp(t: &mut Map<String, Value>) {
+    let meta = t.entry("metadata").or_insert(json!({}));
+    if let Some(m) = meta.as_object_mut() {
+        m.entry("creationTimestamp").or_insert(Value::Null);
+    }
+}
+
 fn default_template(spec: &mut Map<String, Value>) {
+    if let Some(t) = spec.get_mut("template").and_then(|t| t.as_object_mut()) {
+        null_creation_timestamp(t);
+    }
     if let Some(t) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
         default_pod_spec(t);
     }
@@ -95,6 +133,10 @@ pub fn admit(st: &mut State, rt: &ResourceType, obj: &mut Value, old: Option<&Va
             default(spec, "serviceAccountName", json!("default"));
             default(spec, "enableServiceLinks", json!(true));
             default(spec, "priority", json!(0));
+            default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+            if old.is_none() {
+                admit_pod(spec);
+            }
             default_pod_spec(&mut obj["spec"]);
         }
         ("", "secrets") => {
@@ -165,13 +207,11 @@ pub fn admit(st: &mut State, rt: &ResourceType, obj: &mut Value, old: Option<&Va
                 "updateStrategy",
                 json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
             );
-            default(
-                spec,
-                "persistentVolumeClaimRetentionPolicy",
-                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
-            );
+            // No persistentVolumeClaimRetentionPolicy default: its feature
+            // gate is off in v1.26.0 (kube-recordings 20-probes seq 50).
             if let Some(Value::Array(vcts)) = spec.get_mut("volumeClaimTemplates") {
                 for t in vcts.iter_mut().filter_map(|t| t.as_object_mut()) {
+                    null_creation_timestamp(t);
                     default(t, "apiVersion", json!("v1"));
                     default(t, "kind", json!("PersistentVolumeClaim"));
                     if let Some(s) = t.get_mut("spec").and_then(|s| s.as_object_mut()) {
@@ -207,6 +247,53 @@ pub fn admit(st: &mut State, rt: &ResourceType, obj: &mut Value, old: Option<&Va
     }
 }
 
+/// What the ServiceAccount and DefaultTolerationSeconds admission plugins
+/// add to a new pod: the projected `kube-api-access-*` token volume mounted
+/// into every container, and 300 s NoExecute tolerations for not-ready and
+/// unreachable nodes (kube-recordings 20-probes seq 68).
+fn admit_pod(spec: &mut Map<String, Value>) {
+    let tolerations = spec.entry("tolerations").or_insert(json!([]));
+    if let Some(ts) = tolerations.as_array_mut() {
+        for key in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
+            if !ts.iter().any(|t| t["key"] == key) {
+                ts.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            }
+        }
+    }
+    if spec.get("automountServiceAccountToken") == Some(&json!(false)) {
+        return;
+    }
+    let name = format!("kube-api-access-{}", crate::store::random_suffix(5));
+    const MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let mut added = false;
+    for list in ["initContainers", "containers"] {
+        if let Some(Value::Array(cs)) = spec.get_mut(list) {
+            for c in cs.iter_mut().filter_map(|c| c.as_object_mut()) {
+                let mounts = c.entry("volumeMounts").or_insert(json!([]));
+                if let Some(ms) = mounts.as_array_mut() {
+                    if !ms.iter().any(|m| m["mountPath"] == MOUNT) {
+                        ms.push(json!({"name": name, "readOnly": true, "mountPath": MOUNT}));
+                        added = true;
+                    }
+                }
+            }
+        }
+    }
+    if added {
+        let volumes = spec.entry("volumes").or_insert(json!([]));
+        if let Some(vs) = volumes.as_array_mut() {
+            vs.push(json!({"name": name, "projected": {"sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+            ], "defaultMode": 420}}));
+        }
+    }
+}
+
 fn admit_service(st: &mut State, obj: &mut Value, old: Option<&Value>) {
     let old_spec = old.map(|o| o["spec"].clone()).unwrap_or(Value::Null);
     let spec = obj_mut(obj, "spec");
@@ -230,10 +317,9 @@ fn admit_service(st: &mut State, obj: &mut Value, old: Option<&Value>) {
     }
     let ip = spec["clusterIP"].clone();
     default(spec, "clusterIPs", json!([ip]));
-    if ip != "None" {
-        default(spec, "ipFamilies", json!(["IPv4"]));
-        default(spec, "ipFamilyPolicy", json!("SingleStack"));
-    }
+    // Headless services get the families too (kube-recordings 02-up-fresh seq 51).
+    default(spec, "ipFamilies", json!(["IPv4"]));
+    default(spec, "ipFamilyPolicy", json!("SingleStack"));
     let wants_node_ports = ty == "NodePort" || ty == "LoadBalancer";
     if wants_node_ports {
         default(spec, "externalTrafficPolicy", json!("Cluster"));

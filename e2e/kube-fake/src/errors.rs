@@ -15,6 +15,9 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Marker reason: rendered as the mux's text/plain 404, never as a Status.
+const PAGE_NOT_FOUND: &str = "<page not found>";
+
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
@@ -25,7 +28,16 @@ impl ApiError {
         }
     }
 
-    fn with_details(mut self, details: Value) -> Self {
+    fn with_details(mut self, mut details: Value) -> Self {
+        // The real server omits empty `group` (core types) and empty `name`
+        // (kube-recordings 20-probes seq 18 vs 01-plan-fresh seq 22; seq 31).
+        if let Some(m) = details.as_object_mut() {
+            for k in ["group", "name"] {
+                if m.get(k).is_some_and(|v| v == "") {
+                    m.remove(k);
+                }
+            }
+        }
         self.details = Some(details);
         self
     }
@@ -54,6 +66,16 @@ impl ApiError {
             "the server could not find the requested resource",
         )
         .with_details(json!({}))
+    }
+
+    /// A path outside the API (no such group/version): the server's mux
+    /// answers a plain-text 404, not a Status (kube-recordings 20-probes seq 6).
+    pub fn page_not_found() -> Self {
+        Self::new(404, PAGE_NOT_FOUND, "404 page not found")
+    }
+
+    pub fn is_page_not_found(&self) -> bool {
+        self.reason == PAGE_NOT_FOUND
     }
 
     pub fn already_exists(rt: &ResourceType, name: &str) -> Self {
@@ -116,7 +138,7 @@ impl ApiError {
         let causes: Vec<Value> = conflicts
             .iter()
             .map(|(m, p)| {
-                json!({"type": "FieldManagerConflict", "message": format!("conflict with {m}"), "field": p})
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m}"), "field": p})
             })
             .collect();
         Self::new(409, "Conflict", message).with_details(json!({ "causes": causes }))
@@ -166,6 +188,53 @@ impl ApiError {
         Self::new(422, "Invalid", message).with_details(
             json!({"name": name, "group": rt.group, "kind": rt.kind, "causes": causes_json}),
         )
+    }
+
+    /// Apply without `fieldManager`: validation of the PatchOptions
+    /// (kube-recordings 20-probes seq 31: 422, not 400).
+    pub fn apply_needs_field_manager() -> Self {
+        Self::new(
+            422,
+            "Invalid",
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        )
+        .with_details(json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{
+            "reason": "FieldValueRequired",
+            "message": "Required value: is required for apply patch",
+            "field": "fieldManager"
+        }]}))
+    }
+
+    /// A DELETE whose `preconditions.resourceVersion` is stale: the real
+    /// server words it differently from an update conflict and puts the Kind,
+    /// not the resource, in `details.kind` (kube-recordings 20-probes seq 49).
+    pub fn delete_precondition(rt: &ResourceType, name: &str, want: &str, live: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": the ResourceVersion in the precondition ({}) does not match the ResourceVersion in record ({}). The object might have been modified",
+                rt.kind, name, want, live
+            ),
+        )
+        .with_details(json!({"name": name, "group": rt.group, "kind": rt.kind}))
+    }
+
+    /// An internal error: code 500 and no `reason` (kube-recordings
+    /// 20-probes seq 33-37 for apply with an unknown field).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "", message)
+    }
+
+    /// 504 for a list at a resourceVersion the server has not reached
+    /// (kube-recordings 20-probes seq 93).
+    pub fn rv_too_large(rv: &str, current: u64) -> Self {
+        Self::new(
+            504,
+            "Timeout",
+            format!("Timeout: Too large resource version: {rv}, current: {current}"),
+        )
+        .with_details(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}))
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -220,6 +289,10 @@ impl ApiError {
             "kind": "Status", "apiVersion": "v1", "metadata": {},
             "status": "Failure", "message": self.message, "reason": self.reason, "code": self.code,
         });
+        if self.reason.is_empty() {
+            // Internal errors carry no reason (kube-recordings 20-probes seq 33, 73).
+            s.as_object_mut().map(|m| m.remove("reason"));
+        }
         if let Some(d) = &self.details {
             s["details"] = d.clone();
         }

@@ -208,16 +208,10 @@ pub fn pods(c: &mut Controller, st: &mut State) {
         if !c.due(format!("{uid}/start")) {
             continue;
         }
-        ops::mutate(
-            st,
-            prt,
-            Some(&ns),
-            &name,
-            &WriteCtx::controller("kube-scheduler"),
-            |o| {
-                o["spec"]["nodeName"] = json!(NODE);
-            },
-        );
+        // Binding (pods/binding) sets nodeName without a managedFields entry.
+        ops::mutate_unrecorded(st, prt, Some(&ns), &name, |o| {
+            o["spec"]["nodeName"] = json!(NODE);
+        });
         let Some(pod) = st.get(prt, Some(&ns), &name).cloned() else {
             continue;
         };
@@ -331,7 +325,8 @@ fn pod_status(pod: &Value, now: &str) -> Value {
     let ip_seed = u32::from_str_radix(&hex_id(uid_of(pod))[..4], 16).unwrap_or(7);
     let pod_ip = format!("10.244.0.{}", ip_seed % 250 + 3);
     let conditions = vec![
-        condition("PodReadyToStartContainers", true, "", ""),
+        // No PodReadyToStartContainers: v1.26.0 has no such condition
+        // (kube-recordings 20-probes seq 69).
         if inits_done {
             condition("Initialized", true, "", "")
         } else {
@@ -361,8 +356,13 @@ fn pod_status(pod: &Value, now: &str) -> Value {
     ];
     let mut status = json!({
         "phase": if pull_fail { "Pending" } else { "Running" },
-        "conditions": conditions,
-        "hostIP": NODE_IP, "hostIPs": [{"ip": NODE_IP}],
+        // Pod conditions carry a null lastProbeTime (kube-recordings 20-probes seq 69).
+        "conditions": conditions.into_iter().map(|mut c| {
+            c["lastProbeTime"] = Value::Null;
+            c
+        }).collect::<Vec<Value>>(),
+        // No hostIPs: v1.26.0 has no such field (kube-recordings 20-probes seq 69).
+        "hostIP": NODE_IP,
         "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
         "startTime": now,
         "qosClass": pod["status"]["qosClass"].as_str().unwrap_or("BestEffort"),

@@ -33,6 +33,7 @@ mod pachd;
 mod patch;
 mod portforward;
 mod resources;
+mod schema;
 mod selectors;
 mod storage;
 mod store;
@@ -149,7 +150,11 @@ impl FakeCluster {
             .with_context(|| format!("binding 127.0.0.1:{}", opts.port))?;
         let addr = listener.local_addr()?;
         let store = store::Store::new(opts.ready_delay);
-        seed(&mut store.lock(), &opts)?;
+        {
+            let mut st = store.lock();
+            seed(&mut st, &opts)?;
+            st.seed_rv = st.rv;
+        }
         let shared = Arc::new(http::Shared {
             store: store.clone(),
             reads: AtomicU64::new(0),

@@ -14,7 +14,11 @@ use crate::resources::rt;
 use crate::store::{finalizers, is_terminating, name_of, ns_of, uid_of, State};
 use crate::validate::quantity_bytes;
 
-const COMPONENT: &str = "persistentvolume-controller";
+/// The PV binder runs inside kube-controller-manager and writes under that
+/// manager name (kube-recordings 20-probes seq 53).
+const COMPONENT: &str = "kube-controller-manager";
+/// Its Events still name the controller as their source.
+const EVENT_SOURCE: &str = "persistentvolume-controller";
 
 fn used_by_pod(st: &State, ns: &str, claim: &str) -> bool {
     st.list(rt("", "pods"), Some(ns)).into_iter().any(|p| {
@@ -77,7 +81,7 @@ pub fn claims(c: &mut Controller, st: &mut State) {
                 "Warning",
                 "FailedBinding",
                 "no persistent volumes available for this claim and no storage class is set",
-                COMPONENT,
+                EVENT_SOURCE,
             );
             continue;
         }
@@ -91,7 +95,7 @@ pub fn claims(c: &mut Controller, st: &mut State) {
                 "Warning",
                 "ProvisioningFailed",
                 &format!("storageclass.storage.k8s.io \"{class}\" not found"),
-                COMPONENT,
+                EVENT_SOURCE,
             );
             continue;
         };
@@ -102,7 +106,7 @@ pub fn claims(c: &mut Controller, st: &mut State) {
                 "Normal",
                 "WaitForFirstConsumer",
                 "waiting for first consumer to be created before binding",
-                COMPONENT,
+                EVENT_SOURCE,
             );
             continue;
         }

@@ -75,6 +75,12 @@ pub struct State {
     history: VecDeque<Arc<WatchEvent>>,
     /// resourceVersions at or below this are no longer in the history.
     pub compacted: u64,
+    /// The resourceVersion when seeding ended: the cluster's "boot". Types
+    /// whose history the real server no longer had from that far back
+    /// (events: not watch-cached and etcd compacted; nodes: heartbeats roll
+    /// the watch cache) answer older watches with 410 (kube-recordings
+    /// 20-probes seq 90, 91).
+    pub seed_rv: u64,
     tx: broadcast::Sender<Arc<WatchEvent>>,
     /// Allocation counters for cluster IPs, node ports and pod IPs.
     pub counters: HashMap<&'static str, u32>,
@@ -198,6 +204,7 @@ impl Store {
                 rv: 0,
                 history: VecDeque::new(),
                 compacted: 0,
+                seed_rv: 0,
                 tx,
                 counters: HashMap::new(),
             }),

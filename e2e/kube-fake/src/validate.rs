@@ -201,17 +201,16 @@ pub fn validate_update(rt: &ResourceType, old: &Value, new: &Value) -> ApiResult
     let (os, ns) = (&old["spec"], &new["spec"]);
     match (rt.group, rt.plural) {
         ("apps", "statefulsets") => {
+            // The v1.26.0 list and wording (kube-recordings 20-probes seq 51, 52).
             let mutable = [
                 "replicas",
-                "ordinals",
                 "template",
                 "updateStrategy",
-                "revisionHistoryLimit",
                 "persistentVolumeClaimRetentionPolicy",
                 "minReadySeconds",
             ];
             if without(os, &mutable) != without(ns, &mutable) {
-                causes.push(forbidden("spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"));
+                causes.push(forbidden("spec", "updates to statefulset spec for fields other than 'replicas', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"));
             }
         }
         ("apps", "deployments" | "replicasets") if os["selector"] != ns["selector"] => {

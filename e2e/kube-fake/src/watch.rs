@@ -24,8 +24,13 @@ use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::WatchEvent;
 
-/// How often an idle watch that allows bookmarks gets one.
-const BOOKMARK_EVERY: Duration = Duration::from_secs(1);
+/// Bookmarks, as v1.26.0 sent them: only on watches started from a given
+/// resourceVersion, once a minute, and each second during the last two
+/// seconds before `timeoutSeconds` (kube-recordings 20-probes seq 82: at
+/// 2.9 s and 3.9 s of a 5 s watch; none on seq 80 and 89, which started
+/// without one or from 0).
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+const BOOKMARK_BEFORE_END: Duration = Duration::from_millis(2100);
 
 struct Filter {
     rt: &'static ResourceType,
@@ -102,7 +107,9 @@ impl Encoder {
 }
 
 fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
-    let mut meta = json!({"resourceVersion": rv.to_string()});
+    // Only kind, apiVersion and this metadata, with a null creationTimestamp
+    // (kube-recordings 20-probes seq 82).
+    let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
@@ -110,7 +117,11 @@ fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
 }
 
 fn expired(rv: u64, oldest: u64) -> Bytes {
-    let e = ApiError::gone(format!("too old resource version: {rv} ({oldest})"));
+    expired_with(format!("too old resource version: {rv} ({oldest})"))
+}
+
+fn expired_with(message: String) -> Bytes {
+    let e = ApiError::gone(message);
     let mut s =
         serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
     s.push(b'\n');
@@ -158,6 +169,20 @@ pub fn watch(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Body>> {
         let mut first: Vec<Bytes> = Vec::new();
         let last;
         match requested {
+            // Events are not watch-cached and etcd was compacted since boot
+            // (kube-recordings 20-probes seq 91).
+            Some(rv) if !send_initial && rt.plural == "events" && rv < st.seed_rv => {
+                first.push(expired_with(
+                    "The resourceVersion for the provided watch is too old.".into(),
+                ));
+                last = u64::MAX;
+            }
+            // A node's heartbeats move the watch cache window on
+            // (kube-recordings 20-probes seq 90).
+            Some(rv) if !send_initial && rt.plural == "nodes" && rv < st.seed_rv => {
+                first.push(expired(rv, st.seed_rv + 1));
+                last = u64::MAX;
+            }
             Some(rv) if !send_initial => match st.history_since(rv) {
                 Some(events) => {
                     for ev in events {
@@ -198,15 +223,32 @@ pub fn watch(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Body>> {
         if last_rv == u64::MAX {
             return; // expired: the ERROR event ends the watch
         }
-        let deadline = tokio::time::sleep(timeout);
+        let started = tokio::time::Instant::now();
+        let end = started + timeout;
+        let deadline = tokio::time::sleep_until(end);
         tokio::pin!(deadline);
-        let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
-        ticker.tick().await;
+        let bookmarks = bookmarks && requested.is_some();
+        // The two bookmarks before the end: 2.1 s and 1.1 s before it.
+        let late = [
+            end.checked_sub(BOOKMARK_BEFORE_END).unwrap_or(started),
+            end.checked_sub(BOOKMARK_BEFORE_END - Duration::from_secs(1))
+                .unwrap_or(started),
+        ];
+        let next_bookmark = |now: tokio::time::Instant| {
+            let periodic = now + BOOKMARK_EVERY;
+            late.iter()
+                .copied()
+                .filter(|t| *t > now)
+                .fold(periodic, |a, b| a.min(b))
+        };
+        let mut bookmark_at = next_bookmark(started);
         loop {
+            let tick = tokio::time::sleep_until(bookmark_at);
             let ev = tokio::select! {
                 _ = &mut deadline => return,
                 _ = shutdown.cancelled() => return,
-                _ = ticker.tick(), if bookmarks => {
+                _ = tick, if bookmarks => {
+                    bookmark_at = next_bookmark(tokio::time::Instant::now());
                     if tx.send(Ok(Frame::data(bookmark(rt, last_rv, false)))).await.is_err() {
                         return;
                     }

@@ -76,7 +76,7 @@ fn max_unavailable(d: &Value, replicas: i64) -> i64 {
     }
 }
 
-pub fn deployments(c: &mut Controller, st: &mut State) {
+pub fn deployments(_c: &mut Controller, st: &mut State) {
     let deps: Vec<Value> = st
         .list(rt("apps", "deployments"), None)
         .into_iter()
@@ -92,9 +92,10 @@ pub fn deployments(c: &mut Controller, st: &mut State) {
             name_of(&d).to_string(),
         );
         let gen = generation(&d);
-        if !c.due(format!("{uid}/observe/{gen}")) {
-            continue;
-        }
+        // The controller reacts at once: the real one had written status
+        // (observedGeneration, its managedFields entry, the revision
+        // annotation) within 60 ms of an apply (kube-recordings 02-up-fresh
+        // seq 56-59, 75-76). Only pods take `ready_delay` to start.
         let replicas = int(&d["spec"]["replicas"], 1);
         let paused = d["spec"]["paused"] == true;
         let hash = template_hash(&d["spec"]["template"]);
@@ -224,6 +225,15 @@ pub fn deployments(c: &mut Controller, st: &mut State) {
                 )
             },
         ];
+        // Deployment conditions also carry lastUpdateTime (kube-recordings
+        // 20-probes seq 60).
+        let conditions: Vec<Value> = conditions
+            .into_iter()
+            .map(|mut c| {
+                c["lastUpdateTime"] = c["lastTransitionTime"].clone();
+                c
+            })
+            .collect();
         let mut status = json!({
             "observedGeneration": gen, "replicas": total, "updatedReplicas": updated,
             "readyReplicas": ready, "availableReplicas": available,
@@ -241,7 +251,26 @@ pub fn deployments(c: &mut Controller, st: &mut State) {
                 "availableReplicas",
             ],
         );
-        set_status(st, "deployments", &d, status);
+        // The controller stamps the revision of the newest ReplicaSet on the
+        // Deployment, through the status endpoint (kube-recordings 20-probes
+        // seq 60: the annotation is in kube-controller-manager's status entry).
+        let revision = st
+            .get(rsrt, Some(&ns), &new_name)
+            .and_then(|r| r.pointer("/metadata/annotations/deployment.kubernetes.io~1revision"))
+            .cloned();
+        ops::mutate(
+            st,
+            rt("apps", "deployments"),
+            Some(&ns),
+            &name,
+            &WriteCtx::status(MANAGER),
+            |o| {
+                o["status"] = status;
+                if let Some(rev) = revision {
+                    o["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = rev;
+                }
+            },
+        );
     }
 }
 
@@ -273,7 +302,11 @@ pub fn replicasets(_c: &mut Controller, st: &mut State) {
         if alive.len() < desired {
             for _ in alive.len()..desired {
                 let name = format!("{}-{}", name_of(&rs), store::random_suffix(5));
-                let pod = pod_from_template(&rs["spec"]["template"], &name, &ns, &rs, &Map::new());
+                let mut pod =
+                    pod_from_template(&rs["spec"]["template"], &name, &ns, &rs, &Map::new());
+                // The ReplicaSet controller names pods by generateName
+                // (kube-recordings 02-up-fresh seq 99).
+                pod["metadata"]["generateName"] = json!(format!("{}-", name_of(&rs)));
                 let _ = ops::create(
                     st,
                     rt("", "pods"),
@@ -418,7 +451,7 @@ fn revision_of(pod: &Value) -> &str {
         .unwrap_or_default()
 }
 
-pub fn statefulsets(c: &mut Controller, st: &mut State) {
+pub fn statefulsets(_c: &mut Controller, st: &mut State) {
     let srt = rt("apps", "statefulsets");
     let prt = rt("", "pods");
     let sets: Vec<Value> = st.list(srt, None).into_iter().cloned().collect();
@@ -432,9 +465,7 @@ pub fn statefulsets(c: &mut Controller, st: &mut State) {
             name_of(&s).to_string(),
         );
         let gen = generation(&s);
-        if !c.due(format!("{uid}/observe/{gen}")) {
-            continue;
-        }
+        // Observed at once, as the real controller does (see deployments).
         let replicas = int(&s["spec"]["replicas"], 1);
         let start = int(&s["spec"]["ordinals"]["start"], 0);
         let parallel = s["spec"]["podManagementPolicy"] == "Parallel";

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ReplicationController};
 use kube::api::{DeleteParams, ListParams, Patch, PostParams, WatchEvent, WatchParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
@@ -15,17 +15,29 @@ fn cm(name: &str, data: serde_json::Value) -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}, "data": data})
 }
 
+/// The resourceVersion of a Deployment once its rollout is complete (no
+/// more controller writes).
+async fn settled_rv(api: &Api<Deployment>, name: &str) -> String {
+    eventually(10, || async {
+        let d = api.get(name).await.ok()?;
+        let s = d.status.as_ref()?;
+        (s.available_replicas == Some(1) && s.updated_replicas == Some(1))
+            .then(|| d.metadata.resource_version.clone())
+            .flatten()
+    })
+    .await
+}
+
 #[tokio::test]
 async fn ssa_creates_updates_and_noop_keeps_resource_version() {
     let h = start().await;
     let api: Api<Deployment> = Api::namespaced(h.client.clone(), "default");
     let d = deployment("web", "nginx:1.27", 1);
     let created = json(&apply(&api, "howdah", &d).await.unwrap());
-    let rv = created["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_string();
     assert_eq!(created["metadata"]["generation"], 1);
+    // The deployment controller writes status at once, as the real one
+    // does, so the no-op is checked once the rollout settled.
+    let rv = settled_rv(&api, "web").await;
     assert!(created["metadata"]["uid"]
         .as_str()
         .is_some_and(|u| u.len() == 36));
@@ -470,10 +482,16 @@ async fn status_subresource_and_main_endpoint_are_separate() {
         ..Default::default()
     })
     .await;
-    let api: Api<Deployment> = Api::namespaced(h.client.clone(), "default");
-    apply(&api, "howdah", &deployment("s", "nginx:1.27", 1))
-        .await
-        .unwrap();
+    // A ReplicationController: a type with a status subresource and no
+    // simulated controller writing that status (a Deployment's controller
+    // now writes its status at once, as the real one does).
+    let api: Api<ReplicationController> = Api::namespaced(h.client.clone(), "default");
+    let rc = json!({"apiVersion": "v1", "kind": "ReplicationController",
+        "metadata": {"name": "s", "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"app": "s"},
+            "template": {"metadata": {"labels": {"app": "s"}},
+                "spec": {"containers": [{"name": "s", "image": "nginx:1.27"}]}}}});
+    apply(&api, "howdah", &rc).await.unwrap();
     let pp = kube::api::PatchParams::default();
     let patched = api
         .patch_status(
@@ -588,11 +606,13 @@ async fn propagation_policies_and_dry_run() {
         .unwrap();
     assert!(json(&d)["metadata"]["uid"].is_string());
     assert!(api.get_opt("dry").await.unwrap().is_none());
-    let live = json(
+    let mut live = json(
         &apply(&api, "howdah", &deployment("dry", "nginx:1.27", 1))
             .await
             .unwrap(),
     );
+    // Compare with the resourceVersion after the controller's status writes.
+    live["metadata"]["resourceVersion"] = json!(settled_rv(&api, "dry").await);
     let same = json(
         &api.patch(
             "dry",
@@ -645,4 +665,90 @@ async fn generate_name_and_secret_string_data() {
         again["metadata"]["resourceVersion"],
         made["metadata"]["resourceVersion"]
     );
+}
+
+/// Server-side apply with force keeps list entries another manager owns:
+/// an env entry added by `kubectl set env` (a strategic-merge patch, an
+/// Update by manager "kubectl-set") survives howdah's forced re-apply, as
+/// it does on a real server (kube-recordings README fact 12: ownership is
+/// per field; a forced apply takes conflicting fields, it does not drop
+/// fields it never set).
+#[tokio::test]
+async fn forced_apply_keeps_list_entries_owned_by_another_manager() {
+    let h = start().await;
+    let api: Api<Deployment> = Api::namespaced(h.client.clone(), "default");
+    let mut d = deployment("envy", "nginx:1.27", 1);
+    d["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "A", "value": "1"}]);
+    let force = kube::api::PatchParams::apply("howdah").force();
+    api.patch("envy", &force, &Patch::Apply(&d)).await.unwrap();
+
+    // kubectl set env envy B=2
+    let set_env = kube::api::PatchParams {
+        field_manager: Some("kubectl-set".into()),
+        ..Default::default()
+    };
+    let smp = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "envy", "env": [{"name": "B", "value": "2"}]}]}}}});
+    api.patch("envy", &set_env, &Patch::Strategic(smp))
+        .await
+        .unwrap();
+    // A label by a merge patch (another Update manager).
+    let label = kube::api::PatchParams {
+        field_manager: Some("ops".into()),
+        ..Default::default()
+    };
+    api.patch(
+        "envy",
+        &label,
+        &Patch::Merge(json!({"metadata": {"labels": {"team": "data"}}})),
+    )
+    .await
+    .unwrap();
+
+    let env_of = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    // Re-applying the same configuration, forced.
+    let again = json(&api.patch("envy", &force, &Patch::Apply(&d)).await.unwrap());
+    let pairs = |xs: &[(&str, &str)]| -> Vec<(String, String)> {
+        xs.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(env_of(&again), pairs(&[("A", "1"), ("B", "2")]));
+    assert_eq!(again["metadata"]["labels"]["team"], "data");
+
+    // Changing howdah's own entry and adding one still keeps B.
+    d["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "A", "value": "9"}, {"name": "C", "value": "3"}]);
+    let changed = json(&api.patch("envy", &force, &Patch::Apply(&d)).await.unwrap());
+    let mut env = env_of(&changed);
+    env.sort();
+    assert_eq!(env, pairs(&[("A", "9"), ("B", "2"), ("C", "3")]));
+    assert_eq!(changed["metadata"]["labels"]["team"], "data");
+    let managers: Vec<&str> = changed["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"kubectl-set"), "{managers:?}");
+
+    // Dropping A from howdah's configuration removes A (howdah owned it
+    // alone) but still not B.
+    d["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "C", "value": "3"}]);
+    let dropped = json(&api.patch("envy", &force, &Patch::Apply(&d)).await.unwrap());
+    let mut env = env_of(&dropped);
+    env.sort();
+    assert_eq!(env, pairs(&[("B", "2"), ("C", "3")]));
 }

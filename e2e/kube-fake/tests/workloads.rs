@@ -227,7 +227,9 @@ async fn statefulset_immutable_fields_are_rejected() {
         .unwrap_err(),
     );
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
-    assert!(message.starts_with("StatefulSet.apps \"etcd\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy'"), "{message}");
+    // v1.26.0's wording (kube-recordings 20-probes seq 51): no 'ordinals'
+    // or 'revisionHistoryLimit' yet.
+    assert!(message.starts_with("StatefulSet.apps \"etcd\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"), "{message}");
     // Mutable fields are fine.
     let mut ok = statefulset("etcd", "pachyderm/etcd:v3.5.6", "10Gi");
     ok["spec"]["replicas"] = json!(2);
