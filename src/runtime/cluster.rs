@@ -207,6 +207,17 @@ impl std::fmt::Display for ObjectKey {
 /// are worth retrying; the rest is the API saying no, passed on verbatim.
 pub fn map_err(context: &str, e: kube::Error) -> ProviderError {
     match &e {
+        // A v1.26 server answers an apply carrying a field its schema does
+        // not declare with a bare 500 (kube-recordings 20-probes seq 33-37):
+        // no retry will change that, so say what it means.
+        kube::Error::Api(status)
+            if status.code == 500 && status.message.contains("field not declared in schema") =>
+        {
+            ProviderError::api(format!(
+                "{context}: the API server does not know a field howdah sets ({}); is the cluster's Kubernetes older than the version this Pachyderm release needs?",
+                status.message
+            ))
+        }
         kube::Error::Api(status) => {
             let retry = status.code == 429 || status.code >= 500;
             let message = format!(
@@ -498,6 +509,21 @@ mod tests {
         let foreign = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}});
         let err = kind_of(&foreign).unwrap_err().to_string();
         assert!(err.contains("batch/v1 Job"), "{err}");
+    }
+
+    #[test]
+    fn an_undeclared_field_is_not_retried() {
+        // The body of kube-recordings 20-probes seq 33.
+        let status = kube::core::Status::failure(
+            "failed to create typed patch object (/v1, Kind=ConfigMap): .bogus: field not declared in schema",
+            "",
+        )
+        .with_code(500);
+        let e = map_err("applying ConfigMap/x", kube::Error::Api(status.into()));
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("does not know a field"), "{e}");
+        let busy = kube::core::Status::failure("etcdserver: request timed out", "").with_code(500);
+        assert!(map_err("x", kube::Error::Api(busy.into())).is_retryable());
     }
 
     #[test]
