@@ -329,3 +329,97 @@ async fn up_waits_out_a_namespace_still_being_deleted() {
     assert!(ns["metadata"]["deletionTimestamp"].is_null(), "{ns}");
     assert!(get(&env, "Deployment", Some(NS), "pachd").await.is_some());
 }
+
+/// A cluster whose API server cannot reach the node (kube-recordings:
+/// every port-forward got 500 "no preferred addresses found"). Verification
+/// keeps asking for as long as --timeout allows, then fails naming the way
+/// out; `up --no-verify` gets the stack up there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verification_follows_timeout_and_names_no_verify() {
+    let env = Env::with(FakeOptions {
+        node_unreachable: true,
+        ..FakeOptions::default()
+    })
+    .await;
+    let spec = env.stack("howdah.yaml", "nopf", "");
+    let started = std::time::Instant::now();
+    let up = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "8s"])
+        .await;
+    assert_eq!(up.code, 1, "{}", up.all());
+    let text = up.all();
+    assert!(text.contains("no preferred addresses"), "{text}");
+    assert!(text.contains("--no-verify"), "{text}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(8),
+        "verification gave up before --timeout"
+    );
+
+    let up = env
+        .howdah(&["up", "-f", path(&spec), "--no-verify", "--timeout", "60s"])
+        .await;
+    assert_eq!(up.code, 0, "{}", up.all());
+}
+
+/// Ctrl-C while verification polls a pachd that does not answer: the run
+/// stops at once (exit 130), not after the 30 s grace running steps get.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_interrupt_during_verification_stops_at_once() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let env = Env::with(FakeOptions {
+        node_unreachable: true,
+        ..FakeOptions::default()
+    })
+    .await;
+    let spec = env.stack("howdah.yaml", "intr", "");
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "up",
+            "-f",
+            path(&spec),
+            "--output",
+            "json",
+            "--timeout",
+            "120s",
+        ])
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("howdah starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut stdout = String::new();
+    // Signal once verification has been refused at least once.
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("reads") {
+            stdout.push_str(&line);
+            stdout.push('\n');
+            if line.contains("\"step_progress\"")
+                && line.contains("runtime.verify")
+                && line.contains("no preferred addresses")
+            {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("verification never started:\n{stdout}"));
+    let pid = child.id().expect("pid") as i32;
+    let signalled = std::time::Instant::now();
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("reads") {
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+        child.wait().await.expect("exits")
+    })
+    .await
+    .expect("exits");
+    assert_eq!(status.code(), Some(130), "{stdout}");
+    assert!(
+        signalled.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}: the 30 s grace was waited out",
+        signalled.elapsed()
+    );
+}

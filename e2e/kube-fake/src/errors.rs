@@ -70,6 +70,13 @@ impl ApiError {
 
     /// A path outside the API (no such group/version): the server's mux
     /// answers a plain-text 404, not a Status (kube-recordings 20-probes seq 6).
+    /// What a real API server says when it cannot reach a pod's node to
+    /// proxy logs or port-forward: 500 with no reason (kube-recordings
+    /// 20-probes seq 70, 73).
+    pub fn node_unreachable() -> Self {
+        Self::internal("no preferred addresses found; known addresses: []")
+    }
+
     pub fn page_not_found() -> Self {
         Self::new(404, PAGE_NOT_FOUND, "404 page not found")
     }

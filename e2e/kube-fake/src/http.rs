@@ -52,6 +52,8 @@ pub struct Shared {
     pub address: String,
     /// Every Nth API request fails (0: never); see `FakeOptions::fault_every`.
     pub fault_every: u64,
+    /// See `FakeOptions::node_unreachable`.
+    pub node_unreachable: bool,
     /// API requests seen, for fault injection.
     pub seen: AtomicU64,
     /// Faults injected so far.

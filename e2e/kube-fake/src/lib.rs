@@ -59,6 +59,12 @@ pub struct FakeOptions {
     /// API server fails (429 TooManyRequests and 503 ServiceUnavailable,
     /// alternating, with Retry-After). 0 turns it off.
     pub fault_every: u64,
+    /// The API server cannot reach the node's kubelet, as on a cluster
+    /// whose node has no addresses: port-forward and pod logs get the 500
+    /// a real server gives then ("no preferred addresses found; known
+    /// addresses: []", no reason, before any upgrade: kube-recordings
+    /// 02-up-fresh seq 100-124, 20-probes seq 70, 73, 74).
+    pub node_unreachable: bool,
 }
 
 impl Default for FakeOptions {
@@ -68,6 +74,7 @@ impl Default for FakeOptions {
             default_storage_class: true,
             port: 0,
             fault_every: 0,
+            node_unreachable: false,
         }
     }
 }
@@ -163,6 +170,7 @@ impl FakeCluster {
             shutdown: CancellationToken::new(),
             address: addr.to_string(),
             fault_every: opts.fault_every,
+            node_unreachable: opts.node_unreachable,
             seen: AtomicU64::new(0),
             faults: AtomicU64::new(0),
         });

@@ -43,6 +43,9 @@ pub fn logs(
     q: &Query,
 ) -> ApiResult<Response<Body>> {
     let prt = rt("", "pods");
+    if shared.node_unreachable && shared.store.lock().get(prt, ns, name).is_some() {
+        return Err(ApiError::node_unreachable());
+    }
     let pod = shared
         .store
         .lock()

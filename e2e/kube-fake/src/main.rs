@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use howdah_kube_fake::{FakeCluster, FakeOptions};
 
-const USAGE: &str = "usage: howdah-kube-fake [--port N] --kubeconfig PATH [--context NAME] [--ready-delay-ms N] [--no-default-storage-class] [--fault-every N]";
+const USAGE: &str = "usage: howdah-kube-fake [--port N] --kubeconfig PATH [--context NAME] [--ready-delay-ms N] [--no-default-storage-class] [--fault-every N] [--node-unreachable]";
 
 struct Args {
     opts: FakeOptions,
@@ -53,6 +53,7 @@ fn parse_args() -> anyhow::Result<Args> {
                 )
             }
             "--no-default-storage-class" => opts.default_storage_class = false,
+            "--node-unreachable" => opts.node_unreachable = true,
             "--fault-every" => {
                 opts.fault_every = value("--fault-every")?
                     .parse()

@@ -60,6 +60,9 @@ pub async fn handle(
         Some(p) => p.clone(),
         None => return error_response(&ApiError::not_found(prt, &name)),
     };
+    if shared.node_unreachable {
+        return error_response(&ApiError::node_unreachable());
+    }
     let ports: Vec<u16> = match query.get("ports").map(|p| {
         p.split(',')
             .map(|x| x.trim().parse::<u16>())
