@@ -35,8 +35,16 @@ pub struct StatusReport {
 pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, OpsError> {
     session.provider.preflight().await?;
     let outputs = Outputs::default();
+    // Verification is skipped when asked, or when the last `up` that got
+    // to it skipped it (`up --no-verify`): a check never made is never
+    // reported healthy, and a failed one is asked again.
+    let mut skipped_by_up = false;
     if let Some(state) = session.state.load()? {
         for (id, record) in state.resources {
+            if id == VERIFY_ID {
+                skipped_by_up =
+                    record.status == "applied" && record.outputs.get(VERIFY_SKIPPED).is_some();
+            }
             outputs.set(&id, record.outputs);
         }
     }
@@ -45,11 +53,6 @@ pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, O
         outputs: outputs.clone(),
         progress: Arc::new(NoProgress),
     };
-    // Verification is skipped when asked, or when the last `up` skipped it
-    // (`up --no-verify`): a check never made is never reported healthy.
-    let skipped_by_up = outputs
-        .get(VERIFY_ID)
-        .is_some_and(|o| o.get(VERIFY_SKIPPED).is_some());
     let skip_verify = (!opts.verify)
         .then_some("--no-verify")
         .or(skipped_by_up.then_some(

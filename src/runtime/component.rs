@@ -500,21 +500,38 @@ pub async fn wait_gone(
                     .await?
                 {
                     None => Poll::Ready(()),
-                    Some(o) => Poll::Pending(match o["metadata"]["finalizers"].as_array() {
-                        Some(f) if !f.is_empty() => format!(
-                            "{key} is terminating; finalizers: {}",
-                            f.iter()
-                                .filter_map(Value::as_str)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        _ => format!("{key} is terminating"),
-                    }),
+                    Some(o) => Poll::Pending(terminating_reason(key, &o)),
                 },
             )
         },
     )
     .await
+}
+
+/// Why an object is still there: its finalizers, and for a namespace the
+/// conditions its controller set (content that will not go, an API group
+/// it cannot list), which say what holds it.
+fn terminating_reason(key: &ObjectKey, o: &Value) -> String {
+    let mut text = format!("{key} is terminating");
+    let finalizers: Vec<&str> = o["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !finalizers.is_empty() {
+        text.push_str(&format!("; finalizers: {}", finalizers.join(", ")));
+    }
+    for c in o["status"]["conditions"].as_array().into_iter().flatten() {
+        if c["status"].as_str() == Some("True") {
+            text.push_str(&format!(
+                "; {}: {}",
+                c["type"].as_str().unwrap_or("condition"),
+                c["message"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    text
 }
 
 /// Proves pachd answers: gRPC health SERVING and the pinned version.
@@ -524,6 +541,10 @@ pub struct Verify {
     /// records that verification was skipped.
     pub enabled: bool,
 }
+
+/// How long verification keeps trying a port-forward that fails every time
+/// (within --timeout, whichever ends first).
+pub const PORT_FORWARD_PATIENCE: Duration = Duration::from_secs(120);
 
 /// The key of the verification step's outputs saying it was skipped.
 pub const VERIFY_SKIPPED: &str = "skipped";
@@ -548,15 +569,36 @@ impl Verify {
     ) -> Result<verify::Verified, ProviderError> {
         let selector = Self::pachd_selector(rt).await?;
         let expected = rt.stack.pachyderm.version.clone();
+        // Since when the port-forward itself has failed without a break:
+        // a path the API server cannot open (no node address, a kubelet it
+        // cannot dial) rarely heals, so it gets PORT_FORWARD_PATIENCE, not
+        // the whole --timeout a slow pachd may need.
+        let failing_since = std::sync::Mutex::new(None::<std::time::Instant>);
+        let (failing_since, selector, expected) = (&failing_since, &selector, &expected);
         poll_until(
             "pachd to answer",
             timeout,
             Backoff::default(),
             progress,
-            || async {
-                match verify::verify_pachd(&rt.cluster, rt.namespace(), &selector, &expected).await
-                {
+            || async move {
+                let result =
+                    verify::verify_pachd(&rt.cluster, rt.namespace(), selector, expected).await;
+                let path_broken = matches!(&result, Err(e) if e.to_string().contains("port-forwarding"));
+                let since = {
+                    let mut f = failing_since.lock().unwrap_or_else(|p| p.into_inner());
+                    if !path_broken {
+                        *f = None;
+                    }
+                    *f.get_or_insert_with(std::time::Instant::now)
+                };
+                match result {
                     Ok(v) => Ok(Poll::Ready(v)),
+                    Err(e) if path_broken && since.elapsed() >= PORT_FORWARD_PATIENCE => {
+                        Err(ProviderError::api(format!(
+                            "{e} (the same for {}s)",
+                            PORT_FORWARD_PATIENCE.as_secs()
+                        )))
+                    }
                     Err(e) if e.is_retryable() => Ok(Poll::Pending(e.to_string())),
                     Err(e) => Err(e),
                 }

@@ -222,11 +222,16 @@ pub async fn diagnose(cluster: &ClusterHandle, object: &Value) -> Result<Diagnos
             }
         }
     }
+    // Judge the live object: the rendered one has no status or generation.
     let kind = kind_of(object)?;
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
     Ok(Diagnosis::Waiting(
-        readiness(&kind, object)
-            .err()
-            .unwrap_or_else(|| "pods are starting".into()),
+        match cluster.get(&kind, Some(namespace), name).await? {
+            Some(live) => readiness(&kind, &live)
+                .err()
+                .unwrap_or_else(|| "pods are starting".into()),
+            None => format!("{} {name} is not there yet", kind.kind),
+        },
     ))
 }
 

@@ -251,7 +251,8 @@ impl Volumes {
             let Some(volume) = claim["spec"]["volumeName"].as_str() else {
                 continue;
             };
-            self.wait_volume_released(volume, ctx).await?;
+            let uid = claim["metadata"]["uid"].as_str().unwrap_or_default();
+            self.wait_volume_released(volume, uid, ctx).await?;
         }
         Ok(())
     }
@@ -259,6 +260,7 @@ impl Volumes {
     async fn wait_volume_released(
         &self,
         volume: &str,
+        claim_uid: &str,
         ctx: &StepContext,
     ) -> Result<(), ProviderError> {
         let rt = &self.rt;
@@ -268,20 +270,34 @@ impl Volumes {
             Backoff::default(),
             ctx.progress.as_ref(),
             || async {
-                let Some(pv) = rt.cluster.get(&PERSISTENT_VOLUME, None, volume).await? else {
+                let Some(pv) = readable_volume(rt, volume).await? else {
                     return Ok(Poll::Ready(()));
                 };
                 let policy = pv["spec"]["persistentVolumeReclaimPolicy"].as_str();
                 let phase = pv["status"]["phase"].as_str().unwrap_or("unknown");
+                let same_claim = pv["spec"]["claimRef"]["uid"].as_str() == Some(claim_uid);
                 Ok(match (policy, phase) {
-                    // Kept by the cluster's policy, or the deleter gave up:
-                    // nothing more will happen by waiting.
-                    (Some("Retain"), _) | (_, "Failed") => Poll::Ready(()),
+                    // Kept by the cluster's policy, the deleter gave up, or
+                    // the provisioner already made it anew for someone
+                    // else: nothing more will happen by waiting.
+                    (Some("Retain"), _) | (_, "Failed" | "Available") => Poll::Ready(()),
+                    _ if !same_claim => Poll::Ready(()),
                     _ => Poll::Pending(format!("PersistentVolume {volume} is {phase}")),
                 })
             },
         )
         .await
+    }
+}
+
+/// A PersistentVolume, or None when it is gone or the user may not read
+/// volumes (they are the cluster's; namespaced rights do not cover them):
+/// then there is nothing to wait for or say about it.
+async fn readable_volume(rt: &Runtime, name: &str) -> Result<Option<Value>, ProviderError> {
+    match rt.cluster.get(&PERSISTENT_VOLUME, None, name).await {
+        Ok(pv) => Ok(pv),
+        Err(e) if !e.is_retryable() => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -293,8 +309,15 @@ async fn orphaned_volumes(
     rt: &Runtime,
     live_claims: &[String],
 ) -> Result<Vec<Leftover>, ProviderError> {
+    // The claim names need no secret: a redacted render reads nothing
+    // (the real one would read Secrets from a namespace just deleted).
     let mut prefixes = Vec::new();
-    for d in rt.desired().await? {
+    let rendered = super::render_stack(
+        &rt.stack,
+        &rt.provider.runtime_inputs(&rt.outputs),
+        &super::inputs::RenderSecrets::redacted(),
+    )?;
+    for d in rendered {
         if d.key.kind != "StatefulSet" {
             continue;
         }

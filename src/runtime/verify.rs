@@ -88,12 +88,17 @@ pub async fn forward(
     port: u16,
 ) -> Result<DuplexStream, ProviderError> {
     let pods: Api<Pod> = Api::namespaced(cluster.client().await?, namespace);
-    // A port-forward that does not open is worth another try whatever the
-    // reason (pod restarting, API server busy): callers poll.
+    // A port-forward that does not open is worth another try (pod
+    // restarting, API server busy, a kubelet tunnel still coming up):
+    // callers poll. Not when the user may not port-forward at all.
     let mut forwarder = pods.portforward(pod, &[port]).await.map_err(|e| {
-        ProviderError::retryable(
-            map_err(&format!("port-forwarding to {pod}:{port}"), e).to_string(),
-        )
+        let denied = matches!(&e, kube::Error::Api(s) if s.code == 401 || s.code == 403);
+        let text = map_err(&format!("port-forwarding to {pod}:{port}"), e).to_string();
+        if denied {
+            ProviderError::api(text)
+        } else {
+            ProviderError::retryable(text)
+        }
     })?;
     let stream = forwarder.take_stream(port).ok_or_else(|| {
         ProviderError::api(format!("port-forward to {pod}:{port} gave no stream"))
