@@ -116,3 +116,29 @@ async fn a_named_secret_that_does_not_exist_stops_up_before_any_write() {
     let plan = env.howdah(&["plan", "-f", path(&spec)]).await;
     assert_eq!(plan.code, 0, "{}", plan.all());
 }
+
+/// `howdah schema | head -c 10`: the reader goes away; howdah must end
+/// quietly with its own exit code, not panic with "Broken pipe" (101).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_ends_quietly() {
+    let env = Env::start().await;
+    let spec = env.stack("howdah.yaml", "pipe", "");
+    for args in [
+        vec!["schema"],
+        vec!["render", "-f", path(&spec)],
+        vec!["init"],
+    ] {
+        let mut child = tokio::process::Command::new(BIN)
+            .args(&args)
+            .current_dir(env.dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("howdah starts");
+        drop(child.stdout.take()); // the reader is gone before the first write
+        let out = child.wait_with_output().await.expect("exits");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -163,7 +163,7 @@ async fn growing_etcd_plans_exactly_that_and_applies_it() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|i| i["action"] != "keep")
+        .filter(|i| i["action"] != "no-op")
         .collect();
     assert_eq!(changed.len(), 1, "only etcd changes: {changed:?}");
     assert_eq!(changed[0]["id"], "runtime.etcd");

@@ -47,7 +47,7 @@ pub async fn serve(session: &Session, pachd_port: u16, console_port: u16) -> Res
                 "cannot listen on 127.0.0.1:{local} for the {what}: {e}; pick another port"
             ))
         })?;
-        println!("{what}: {scheme}://127.0.0.1:{local}  (pod {pod}, port {remote})");
+        outln!("{what}: {scheme}://127.0.0.1:{local}  (pod {pod}, port {remote})");
         let cluster = rt.cluster.clone();
         let namespace = rt.namespace().to_string();
         tasks.spawn(async move {
@@ -69,7 +69,7 @@ pub async fn serve(session: &Session, pachd_port: u16, console_port: u16) -> Res
             }
         });
     }
-    println!("Forwarding; press Ctrl-C to stop.");
+    outln!("Forwarding; press Ctrl-C to stop.");
     let _ = tokio::signal::ctrl_c().await;
     tasks.abort_all();
     Ok(())

@@ -1,6 +1,27 @@
 //! Command-line parsing and dispatch. Thin: every command calls one library
 //! operation and hands its result to `output` to show.
 
+/// `println!` that a closed stdout cannot turn into a panic: with
+/// `howdah schema | head -c 10` the reader has gone, the rest of the text
+/// is dropped, and the command ends with its own exit code. A run that is
+/// changing things (up, down) carries on to a consistent end.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` with the same rule as `outln!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = write!(stdout, $($arg)*);
+        let _ = stdout.flush();
+    }};
+}
+
 mod console;
 mod output;
 
@@ -378,7 +399,7 @@ async fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Init { target } => match howdah::spec::starter(&target) {
             Some(text) => {
-                print!("{text}");
+                out!("{text}");
                 exit::OK
             }
             None => {
@@ -397,7 +418,7 @@ async fn run(cli: Cli) -> u8 {
             Err(e) => fail(mode, e),
         },
         Command::Schema => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&howdah::spec::json_schema()).unwrap_or_default()
             );
@@ -431,7 +452,7 @@ async fn run(cli: Cli) -> u8 {
             match plan {
                 Ok(plan) => {
                     if json || mode == OutputMode::Json {
-                        println!(
+                        outln!(
                             "{}",
                             serde_json::to_string_pretty(&plan).unwrap_or_default()
                         );
@@ -529,7 +550,7 @@ async fn run(cli: Cli) -> u8 {
             };
             match ops::kubeconfig::write(&session, out).await {
                 Ok(written) => {
-                    println!(
+                    outln!(
                         "wrote context `{}` to {} and made it current",
                         written.context,
                         written.path.display()
@@ -547,7 +568,7 @@ async fn run(cli: Cli) -> u8 {
             match howdah_provider_aws::exec_credential(&cluster, &region, profile.as_deref()).await
             {
                 Ok(credential) => {
-                    println!("{credential}");
+                    outln!("{credential}");
                     exit::OK
                 }
                 Err(e) => {
@@ -560,7 +581,7 @@ async fn run(cli: Cli) -> u8 {
             StateCommand::Show { stack } => match open(&stack) {
                 Ok(s) => match s.state.load() {
                     Ok(Some(state)) => {
-                        println!(
+                        outln!(
                             "{}",
                             serde_json::to_string_pretty(&state).unwrap_or_default()
                         );
@@ -580,14 +601,17 @@ async fn run(cli: Cli) -> u8 {
             StateCommand::Unlock { stack } => match open(&stack) {
                 Ok(s) => match s.state.unlock() {
                     Ok(Some(holder)) => {
-                        println!(
+                        outln!(
                             "removed the lock held by {} (pid {} on {}, `{}`)",
-                            holder.owner, holder.pid, holder.host, holder.command
+                            holder.owner,
+                            holder.pid,
+                            holder.host,
+                            holder.command
                         );
                         exit::OK
                     }
                     Ok(None) => {
-                        println!("not locked");
+                        outln!("not locked");
                         exit::OK
                     }
                     Err(e) => fail(mode, e.into()),

@@ -25,11 +25,31 @@ pub struct JsonLines;
 
 impl EventSink for JsonLines {
     fn emit(&self, event: &Event) {
-        if let Ok(line) = serde_json::to_string(event) {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+        if let Ok(value) = serde_json::to_value(event) {
+            json_line(value);
         }
+    }
+}
+
+/// The version of the JSON event format (README "JSON events"); raised
+/// when a field changes meaning or goes away, not when one is added.
+pub const EVENT_SCHEMA: u32 = 1;
+
+/// Prints one JSON event with the time it happened and the schema version.
+pub fn json_line(mut event: serde_json::Value) {
+    if let Some(map) = event.as_object_mut() {
+        map.insert(
+            "time".into(),
+            serde_json::Value::String(
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ),
+        );
+        map.insert("schema".into(), serde_json::Value::from(EVENT_SCHEMA));
+    }
+    if let Ok(line) = serde_json::to_string(&event) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
     }
 }
 
@@ -78,7 +98,7 @@ impl EventSink for PlainLines {
             Event::Summary { message, .. } => message.clone(),
             _ => return,
         };
-        println!("{} {line}", now());
+        outln!("{} {line}", now());
     }
 }
 
@@ -177,7 +197,7 @@ impl EventSink for LiveView {
                 // The bars are done: stop redrawing them, so the summary
                 // printed below is not drawn over.
                 self.multi.set_draw_target(ProgressDrawTarget::hidden());
-                println!("{message}");
+                outln!("{message}");
             }
         }
     }
@@ -263,7 +283,7 @@ pub fn print_plan(plan: &Plan) {
     } else {
         out.push_str("No changes. Everything is as the stack file says.\n");
     }
-    print!("{out}");
+    out!("{out}");
     let _ = std::io::stdout().flush();
 }
 
@@ -289,19 +309,17 @@ pub fn invalid(error: &howdah::spec::SpecError) {
             })
         })
         .collect();
-    let event =
-        serde_json::json!({"event": "invalid", "file": error.file_name(), "problems": problems});
-    println!("{event}");
+    json_line(
+        serde_json::json!({"event": "invalid", "file": error.file_name(), "problems": problems}),
+    );
 }
 
 pub fn validated(mode: OutputMode, session: &Session) {
     if mode == OutputMode::Json {
-        println!(
-            "{}",
-            serde_json::json!({"valid": true, "stack": session.stack.name, "target": session.provider.name()})
-        );
+        json_line(serde_json::json!({"event": "valid", "valid": true,
+            "stack": session.stack.name, "target": session.provider.name()}));
     } else {
-        println!(
+        outln!(
             "{}: valid (stack `{}`, target {})",
             session.spec_path.display(),
             session.stack.name,
@@ -317,7 +335,7 @@ pub fn manifests(objects: &[DesiredObject]) {
         out.push_str(&format!("---\n# component: {}\n", d.component.name()));
         out.push_str(&serde_norway::to_string(&d.object).unwrap_or_default());
     }
-    print!("{out}");
+    out!("{out}");
 }
 
 pub fn up_done(sink: &dyn EventSink, report: &UpReport) -> u8 {
@@ -442,6 +460,10 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
             ));
         }
     }
+    // The summary is the last event; what is left comes before it.
+    if mode == OutputMode::Json {
+        json_line(serde_json::json!({"event": "leftovers", "leftovers": report.leftovers}));
+    }
     sink.emit(&Event::Summary {
         command: "down".into(),
         ok: run.ok() && leaked.is_empty(),
@@ -455,13 +477,6 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
         elapsed_s: run.elapsed.as_secs_f64(),
         message,
     });
-    if mode == OutputMode::Json {
-        if let Ok(line) = serde_json::to_string(
-            &serde_json::json!({"event": "leftovers", "leftovers": report.leftovers}),
-        ) {
-            println!("{line}");
-        }
-    }
     if run.interrupted {
         exit::INTERRUPTED
     } else if !run.ok() {
@@ -475,13 +490,13 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
 
 pub fn status(mode: OutputMode, report: &StatusReport) {
     if mode == OutputMode::Json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(report).unwrap_or_default()
         );
         return;
     }
-    println!(
+    outln!(
         "Stack `{}`: {}",
         report.stack,
         if report.healthy {
@@ -496,6 +511,6 @@ pub fn status(mode: OutputMode, report: &StatusReport) {
             "disabled" | "skipped" => "·",
             _ => "✗",
         };
-        println!("  {mark} {:<24} {:<10} {}", p.id, p.state, p.detail);
+        outln!("  {mark} {:<24} {:<10} {}", p.id, p.state, p.detail);
     }
 }

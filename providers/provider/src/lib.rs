@@ -25,7 +25,9 @@ pub enum Action {
     Update,
     Replace,
     Delete,
-    /// Already as desired: nothing to do.
+    /// Already as desired: nothing to do. Written `no-op` everywhere
+    /// (plans, events, state); `keep` is still read from older state files.
+    #[serde(rename = "no-op", alias = "keep")]
     Keep,
 }
 
