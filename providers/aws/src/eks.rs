@@ -107,6 +107,10 @@ where
             if current != "DELETING" || first {
                 match delete().await? {
                     Asked::Accepted => {}
+                    // Described as DELETING, yet the delete says not found:
+                    // it is on its way out, and Describe says when it is
+                    // gone (the cluster refuses to go until then).
+                    Asked::Gone if current == "DELETING" => {}
                     Asked::Gone => return Ok(Poll::Ready(())),
                     Asked::NotYet(why) => return Ok(Poll::Pending(why)),
                 }
