@@ -23,18 +23,7 @@ async fn events_are_stamped_named_alike_and_end_with_the_summary() {
     let spec = env.stack("howdah.yaml", "js", "");
     env.up_ok(&spec).await;
 
-    let again = env
-        .howdah(&[
-            "up",
-            "-f",
-            path(&spec),
-            "--output",
-            "json",
-            "--timeout",
-            "60s",
-        ])
-        .await;
-    assert_eq!(again.code, 0, "{}", again.all());
+    let again = env.up_ok_with(&spec, &["--output", "json"]).await;
     let events = check_lines(&again);
     assert_eq!(
         events.last().map(|e| e["event"].clone()),

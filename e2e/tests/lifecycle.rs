@@ -11,18 +11,7 @@ const NS: &str = "pachyderm";
 async fn up_converges_verifies_and_a_second_up_writes_nothing() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "ml-dev", "tags:\n  team: ml\n");
-    let up = env
-        .howdah(&[
-            "up",
-            "-f",
-            path(&spec),
-            "--output",
-            "json",
-            "--timeout",
-            "60s",
-        ])
-        .await;
-    assert_eq!(up.code, 0, "{}", up.all());
+    let up = env.up_ok_with(&spec, &["--output", "json"]).await;
 
     // Every part is there with the fields the stack asks for.
     let etcd = get(&env, "StatefulSet", Some(NS), "etcd")

@@ -172,18 +172,7 @@ async fn client_library_logs_stay_quiet_without_howdah_log() {
     })
     .await;
     let spec = env.stack("howdah.yaml", "quiet", "");
-    let up = env
-        .howdah(&[
-            "up",
-            "-f",
-            path(&spec),
-            "--output",
-            "json",
-            "--timeout",
-            "60s",
-        ])
-        .await;
-    assert_eq!(up.code, 0, "{}", up.all());
+    let up = env.up_ok_with(&spec, &["--output", "json"]).await;
     assert!(env.fake.stats().faults > 0, "faults were injected");
     for needle in ["kube_client", "ERROR", "WARN", "\u{1b}["] {
         assert!(

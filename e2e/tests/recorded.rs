@@ -33,21 +33,9 @@ fn exchanges(file: &str) -> Vec<Value> {
 /// The kind a list path is of: `/apis/apps/v1/namespaces/x/deployments`.
 fn kind_of_path(path: &str) -> Option<&'static howdah::runtime::cluster::Kind> {
     let plural = path.rsplit('/').next()?;
-    [
-        "Namespace",
-        "ServiceAccount",
-        "Secret",
-        "ConfigMap",
-        "Service",
-        "PersistentVolumeClaim",
-        "Deployment",
-        "StatefulSet",
-        "Role",
-        "RoleBinding",
-    ]
-    .iter()
-    .filter_map(|k| kind_named(k))
-    .find(|k| k.plural == plural)
+    howdah::runtime::Runtime::live_kinds()
+        .into_iter()
+        .find(|k| k.plural == plural)
 }
 
 /// The stack the recordings were made with (s.yaml there), at the etcd

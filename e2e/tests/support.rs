@@ -65,9 +65,14 @@ impl Env {
 
     /// `howdah up` that must succeed.
     pub async fn up_ok(&self, spec: &Path) -> Run {
-        let up = self
-            .howdah(&["up", "-f", path(spec), "--timeout", "60s"])
-            .await;
+        self.up_ok_with(spec, &[]).await
+    }
+
+    /// `howdah up` with `extra` flags (e.g. `--output json`) that must succeed.
+    pub async fn up_ok_with(&self, spec: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["up", "-f", path(spec), "--timeout", "60s"];
+        args.extend_from_slice(extra);
+        let up = self.howdah(&args).await;
         assert_eq!(up.code, 0, "up failed:\n{}", up.all());
         up
     }

@@ -103,7 +103,7 @@ impl Runtime {
     /// longer wants are found) plus the claims its StatefulSets make. All
     /// namespaced but the namespace itself, so a user who may only work in
     /// the runtime namespace can still plan and apply.
-    fn live_kinds() -> Vec<&'static Kind> {
+    pub fn live_kinds() -> Vec<&'static Kind> {
         let wanted = [
             "Namespace",
             "ServiceAccount",
