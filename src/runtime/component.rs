@@ -77,6 +77,13 @@ impl ComponentStep {
             foreign: Vec::new(),
             terminating: Vec::new(),
         };
+        // Everything in a namespace that is being deleted goes with it, even
+        // what the namespace controller has not reached yet.
+        let namespace_going = live.objects.iter().any(|(k, o)| {
+            k.kind == "Namespace"
+                && k.name == rt.namespace()
+                && o["metadata"]["deletionTimestamp"].is_string()
+        });
         for d in &desired {
             match live.objects.get(&d.key) {
                 None if live.cluster_absent => work.apply.push((d.clone(), None)),
@@ -103,7 +110,10 @@ impl ComponentStep {
                     }
                     work.apply.push((d.clone(), None));
                 }
-                Some(l) if l["metadata"]["deletionTimestamp"].is_string() => {
+                Some(l)
+                    if l["metadata"]["deletionTimestamp"].is_string()
+                        || (namespace_going && d.key.namespace.is_some()) =>
+                {
                     work.terminating.push(d.key.clone());
                     work.apply.push((d.clone(), None));
                 }
