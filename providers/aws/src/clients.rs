@@ -192,18 +192,39 @@ where
             }
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            let detail = aws_smithy_types::error::display::DisplayErrorContext(&e);
-            if credentials_problem(&detail.to_string()) {
-                ProviderError::config(format!("{what}: {}", credentials_hint(&detail.to_string())))
+            let detail = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+            if credentials_problem(&detail) {
+                tracing::debug!(%detail, "{what}");
+                ProviderError::config(format!("{what}: {}", credentials_hint(&short(&detail))))
             } else {
                 ProviderError::retryable(format!("{what}: {detail}"))
             }
         }
         _ => {
             let detail = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
-            ProviderError::config(format!("{what}: {}", credentials_hint(&detail)))
+            tracing::debug!(%detail, "{what}");
+            ProviderError::config(format!("{what}: {}", credentials_hint(&short(&detail))))
         }
     }
+}
+
+/// The SDK's first words on a failure, without the nested structure it
+/// appends (`(DispatchFailure(DispatchFailure { source: ConnectorError …`),
+/// which only `HOWDAH_LOG=debug` shows.
+fn short(detail: &str) -> String {
+    let first = detail.lines().next().unwrap_or_default();
+    let first = first.split(" (DispatchFailure").next().unwrap_or(first);
+    let first = first
+        .trim_start_matches("dispatch failure: ")
+        .trim_start_matches("other: ");
+    let first = first.trim_end_matches(['.', ':', ' ']);
+    // "…no credentials found in chain. Attempted:" lists the attempts on
+    // the lines that follow, which the debug log keeps.
+    first
+        .strip_suffix("Attempted")
+        .unwrap_or(first)
+        .trim_end_matches(['.', ' '])
+        .to_string()
 }
 
 fn credentials_problem(detail: &str) -> bool {
@@ -281,7 +302,28 @@ pub fn partition(region: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::profile_defined;
+    use super::{credentials_hint, profile_defined, short};
+
+    /// What the SDK's chain says with no credentials anywhere (seen here:
+    /// its Display ends in the whole nested Debug structure).
+    #[test]
+    fn no_credentials_reads_as_one_sentence_and_what_to_do() {
+        let detail = "dispatch failure: other: the credential provider was not enabled: no credentials found in chain. Attempted:\n  Environment: the credential provider was not enabled: environment variable not set\n  Ec2InstanceMetadata: IMDS disabled (DispatchFailure(DispatchFailure { source: ConnectorError { kind: Other(None) } }))";
+        let text = credentials_hint(&short(detail));
+        assert!(!text.contains("DispatchFailure"), "{text}");
+        assert!(!text.contains("ConnectorError"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        assert!(
+            text.starts_with(
+                "the credential provider was not enabled: no credentials found in chain"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("no AWS credentials were found: set AWS_PROFILE"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn profiles_are_found_in_either_shared_file() {
