@@ -150,7 +150,7 @@ fn structural_mistakes_are_refused_by_the_schema_too() {
     let schema = json_schema();
     let mut checked = 0;
     for (name, text) in corpus("broken") {
-        if structural::check_document(&text).is_some() {
+        if super::prescan::check(&text).is_some() || structural::check_document(&text).is_err() {
             continue;
         }
         if serde_norway::from_str::<super::Stack>(&text).is_ok() {

@@ -19,6 +19,7 @@ mod errors;
 mod location;
 mod names;
 mod pods;
+mod prescan;
 pub(crate) mod quantity;
 mod schema;
 mod structural;
@@ -38,24 +39,126 @@ pub use errors::{SpecError, SpecProblem};
 pub use schema::json_schema;
 pub use types::*;
 
+/// The largest stack file howdah reads; real ones are a few KiB.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
 /// Reads and fully validates a stack file. The file name in problems is
-/// `path` as given.
+/// `path` as given. Only a regular file of at most [`MAX_FILE_BYTES`] is
+/// read: a device (`/dev/zero`) or a pipe would be read without end, and
+/// the state is kept next to the file.
 pub fn load(path: &Path) -> Result<Stack, SpecError> {
     let file_name = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(source) => parse(&file_name, &source),
-        Err(error) => Err(SpecError::new(
+    let refuse = |source: &str, line, column, message: String, help: Option<String>| {
+        SpecError::new(
             &file_name,
-            "",
+            source,
             vec![SpecProblem {
-                line: 0,
-                column: 0,
+                line,
+                column,
                 path: String::new(),
-                message: format!("cannot read the stack file: {error}"),
-                help: (error.kind() == std::io::ErrorKind::NotFound)
-                    .then(|| "`howdah init` writes a starter file".to_string()),
+                message,
+                help,
             }],
-        )),
+        )
+    };
+    let cannot_read = |error: std::io::Error| {
+        let help = (error.kind() == std::io::ErrorKind::NotFound)
+            .then(|| "`howdah init` writes a starter file".to_string());
+        refuse(
+            "",
+            0,
+            0,
+            format!("cannot read the stack file: {}", io_text(&error)),
+            help,
+        )
+    };
+    let metadata = std::fs::metadata(path).map_err(cannot_read)?;
+    if metadata.is_dir() {
+        return Err(refuse(
+            "",
+            0,
+            0,
+            "this is a directory, not a stack file".into(),
+            Some(format!(
+                "give the file itself, e.g. -f {}",
+                path.join("howdah.yaml").display()
+            )),
+        ));
+    }
+    if !metadata.is_file() {
+        return Err(refuse(
+            "",
+            0,
+            0,
+            "not a regular file (a device, pipe or socket): howdah reads the stack file from \
+             disk and keeps the state next to it"
+                .into(),
+            Some("write the stack to a file and give its path".into()),
+        ));
+    }
+    let too_big = || {
+        refuse(
+            "",
+            0,
+            0,
+            format!(
+                "the file is larger than {} MiB: no stack file is that big",
+                MAX_FILE_BYTES >> 20
+            ),
+            Some("is this the stack file? `howdah init` writes one".into()),
+        )
+    };
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(file, MAX_FILE_BYTES + 1),
+                &mut bytes,
+            )
+        })
+        .map_err(cannot_read)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    match String::from_utf8(bytes) {
+        Ok(source) => parse(&file_name, &source),
+        Err(error) => {
+            let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+            let valid = std::str::from_utf8(valid).unwrap_or_default();
+            let line = valid.matches('\n').count() + 1;
+            let column = valid
+                .rsplit('\n')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .count()
+                + 1;
+            let byte = error
+                .as_bytes()
+                .get(valid.len())
+                .copied()
+                .unwrap_or_default();
+            let source = String::from_utf8_lossy(error.as_bytes()).into_owned();
+            Err(refuse(
+                &source,
+                line,
+                column,
+                format!("the byte 0x{byte:02X} is not UTF-8 text"),
+                Some("save the file as UTF-8".into()),
+            ))
+        }
+    }
+}
+
+/// An I/O error without Rust's " (os error N)" suffix.
+fn io_text(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
     }
 }
 
@@ -65,13 +168,17 @@ pub fn parse(file_name: &str, source: &str) -> Result<Stack, SpecError> {
     // Editors that write a byte-order mark do not count it as a column, and
     // serde_norway would read it as the start of a second document.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
-    if let Some(problem) = structural::check_document(source) {
-        return Err(SpecError::new(file_name, source, vec![problem]));
+    let one = |problem| SpecError::new(file_name, source, vec![problem]);
+    if let Some(problem) = prescan::check(source) {
+        return Err(one(problem));
     }
-    let mut stack: Stack = serde_norway::from_str(source).map_err(|error| {
-        let problem = structural::from_serde(source, &error);
-        SpecError::new(file_name, source, vec![problem])
-    })?;
+    let outline = structural::check_document(source).map_err(one)?;
+    let mut stack: Stack = serde_norway::from_str(source)
+        .map_err(|error| one(structural::from_serde(source, &error)))?;
+    let nulls = structural::null_as_text(source, &stack, &outline.nulls);
+    if !nulls.is_empty() {
+        return Err(SpecError::new(file_name, source, nulls));
+    }
     fill_cloud_defaults(&mut stack, source);
     let problems = validate::validate(&stack, source);
     if problems.is_empty() {
@@ -192,6 +299,34 @@ mod tests {
             text.starts_with("/nonexistent/howdah.yaml: cannot read the stack file"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn load_reads_only_a_bounded_regular_utf8_file() {
+        let first = |path: &Path| {
+            let error = load(path).unwrap_err();
+            let problem = &error.problems()[0];
+            (problem.line, problem.column, problem.message.clone())
+        };
+        let (_, _, device) = first(Path::new("/dev/zero"));
+        assert!(device.starts_with("not a regular file"), "{device}");
+        let dir = std::env::temp_dir().join(format!("howdah-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (_, _, directory) = first(&dir);
+        assert!(directory.contains("is a directory"), "{directory}");
+
+        let big = dir.join("big.yaml");
+        let comment = format!("#{}\n", "x".repeat(1023));
+        std::fs::write(&big, comment.repeat(4 * 1024 + 1)).unwrap();
+        let (_, _, size) = first(&big);
+        assert!(size.contains("larger than 4 MiB"), "{size}");
+
+        let latin1 = dir.join("latin1.yaml");
+        std::fs::write(&latin1, b"name: demo\ntags: {owner: caf\xe9}\n").unwrap();
+        let (line, column, text) = first(&latin1);
+        assert_eq!((line, column), (2, 18), "{text}");
+        assert!(text.contains("0xE9 is not UTF-8"), "{text}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::errors::{token_span, SpecProblem};
-use super::location::{locate, locate_nearest, Part, Position, YamlPath};
+use super::location::{locate, locate_nearest, Part, Position, Segment, YamlPath};
 use super::schema;
 
 /// The closest of `candidates` to a mistyped `word`, if one is close enough
@@ -48,31 +48,55 @@ enum Shape {
 }
 
 const DUPLICATE: &str = "\u{0}howdah-duplicate\u{0}";
+const TAGGED: &str = "\u{0}howdah-tagged\u{0}";
+
+/// What the shape pass found beyond the first problem: where the document
+/// holds a YAML null (`null`, `~`, or nothing after the `:`). serde_norway
+/// reads a null as the text "null" (or "~", or "") where text is expected,
+/// so [`null_as_text`] looks at what each one became.
+#[derive(Debug, Default)]
+pub(crate) struct Outline {
+    pub(crate) nulls: Vec<YamlPath>,
+}
 
 /// Checks what serde cannot be asked to: YAML syntax (serde_norway's typed
 /// path may report a type error before a later syntax error), duplicate keys
 /// in every mapping (serde silently keeps the last one in a map), and the
 /// kind of the top-level node.
-pub(crate) fn check_document(source: &str) -> Option<SpecProblem> {
-    let shape = ShapeSeed { path: "" }.deserialize(serde_norway::Deserializer::from_str(source));
+pub(crate) fn check_document(source: &str) -> Result<Outline, SpecProblem> {
+    let nulls = RefCell::new(Vec::new());
+    let seed = ShapeSeed {
+        path: "",
+        at: YamlPath::root(),
+        nulls: &nulls,
+    };
+    match seed.deserialize(serde_norway::Deserializer::from_str(source)) {
+        Ok(Shape::Mapping) => Ok(Outline {
+            nulls: nulls.into_inner(),
+        }),
+        Ok(shape) => Err(shape_problem(source, shape)),
+        Err(error) => Err(from_serde(source, &error)),
+    }
+}
+
+fn shape_problem(source: &str, shape: Shape) -> SpecProblem {
     match shape {
-        Ok(Shape::Mapping) => None,
-        Ok(Shape::Empty) => Some(SpecProblem {
+        Shape::Empty => SpecProblem {
             line: 1,
             column: 1,
             path: String::new(),
             message: "the file is empty: expected a mapping with at least `name` and `target`"
                 .into(),
             help: Some("`howdah init` writes a commented starter file".into()),
-        }),
-        Ok(shape) => {
+        },
+        _ => {
             let found = if shape == Shape::List {
                 "a list"
             } else {
                 "a single value"
             };
             let at = locate(source, &YamlPath::root(), Part::Value, 0).unwrap_or(Position::START);
-            Some(SpecProblem {
+            SpecProblem {
                 line: at.line,
                 column: at.column,
                 path: String::new(),
@@ -80,14 +104,70 @@ pub(crate) fn check_document(source: &str) -> Option<SpecProblem> {
                     "the top level must be a mapping of keys (`name:`, `target:`, …), found {found}"
                 ),
                 help: None,
-            })
+            }
         }
-        Err(error) => Some(from_serde(source, &error)),
     }
 }
 
+/// Every null of the document that serde turned into text: `name: null`
+/// would otherwise be the stack `null`, and `{a: null}` an annotation whose
+/// value is the word. A null where a mapping, a list or an optional setting
+/// goes means "the default" and stays allowed.
+pub(crate) fn null_as_text<T: serde::Serialize>(
+    source: &str,
+    parsed: &T,
+    nulls: &[YamlPath],
+) -> Vec<SpecProblem> {
+    if nulls.is_empty() {
+        return Vec::new();
+    }
+    let Ok(tree) = serde_json::to_value(parsed) else {
+        return Vec::new();
+    };
+    nulls
+        .iter()
+        .filter(|path| {
+            let mut node = Some(&tree);
+            for segment in path.segments() {
+                node = match segment {
+                    Segment::Key(key) => node.and_then(|n| n.get(key.as_str())),
+                    Segment::Index(index) => node.and_then(|n| n.get(*index)),
+                };
+            }
+            node.is_some_and(serde_json::Value::is_string)
+        })
+        .map(|path| {
+            let at = position_of(source, path, Part::Value);
+            SpecProblem {
+                line: at.line,
+                column: at.column,
+                path: path.to_string(),
+                message: "expected text, found an empty value (YAML reads `null`, `~` and \
+                          nothing at all as null)"
+                    .into(),
+                help: Some(
+                    "write the value; for empty text write \"\", for the word null write \"null\""
+                        .into(),
+                ),
+            }
+        })
+        .collect()
+}
+
 struct ShapeSeed<'a> {
+    /// serde_norway's rendering of the path, as in its messages.
     path: &'a str,
+    at: YamlPath,
+    nulls: &'a RefCell<Vec<YamlPath>>,
+}
+
+impl ShapeSeed<'_> {
+    fn null(self) -> Shape {
+        if !self.at.segments().is_empty() {
+            self.nulls.borrow_mut().push(self.at);
+        }
+        Shape::Empty
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for ShapeSeed<'_> {
@@ -125,10 +205,15 @@ impl<'de> Visitor<'de> for ShapeSeed<'_> {
         Ok(Shape::Scalar)
     }
     fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
-        Ok(Shape::Empty)
+        Ok(self.null())
     }
     fn visit_none<E: de::Error>(self) -> Result<Shape, E> {
-        Ok(Shape::Empty)
+        Ok(self.null())
+    }
+    // serde_norway hands a node with a tag it does not know (`!foo x`) to
+    // an enum visitor; no setting of a stack file is written with one.
+    fn visit_enum<A: de::EnumAccess<'de>>(self, _: A) -> Result<Shape, A::Error> {
+        Err(de::Error::custom(format!("{TAGGED}{}", self.path)))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
@@ -137,12 +222,17 @@ impl<'de> Visitor<'de> for ShapeSeed<'_> {
             seen: &seen,
             path: self.path,
         })? {
+            let at = self.at.key(&key);
             let child = if self.path.is_empty() {
                 key
             } else {
                 format!("{}.{key}", self.path)
             };
-            map.next_value_seed(ShapeSeed { path: &child })?;
+            map.next_value_seed(ShapeSeed {
+                path: &child,
+                at,
+                nulls: self.nulls,
+            })?;
         }
         Ok(Shape::Mapping)
     }
@@ -151,7 +241,12 @@ impl<'de> Visitor<'de> for ShapeSeed<'_> {
         let mut index = 0;
         loop {
             let child = format!("{}[{index}]", self.path);
-            if seq.next_element_seed(ShapeSeed { path: &child })?.is_none() {
+            let seed = ShapeSeed {
+                path: &child,
+                at: self.at.index(index),
+                nulls: self.nulls,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
                 return Ok(Shape::List);
             }
             index += 1;
@@ -235,6 +330,7 @@ const MESSAGE_STARTS: &[&str] = &[
     "duplicate field",
     "`target`",
     DUPLICATE,
+    TAGGED,
 ];
 
 fn split(error: &serde_norway::Error) -> Parts {
@@ -305,11 +401,27 @@ pub(crate) fn from_serde(source: &str, error: &serde_norway::Error) -> SpecProbl
             Some("remove one of the two; YAML does not merge them".into()),
         );
     }
+    if let Some(rest) = text.strip_prefix(TAGGED) {
+        return problem(
+            at,
+            &YamlPath::parse_serde(rest),
+            "a YAML tag (`!…`): no stack setting is written with a tag".into(),
+            Some("remove the tag and write the value itself (quoted if it is text)".into()),
+        );
+    }
     if text.starts_with("unknown field") {
         let names = backticked(&text);
         let unknown = names.first().copied().unwrap_or_default();
         let allowed = names.get(1..).unwrap_or_default();
         let key_path = path.key(unknown);
+        if unknown == "<<" {
+            return problem(
+                at,
+                &key_path,
+                "YAML merge keys (`<<: *name`) are not read by howdah".into(),
+                Some("write the keys out here".into()),
+            );
+        }
         let help = unknown_key_help(&path, unknown, allowed);
         return problem(
             at,
@@ -505,8 +617,8 @@ fn syntax_problem(source: &str, at: Position, text: &str) -> SpecProblem {
             help: Some("replace the tab with spaces".into()),
         };
     }
-    // An unclosed `{` or `[` is noticed only at the end of the file; the
-    // bracket that was never closed is the useful place to point at.
+    // An unclosed bracket or quote is noticed only at the end of the file;
+    // the place where it was opened is the useful one to point at.
     let last_content_line = source
         .lines()
         .enumerate()
@@ -515,44 +627,167 @@ fn syntax_problem(source: &str, at: Position, text: &str) -> SpecProblem {
         .last()
         .unwrap_or(1);
     if at.line > last_content_line {
-        if let Some(opened) = context_mark(text) {
+        if let Some((what, opened)) = context_mark(text) {
+            let message = if what.contains("quoted") {
+                "this quote is never closed"
+            } else {
+                "this bracket is never closed"
+            };
             return SpecProblem {
                 line: opened.line,
                 column: opened.column,
                 path: String::new(),
-                message: format!("YAML syntax error: this bracket is never closed ({text})"),
-                help: None,
+                message: format!("YAML syntax error: {message}"),
+                help: Some("close it where the value ends".into()),
             };
         }
     }
-    let message = if text.starts_with("deserializing from YAML containing more than one document") {
-        "the file holds more than one YAML document (`---`): a stack file is one document"
-            .to_string()
-    } else if text == "EOF while parsing a value" {
-        "the file is empty: expected a mapping with at least `name` and `target`".to_string()
-    } else {
-        format!("YAML syntax error: {text}")
-    };
+    let token: String = line_text
+        .chars()
+        .skip(at.column.saturating_sub(1))
+        .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}'))
+        .collect();
+    let (message, help) = syntax_sentence(text, &token, context_mark(text).map(|(_, p)| p));
     SpecProblem {
         line: at.line,
         column: at.column,
         path: String::new(),
         message,
-        help: None,
+        help,
     }
 }
 
-/// The position in libyaml's "while parsing a flow mapping at line L column
-/// C" context, for flow collections only.
-fn context_mark(text: &str) -> Option<Position> {
-    let (_, context) = text.split_once("while parsing a flow ")?;
-    let (_, mark) = context.split_once(" at line ")?;
+/// libyaml's (and serde_norway's) texts in words a user acts on: what is
+/// wrong at the spot, and what to write instead. `found` is the character
+/// at the spot, `opened` where the enclosing collection or quote started.
+fn syntax_sentence(text: &str, token: &str, opened: Option<Position>) -> (String, Option<String>) {
+    let opened_at = opened
+        .map(|p| format!(" (opened at line {} column {})", p.line, p.column))
+        .unwrap_or_default();
+    let syntax = |what: &str| format!("YAML syntax error: {what}");
+    let with = |what: &str, help: &str| (syntax(what), Some(help.to_string()));
+    if text.starts_with("deserializing from YAML containing more than one document") {
+        return (
+            "the file holds more than one YAML document (`---`): a stack file is one document"
+                .into(),
+            None,
+        );
+    }
+    if text == "EOF while parsing a value" {
+        return (
+            "the file is empty: expected a mapping with at least `name` and `target`".into(),
+            None,
+        );
+    }
+    let first = |prefix: &str| text.starts_with(prefix);
+    if first("did not find expected key") {
+        with(
+            "this line is not indented like the keys of the mapping it is in",
+            "line its key up with the keys above it (spaces only), or indent it further if it \
+             belongs under the key above",
+        )
+    } else if first("did not find expected '-' indicator") {
+        with(
+            "this line does not line up with the list entries above it",
+            "start every entry of a list at the same column, with `- `",
+        )
+    } else if first("mapping values are not allowed in this context") {
+        with(
+            "a `key: value` where only a value can be: either this line is indented deeper \
+             than its siblings, or a value contains `: `",
+            "indent the key like the keys beside it; put a value that contains `: ` in quotes",
+        )
+    } else if first("block sequence entries are not allowed in this context") {
+        with(
+            "a list entry (`- `) where a value was expected",
+            "put the list on the lines below its key, or write it as [a, b]",
+        )
+    } else if first("could not find expected ':'") {
+        with(
+            "a key without its `:`",
+            "write `key: value`; a quoted text must end with its closing quote",
+        )
+    } else if first("did not find expected ',' or ']'") {
+        (
+            syntax(&format!(
+                "a list in [ ] is missing a `,` or its `]`{opened_at}"
+            )),
+            Some("separate the entries with `, ` and close the list".into()),
+        )
+    } else if first("did not find expected ',' or '}'") {
+        (
+            syntax(&format!(
+                "a mapping in {{ }} is missing a `,` or its `}}`{opened_at}"
+            )),
+            Some("write {a: 1, b: 2}: a `, ` between entries, a space after each `:`".into()),
+        )
+    } else if first("found character that cannot start any token") {
+        let shown = token
+            .chars()
+            .next()
+            .map(|c| format!(" `{c}`"))
+            .unwrap_or_default();
+        with(
+            &format!("a value cannot start with{shown}: YAML reserves it"),
+            "put the value in quotes",
+        )
+    } else if first("unknown anchor") {
+        let name = token.strip_prefix('*').unwrap_or("name");
+        with(
+            &format!("`*{name}` refers to an anchor (`&{name}`) that is not defined before it"),
+            &format!("define `&{name}` first, or quote the value if the `*` is part of the text"),
+        )
+    } else if first("found unknown escape character") {
+        with(
+            "an unknown escape (`\\…`) in a double-quoted text",
+            "write `\\\\` for a backslash, or use single quotes, where `\\` is plain text",
+        )
+    } else if first("found unexpected end of stream") {
+        (
+            syntax(&format!(
+                "the file ends inside a quote or bracket{opened_at}"
+            )),
+            Some("close it where the value ends".into()),
+        )
+    } else if first("recursion limit exceeded") {
+        with(
+            "nested more than 128 levels deep: no stack setting needs that",
+            "check the indentation: each nested key should be indented by two spaces",
+        )
+    } else if first("repetition limit exceeded") {
+        with(
+            "aliases (`*name`) expand into more nodes than a stack file can have",
+            "write the values out instead of nesting aliases",
+        )
+    } else if first("found a tab character") {
+        with(
+            "tab character in indentation: YAML indents with spaces only",
+            "replace the tab with spaces",
+        )
+    } else {
+        (syntax(text), None)
+    }
+}
+
+/// libyaml's "while parsing a flow mapping at line L column C" (or
+/// "while scanning a quoted scalar …") context: what was open, and where.
+fn context_mark(text: &str) -> Option<(&str, Position)> {
+    let (_, context) = text
+        .split_once("while parsing a ")
+        .or_else(|| text.split_once("while scanning a "))?;
+    let (what, mark) = context.split_once(" at line ")?;
+    if !(what.starts_with("flow") || what.contains("quoted")) {
+        return None;
+    }
     let (line, column) = mark.split_once(" column ")?;
     let column: String = column.chars().take_while(char::is_ascii_digit).collect();
-    Some(Position {
-        line: line.trim().parse().ok()?,
-        column: column.parse().ok()?,
-    })
+    Some((
+        what,
+        Position {
+            line: line.trim().parse().ok()?,
+            column: column.parse().ok()?,
+        },
+    ))
 }
 
 /// Where a second YAML document starts (serde_norway reports no position).
@@ -594,7 +829,7 @@ mod tests {
 
     #[test]
     fn duplicate_keys_point_at_the_second_one() {
-        let problem = check_document("name: a\ntags:\n  a: b\n  a: c\n");
+        let problem = check_document("name: a\ntags:\n  a: b\n  a: c\n").err();
         let problem = problem.map(|p| (p.line, p.column, p.path, p.message));
         assert_eq!(
             problem,
@@ -609,14 +844,18 @@ mod tests {
 
     #[test]
     fn document_shape() {
-        assert!(check_document("name: a\n").is_none());
-        let empty = check_document("# nothing\n").map(|p| p.message);
+        assert!(check_document("name: a\n").is_ok());
+        let empty = check_document("# nothing\n").err().map(|p| p.message);
         assert!(empty.is_some_and(|m| m.starts_with("the file is empty")));
-        let list = check_document("- a\n").map(|p| p.message);
+        let list = check_document("- a\n").err().map(|p| p.message);
         assert!(list.is_some_and(|m| m.contains("found a list")));
-        let tab = check_document("a:\n\tb: c\n").map(|p| (p.line, p.column, p.message));
+        let tab = check_document("a:\n\tb: c\n")
+            .err()
+            .map(|p| (p.line, p.column, p.message));
         assert!(tab.is_some_and(|(l, c, m)| l == 2 && c == 1 && m.starts_with("tab")));
-        let two = check_document("a: 1\n---\nb: 2\n").map(|p| (p.line, p.message));
+        let two = check_document("a: 1\n---\nb: 2\n")
+            .err()
+            .map(|p| (p.line, p.message));
         assert!(two.is_some_and(|(l, m)| l == 2 && m.contains("more than one YAML document")));
     }
 }
