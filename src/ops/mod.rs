@@ -45,7 +45,7 @@ impl Session {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         let state_path = state_override.unwrap_or_else(|| match &stack.state {
-            Some(s) => base.join(&s.path),
+            Some(s) => expand_path(&s.path, &base),
             None => base
                 .join(".howdah")
                 .join(format!("{}.state.json", stack.name)),
@@ -125,12 +125,16 @@ fn aws_config(stack: &Stack, aws: &spec::AwsTarget) -> AwsConfig {
         tags: stack.tags.clone(),
     }
 }
+/// Where a path written in the stack file points, by the one rule for all
+/// of them (validation refuses `$VAR` and `~user`): `~` and `~/…` are in
+/// the home directory, a relative path is relative to the stack file's
+/// directory `base`.
 fn expand_path(path: &str, base: &Path) -> PathBuf {
-    let expanded = match path.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(rest))
-            .unwrap_or_else(|| PathBuf::from(path)),
-        None => PathBuf::from(path),
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let expanded = match (path.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => home.join(rest),
+        (None, Some(home)) if path == "~" => home,
+        _ => PathBuf::from(path),
     };
     if expanded.is_absolute() {
         expanded
@@ -278,4 +282,32 @@ pub fn render(session: &Session) -> Result<Vec<DesiredObject>, OpsError> {
     let inputs = session.provider.runtime_inputs(&Outputs::default());
     let redacted = crate::runtime::inputs::RenderSecrets::redacted();
     Ok(render_stack(&session.stack, &inputs, &redacted)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_in_the_stack_file_follows_one_rule() {
+        let dir = std::env::temp_dir().join(format!("howdah-paths-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = dir.join("howdah.yaml");
+        std::fs::write(
+            &spec,
+            "name: demo\ntarget: {kubeconfig: {path: ~/kube/config}}\n\
+             state: {path: ~/states/demo.json}\n",
+        )
+        .unwrap();
+        let session = Session::open(&spec, None).unwrap_or_else(|e| panic!("{e}"));
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+        assert_eq!(session.state.path(), home.join("states/demo.json"));
+        assert_eq!(expand_path("~/kube/config", &dir), home.join("kube/config"));
+        assert_eq!(expand_path("s/x.json", &dir), dir.join("s/x.json"));
+        assert_eq!(
+            expand_path("/abs/x.json", &dir),
+            PathBuf::from("/abs/x.json")
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

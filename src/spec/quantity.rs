@@ -24,6 +24,12 @@ pub(crate) enum QuantityUse {
     Cpu,
 }
 
+/// 2^63, the first value an int64 cannot hold.
+const MAX_API_VALUE: f64 = 9_223_372_036_854_775_808.0;
+
+/// The smallest volume howdah asks for: 1Gi.
+const MIN_VOLUME_BYTES: f64 = 1_073_741_824.0;
+
 const BINARY: &[&str] = &["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
 const DECIMAL: &[&str] = &["m", "k", "M", "G", "T", "P", "E"];
 
@@ -104,10 +110,29 @@ pub(crate) fn check_quantity(text: &str, usage: QuantityUse) -> Result<(), Quant
             help: text.strip_prefix('-').map(|t| format!("write {t}")),
         });
     }
-    if usage == QuantityUse::VolumeSize && value == 0.0 {
+    // The API server keeps a quantity as an int64 of its smallest unit
+    // (milli for CPU) and refuses what does not fit.
+    let smallest = if usage == QuantityUse::Cpu { 1e3 } else { 1.0 };
+    if value * smallest >= MAX_API_VALUE {
         return Err(QuantityError {
-            message: format!("invalid quantity {text:?}: a volume size must be more than zero"),
-            help: Some("e.g. 10Gi".into()),
+            message: format!(
+                "quantity {text:?} is too large: Kubernetes takes at most 2^63-1 {}",
+                if usage == QuantityUse::Cpu {
+                    "millicores"
+                } else {
+                    "bytes (about 8Ei)"
+                }
+            ),
+            help: None,
+        });
+    }
+    if usage == QuantityUse::VolumeSize && value < MIN_VOLUME_BYTES {
+        return Err(QuantityError {
+            message: format!(
+                "volume size {text:?} is below 1Gi: too small to hold etcd's or PostgreSQL's \
+                 data, and cloud disks come in whole GiB (a plain number is bytes)"
+            ),
+            help: Some("e.g. 10Gi, the chart's default".into()),
         });
     }
     if usage == QuantityUse::Memory && text.ends_with('m') {
@@ -219,6 +244,20 @@ mod tests {
         let negative = check_quantity("-1Gi", QuantityUse::VolumeSize).unwrap_err();
         assert!(negative.message.contains("negative"));
         assert!(check_quantity("0Gi", QuantityUse::VolumeSize).is_err());
+        for tiny in ["1", "1e3", "512Mi", "1G"] {
+            let small = check_quantity(tiny, QuantityUse::VolumeSize).unwrap_err();
+            assert!(small.message.contains("below 1Gi"), "{tiny}: {small:?}");
+        }
+        assert!(check_quantity("1Gi", QuantityUse::VolumeSize).is_ok());
+        for huge in ["99999999999999999999999Gi", "8Ei", "1e19"] {
+            let big = check_quantity(huge, QuantityUse::VolumeSize).unwrap_err();
+            assert!(big.message.contains("too large"), "{huge}: {big:?}");
+        }
+        assert!(check_quantity("7Ei", QuantityUse::Memory).is_ok());
+        assert!(check_quantity("9999999999999999", QuantityUse::Cpu)
+            .unwrap_err()
+            .message
+            .contains("millicores"));
         assert!(check_quantity("", QuantityUse::Cpu)
             .unwrap_err()
             .message

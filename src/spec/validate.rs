@@ -5,7 +5,7 @@
 
 use super::bucket_url::check_bucket_url;
 use super::errors::SpecProblem;
-use super::location::{Part, YamlPath};
+use super::location::{locate, Part, YamlPath};
 use super::names::{dns1123_label, dns1123_subdomain};
 use super::quantity::{check_quantity, QuantityUse};
 use super::structural::{did_you_mean, position_of};
@@ -29,6 +29,34 @@ const ETCD_MEMBERS: &[u32] = &[1, 3, 5];
 const MAX_NAME: usize = 40;
 
 /// Every semantic problem in a stack that serde accepted.
+/// Node directories a hostPath must not be: the system's own (a directory
+/// below them, such as /var/pachyderm, is fine).
+const SYSTEM_DIRECTORIES: &[&str] = &[
+    "bin",
+    "boot",
+    "dev",
+    "etc",
+    "home",
+    "lib",
+    "lib64",
+    "opt",
+    "proc",
+    "root",
+    "run",
+    "sbin",
+    "srv",
+    "sys",
+    "tmp",
+    "usr",
+    "var",
+    "var/lib",
+    "var/lib/kubelet",
+    "var/lib/docker",
+    "var/lib/containerd",
+    "var/log",
+    "var/run",
+];
+
 pub(crate) fn validate(stack: &Stack, source: &str) -> Vec<SpecProblem> {
     let mut check = Checker {
         source,
@@ -107,6 +135,9 @@ impl Checker<'_> {
                         );
                     }
                 }
+                if let Some(file) = &kubeconfig.path {
+                    self.file_path(&base.key("path"), file);
+                }
             }
             Target::Aws(aws) => self.aws_target(aws),
         }
@@ -132,17 +163,44 @@ impl Checker<'_> {
             _ => {}
         }
         if let Some(local) = &storage.local {
-            if !local.host_path.starts_with('/') {
-                self.report(
-                    &path.key("local").key("hostPath"),
-                    Part::Value,
-                    format!("hostPath {:?} must be an absolute path", local.host_path),
-                    Some("e.g. /var/pachyderm/".into()),
-                );
-            }
+            self.host_path(&path.key("local").key("hostPath"), &local.host_path);
         }
         if let Some(bucket) = &storage.bucket {
             self.bucket(&path.key("bucket"), bucket);
+        }
+    }
+
+    /// The node directory pachd and every pipeline worker mount read-write.
+    fn host_path(&mut self, path: &YamlPath, host_path: &str) {
+        let refuse = |message: String| (message, Some("e.g. /var/pachyderm/".to_string()));
+        let parts: Vec<&str> = host_path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        let problem = if !host_path.starts_with('/') {
+            Some(refuse(format!(
+                "hostPath {host_path:?} must be an absolute path"
+            )))
+        } else if parts.contains(&"..") {
+            Some(refuse(format!(
+                "hostPath {host_path:?} must not contain `..`"
+            )))
+        } else if parts.is_empty() {
+            Some(refuse(
+                "hostPath / would mount the node's whole filesystem, read-write, into pachd and \
+                 every pipeline worker"
+                    .into(),
+            ))
+        } else if SYSTEM_DIRECTORIES.contains(&parts.join("/").as_str()) {
+            Some(refuse(format!(
+                "hostPath {host_path:?} is a system directory of the node: pachd and every \
+                 pipeline worker would write into it; give a directory of its own"
+            )))
+        } else {
+            None
+        };
+        if let Some((message, help)) = problem {
+            self.report(path, Part::Value, message, help);
         }
     }
 
@@ -258,6 +316,29 @@ impl Checker<'_> {
         self.storage_class(&postgres.key("storageClass"), &p.postgres.storage_class);
         if let Some(external) = &p.postgres.external {
             self.external_postgres(&postgres.key("external"), external);
+            // A value other than the default, written beside `external`
+            // (the default may be written: serialized stacks carry it).
+            let default = super::types::Postgres::default();
+            for (key, changed) in [
+                ("size", p.postgres.size != default.size),
+                (
+                    "storageClass",
+                    p.postgres.storage_class != default.storage_class,
+                ),
+            ] {
+                let written = postgres.key(key);
+                if changed && locate(self.source, &written, Part::Key, 0).is_some() {
+                    self.report(
+                        &written,
+                        Part::Key,
+                        format!(
+                            "`{key}` is for the database howdah runs in the cluster; with \
+                             `external` there is none, so it would be ignored"
+                        ),
+                        Some(format!("remove `{key}`, or remove `external`")),
+                    );
+                }
+            }
         }
         let pg = &p.postgres;
         self.workload(
@@ -359,6 +440,16 @@ impl Checker<'_> {
 
     fn identity(&mut self, path: &YamlPath, p: &Pachyderm, stack: &Stack) {
         let Some(bucket) = &stack.storage.bucket else {
+            if p.identity == Identity::Keys && stack.storage.local.is_some() {
+                self.report(
+                    path,
+                    Part::Value,
+                    "identity `keys` is how pachd signs in to a bucket; with `storage.local` \
+                     there is no bucket, so the keys would never be used"
+                        .into(),
+                    Some("remove `identity: keys`, or use storage.bucket".into()),
+                );
+            }
             return;
         };
         // On a cloud target howdah makes the keys itself.
@@ -431,6 +522,16 @@ impl Checker<'_> {
                 );
             }
         }
+        if !external.host.trim().is_empty() {
+            if let Some((problem, help)) = host_problem(&external.host) {
+                self.report(
+                    &path.key("host"),
+                    Part::Value,
+                    format!("host {:?} {problem}", external.host),
+                    help,
+                );
+            }
+        }
         if external.port == 0 {
             self.report(
                 &path.key("port"),
@@ -481,9 +582,39 @@ impl Checker<'_> {
         }
     }
 
+    /// The one rule for paths of files on this machine: absolute, relative
+    /// to the stack file's directory, or starting with `~/` (the home
+    /// directory). Variables and `~user` are not expanded, so they are
+    /// refused rather than taken literally. False if refused.
+    fn file_path(&mut self, path: &YamlPath, file: &str) -> bool {
+        let problem = if file.contains('$') {
+            Some("howdah does not expand variables (`$…`) in the stack file")
+        } else if file.starts_with('~') && file != "~" && !file.starts_with("~/") {
+            Some("only `~/` is expanded (to your home directory), not `~user`")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.report(
+                path,
+                Part::Value,
+                format!("path {file:?}: {problem}"),
+                Some(
+                    "write the path itself: absolute, relative to the stack file, or \
+                     starting with ~/"
+                        .into(),
+                ),
+            );
+        }
+        problem.is_none()
+    }
+
     fn state_path(&mut self, state: &str) {
         let path = YamlPath::of(&["state", "path"]);
         let last = state.trim_end().rsplit(['/', '\\']).next().unwrap_or("");
+        if !state.trim().is_empty() && !self.file_path(&path, state) {
+            return;
+        }
         let message = if state.trim().is_empty() {
             "`path` must not be empty".to_string()
         } else if state.ends_with(['/', '\\']) || last == "." || last == ".." {
@@ -498,6 +629,49 @@ impl Checker<'_> {
             Some("e.g. .howdah/my-stack.state.json".into()),
         );
     }
+}
+
+/// What is wrong with a host name or address where one belongs (not a
+/// URL, no port, no path).
+pub(super) fn host_problem(host: &str) -> Option<(String, Option<String>)> {
+    if let Some((scheme, rest)) = host.split_once("://") {
+        let bare = rest.split(['/', '?']).next().unwrap_or(rest);
+        return Some((
+            format!("is a URL ({scheme}://…); a host name or address belongs here"),
+            Some(format!(
+                "write host: {}, and the port separately",
+                bare.rsplit_once(':').map_or(bare, |(h, _)| h)
+            )),
+        ));
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    if let Some((name, port)) = host.rsplit_once(':') {
+        if port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() {
+            return Some((
+                "includes a port".into(),
+                Some(format!("write host: {name} and port: {port}")),
+            ));
+        }
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Some((
+            "is not a host name (letters, digits, '-' and '.') or an IP address".into(),
+            None,
+        ));
+    }
+    None
 }
 
 /// `2.9.0 to 2.9.7, 2.10.0 to 2.10.7`: the supported versions by minor
