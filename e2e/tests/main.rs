@@ -10,6 +10,7 @@ mod console;
 mod corpus;
 mod diagnostics;
 mod faults;
+mod hostile;
 mod json_events;
 mod lifecycle;
 mod real_api;

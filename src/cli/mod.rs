@@ -91,7 +91,7 @@ struct RunArgs {
     /// Steps run at once, at most.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     parallelism: u16,
-    /// How long one step may wait for readiness or deletion (e.g. 90s, 10m).
+    /// How long one step may wait for readiness or deletion, 1s to 24h (e.g. 90s, 10m).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     timeout: Duration,
 }
@@ -224,23 +224,33 @@ enum StateCommand {
     },
 }
 
+/// The range `--timeout` takes: below a second nothing can become ready,
+/// above a day a hung run would hold its lock (and a CI runner) for good.
+const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(86_400));
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 90s, 10m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "ms" => return Ok(Duration::from_millis(n)),
+    let out_of_range = || format!("`{text}` is outside the range of --timeout, 1s to 24h");
+    let n: u64 = match number.parse() {
+        Ok(n) => n,
+        Err(_) if !number.is_empty() => return Err(out_of_range()),
+        Err(_) => return Err(format!("`{text}` is not a duration like 90s, 10m or 1h")),
+    };
+    let duration = match unit {
+        "" | "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        "ms" => Some(Duration::from_millis(n)),
         _ => return Err(format!("`{text}`: unit must be ms, s, m or h")),
     };
-    Ok(Duration::from_secs(secs))
+    match duration {
+        Some(d) if (TIMEOUT_RANGE.0..=TIMEOUT_RANGE.1).contains(&d) => Ok(d),
+        _ => Err(out_of_range()),
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -386,6 +396,10 @@ fn fail(mode: OutputMode, e: OpsError) -> u8 {
         OpsError::State(_) => {
             eprintln!("error: {e}");
             exit::STATE
+        }
+        OpsError::Interrupted(_) => {
+            eprintln!("{e}");
+            exit::INTERRUPTED
         }
         _ => {
             eprintln!("error: {e}");
@@ -631,9 +645,23 @@ mod tests {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5d").is_err());
+        for absurd in [
+            "0",
+            "0s",
+            "999ms",
+            "25h",
+            "18446744073709551615s",
+            "99999999999999999999s",
+            "18446744073709551615h",
+        ] {
+            let error = parse_duration(absurd).unwrap_err();
+            assert!(error.contains("1s to 24h"), "{absurd}: {error}");
+        }
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("1000ms").unwrap(), Duration::from_secs(1));
     }
 
     #[test]

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use howdah_provider::{Action, Change, Leftover, Outputs, ProviderError, Resource, StepContext};
 
 use super::up::{run_and_record, step_timeout};
-use super::{begin, plan_resources, preflight_and_plan, Begun, OpsError, Options, Session};
+use super::{
+    begin, bounded, plan_resources, preflight_and_plan, Begun, OpsError, Options, Session,
+};
 use crate::engine::{RunReport, Step};
 use crate::events::Event;
 use crate::plan::Plan;
@@ -133,10 +135,13 @@ fn r_depends_transitively(from: &str, on: &str, all: &[Arc<dyn Resource>]) -> bo
 
 /// The plan `down` would carry out; writes nothing.
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
-    session.provider.preflight().await?;
     let (_, resources) = down_graph(session, opts, &Outputs::default());
-    let (plan, _) =
-        plan_resources(&session.stack, "down", session.provider.name(), &resources).await?;
+    let (plan, _) = preflight_and_plan(
+        session,
+        opts,
+        plan_resources(&session.stack, "down", session.provider.name(), &resources),
+    )
+    .await?;
     Ok(plan)
 }
 
@@ -151,6 +156,7 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
     let (rt, resources) = down_graph(session, opts, &outputs);
     let (plan, changes) = preflight_and_plan(
         session,
+        opts,
         plan_resources(&session.stack, "down", session.provider.name(), &resources),
     )
     .await?;
@@ -195,8 +201,12 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
             .retain(|_, r| r.status != "deleted" && r.action != "no-op");
         session.state.save(&state)?;
     }
-    let mut leftovers = teardown::leftovers(&rt).await?;
-    leftovers.extend(session.provider.leftovers().await?);
+    let leftovers = bounded(opts, "scanning for leftovers", async {
+        let mut leftovers = teardown::leftovers(&rt).await?;
+        leftovers.extend(session.provider.leftovers().await?);
+        Ok(leftovers)
+    })
+    .await?;
     Ok(DownReport {
         plan,
         run,

@@ -170,6 +170,33 @@ pub enum OpsError {
     Graph(#[from] GraphError),
     #[error("planning failed:\n{0}")]
     Planning(String),
+    /// Ctrl-C or SIGTERM while only reading (preflight, plan, status, the
+    /// leak scan): nothing had been changed by then.
+    #[error("interrupted while {0}; nothing was changed")]
+    Interrupted(String),
+}
+
+/// Runs reads that come before or after the steps (preflight, plan,
+/// status, the leak scan) under the command's `--timeout` and its
+/// cancellation. The steps have the engine's limits; these reads had none
+/// but each call's own, so an API server that accepts connections and never
+/// answers held `up --timeout 10s` for minutes and ignored SIGTERM.
+pub(crate) async fn bounded<T, F>(opts: &Options, what: &str, work: F) -> Result<T, OpsError>
+where
+    F: std::future::Future<Output = Result<T, OpsError>>,
+{
+    tokio::select! {
+        done = tokio::time::timeout(opts.timeout, work) => done.unwrap_or_else(|_| {
+            Err(OpsError::Provider(ProviderError::Timeout {
+                what: format!(
+                    "{what}: the cluster or the cloud did not answer in time (--timeout); \
+                     check that it is reachable"
+                ),
+                after: opts.timeout,
+            }))
+        }),
+        () = opts.cancel.cancelled() => Err(OpsError::Interrupted(what.to_string())),
+    }
 }
 
 /// Plans every resource concurrently (`up` or `down`) and gathers the
@@ -267,14 +294,18 @@ pub(crate) async fn begin(
 /// preflight is the error shown: it says what to fix first.
 pub(crate) async fn preflight_and_plan<F>(
     session: &Session,
+    opts: &Options,
     plan: F,
 ) -> Result<(Plan, Vec<Change>), OpsError>
 where
     F: std::future::Future<Output = Result<(Plan, Vec<Change>), OpsError>>,
 {
-    let (pre, planned) = tokio::join!(session.provider.preflight(), plan);
-    pre?;
-    planned
+    bounded(opts, "reading what is live", async {
+        let (pre, planned) = tokio::join!(session.provider.preflight(), plan);
+        pre?;
+        planned
+    })
+    .await
 }
 
 /// The manifests `up` would apply, secrets redacted (`howdah render`).

@@ -31,8 +31,13 @@ pub struct StatusReport {
     pub parts: Vec<PartStatus>,
 }
 
-/// Reads every part and checks pachd.
+/// Reads every part and checks pachd, within `--timeout` and until
+/// interrupted.
 pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, OpsError> {
+    super::bounded(opts, "reading the status", read_status(session, opts)).await
+}
+
+async fn read_status(session: &Session, opts: &Options) -> Result<StatusReport, OpsError> {
     session.provider.preflight().await?;
     let outputs = Outputs::default();
     // Verification is skipped when asked, or when the last `up` that got

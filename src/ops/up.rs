@@ -39,11 +39,12 @@ pub fn up_graph(
 
 /// The plan `up` would carry out; writes nothing.
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
-    session.provider.preflight().await?;
     let (rt, resources) = up_graph(session, opts, &Outputs::default());
-    check_references(&rt).await?;
-    let (plan, _) =
-        plan_resources(&session.stack, "up", session.provider.name(), &resources).await?;
+    let (plan, _) = preflight_and_plan(session, opts, async {
+        check_references(&rt).await?;
+        plan_resources(&session.stack, "up", session.provider.name(), &resources).await
+    })
+    .await?;
     Ok(plan)
 }
 
@@ -72,7 +73,7 @@ pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError>
         started,
     } = begin(session, opts, "up").await?;
     let (rt, resources) = up_graph(session, opts, &outputs);
-    let (plan, changes) = preflight_and_plan(session, async {
+    let (plan, changes) = preflight_and_plan(session, opts, async {
         check_references(&rt).await?;
         plan_resources(&session.stack, "up", session.provider.name(), &resources).await
     })

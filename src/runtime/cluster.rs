@@ -264,7 +264,9 @@ impl ClusterHandle {
     pub async fn client(&self) -> Result<Client, ProviderError> {
         self.client
             .get_or_try_init(|| async {
-                let config = self.provider.kube_config(&self.outputs).await?;
+                let mut config = self.provider.kube_config(&self.outputs).await?;
+                // kube's default is 30 s per attempt, and calls are retried.
+                config.connect_timeout = Some(CONNECT_TIMEOUT);
                 Client::try_from(config).map_err(|e| {
                     ProviderError::config(format!("cannot build a Kubernetes client: {e}"))
                 })
@@ -449,6 +451,10 @@ impl ClusterHandle {
         to_json(patched).map(|v| typed(kind, v))
     }
 }
+
+/// How long opening one connection to the API server may take (TCP and
+/// TLS).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One API call, retried with backoff while the server throttles (429),
 /// fails (5xx) or drops the connection. Every call here is idempotent
