@@ -329,3 +329,48 @@ async fn static_keys_reach_the_storage_secret_and_never_the_output() {
         assert!(!text.contains(&base64::engine::general_purpose::STANDARD.encode("second-s3cr3t")));
     }
 }
+
+/// Two clusters running a stack of the same name get different deployment
+/// ids (the chart's random id, kept in a Secret), and a cluster keeps its
+/// id across runs: re-running `up` changes nothing.
+#[tokio::test]
+async fn each_cluster_gets_its_own_deployment_id_and_keeps_it() {
+    let first = Env::start().await;
+    let second = Env::start().await;
+    let id = |secret: Option<serde_json::Value>| {
+        let b64 = secret.expect("deployment id Secret")["data"]["CLUSTER_DEPLOYMENT_ID"]
+            .as_str()
+            .expect("CLUSTER_DEPLOYMENT_ID")
+            .to_string();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let mut ids = Vec::new();
+    for env in [&first, &second] {
+        let spec = env.stack("howdah.yaml", "same-name", "");
+        env.up_ok(&spec).await;
+        let made = id(get(env, "Secret", Some(NS), "pachyderm-deployment-id-secret").await);
+        assert_eq!(made.len(), 32, "{made}");
+        assert!(!made.contains("same-name"), "{made}");
+        let again = env
+            .howdah(&["plan", "-f", path(&spec), "--detailed-exitcode"])
+            .await;
+        assert_eq!(
+            again.code,
+            0,
+            "the id changed on a re-plan:\n{}",
+            again.all()
+        );
+        env.up_ok(&spec).await;
+        assert_eq!(
+            id(get(env, "Secret", Some(NS), "pachyderm-deployment-id-secret").await),
+            made
+        );
+        ids.push(made);
+    }
+    assert_ne!(ids[0], ids[1]);
+}

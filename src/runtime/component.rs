@@ -435,7 +435,9 @@ impl ComponentStep {
             .filter(|(k, _)| k.kind != "PersistentVolumeClaim")
             .filter(|(k, _)| {
                 !(claims_kept
-                    && (k.kind == "Namespace" || (k.kind == "Secret" && k.name == "postgres")))
+                    && (k.kind == "Namespace"
+                        || (k.kind == "Secret"
+                            && super::KEPT_WITH_DATA.contains(&k.name.as_str()))))
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())

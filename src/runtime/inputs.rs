@@ -25,11 +25,16 @@ impl SecretText {
 
     /// A fresh random password (24 alphanumerics, ~142 bits).
     pub fn generate() -> Self {
+        Self::generate_of(24)
+    }
+
+    /// `length` random alphanumerics.
+    pub fn generate_of(length: usize) -> Self {
         use rand::Rng;
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         let mut rng = rand::rng();
         SecretText(
-            (0..24)
+            (0..length)
                 .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
                 .collect(),
         )
@@ -45,6 +50,18 @@ impl std::fmt::Debug for SecretText {
         f.write_str("***")
     }
 }
+
+/// howdah's own Secret of per-stack keys, generated once and kept.
+pub const STACK_KEY_SECRET: &str = "howdah-stack-keys";
+/// Its key for the storage digest's HMAC.
+pub const DIGEST_KEY: &str = "storage-digest-key";
+/// The Secret pachd reads CLUSTER_DEPLOYMENT_ID from (the chart's name).
+pub const DEPLOYMENT_ID_SECRET: &str = "pachyderm-deployment-id-secret";
+/// Its one key, which pachd reads as an environment variable.
+pub const DEPLOYMENT_ID_KEY: &str = "CLUSTER_DEPLOYMENT_ID";
+
+/// The pod label AKS's workload identity webhook acts on.
+pub const AZURE_USE_LABEL: &str = "azure.workload.identity/use";
 
 /// The marker rendered in place of secrets by `render` and offline plans.
 pub const REDACTED: &str = "<generated-at-apply>";
@@ -192,6 +209,10 @@ fn unreachable_images(version: &str) -> Images {
 #[derive(Clone)]
 pub struct RenderSecrets {
     pub postgres_password: SecretText,
+    /// The stack's key for the storage digest.
+    pub digest_key: SecretText,
+    /// This cluster's CLUSTER_DEPLOYMENT_ID.
+    pub deployment_id: SecretText,
     /// The user's credentials Secret's data (base64 values), if one is named.
     pub storage_credentials_b64: BTreeMap<String, String>,
 }
@@ -201,6 +222,8 @@ impl RenderSecrets {
     pub fn redacted() -> RenderSecrets {
         RenderSecrets {
             postgres_password: SecretText::new(REDACTED.into()),
+            digest_key: SecretText::new(REDACTED.into()),
+            deployment_id: SecretText::new(REDACTED.into()),
             storage_credentials_b64: BTreeMap::new(),
         }
     }
@@ -265,7 +288,18 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
         image_pull_policy: "IfNotPresent".into(),
         image_pull_secrets: p.image_pull_secrets.clone(),
         storage: storage_values(stack, inputs),
-        service_account_annotations: inputs.service_account_annotations.clone(),
+        service_account_annotations: {
+            // The target's own (a cloud target's role) win over the file's,
+            // which validation allows only on the kubeconfig target.
+            let mut all = p.service_accounts.annotations();
+            all.extend(inputs.service_account_annotations.clone());
+            all
+        },
+        identity_pod_labels: if p.service_accounts.azure_client_id.is_some() {
+            BTreeMap::from([(AZURE_USE_LABEL.to_string(), "true".to_string())])
+        } else {
+            BTreeMap::new()
+        },
         etcd: EtcdValues {
             replicas: p.etcd.replicas,
             size: p.etcd.size.clone(),
@@ -341,6 +375,12 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
         secrets: SecretValues {
             postgres_password_b64: base64::engine::general_purpose::STANDARD
                 .encode(secrets.postgres_password.expose()),
+            stack_key_secret: STACK_KEY_SECRET.into(),
+            digest_key_name: DIGEST_KEY.into(),
+            digest_key_b64: base64::engine::general_purpose::STANDARD
+                .encode(secrets.digest_key.expose()),
+            deployment_id_b64: base64::engine::general_purpose::STANDARD
+                .encode(secrets.deployment_id.expose()),
             storage_credentials_b64: secrets.storage_credentials_b64.clone(),
         },
     }

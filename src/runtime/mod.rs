@@ -69,6 +69,8 @@ pub struct Runtime {
     pub delete_data: bool,
     live: OnceCell<Live>,
     password: OnceCell<SecretText>,
+    digest_key: OnceCell<SecretText>,
+    deployment_id: OnceCell<SecretText>,
     credentials: OnceCell<BTreeMap<String, String>>,
 }
 
@@ -90,6 +92,8 @@ impl Runtime {
             delete_data,
             live: OnceCell::new(),
             password: OnceCell::new(),
+            digest_key: OnceCell::new(),
+            deployment_id: OnceCell::new(),
             credentials: OnceCell::new(),
         })
     }
@@ -195,23 +199,53 @@ impl Runtime {
     /// generated once otherwise.
     async fn postgres_password(&self) -> Result<&SecretText, ProviderError> {
         self.password
-            .get_or_try_init(|| async {
-                let live = self.live().await?;
-                let key = ObjectKey {
-                    kind: "Secret",
-                    namespace: Some(self.namespace().to_string()),
-                    name: "postgres".into(),
-                };
-                let existing = live.objects.get(&key).and_then(|s| {
-                    let b64 = s["data"]["postgres-password"].as_str()?;
-                    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-                    String::from_utf8(bytes).ok()
-                });
-                Ok(existing
-                    .map(SecretText::new)
-                    .unwrap_or_else(SecretText::generate))
+            .get_or_try_init(|| self.kept_secret("postgres", "postgres-password", 24))
+            .await
+    }
+
+    /// The stack's key for the storage digest (see [`roll_on_storage_change`]):
+    /// read back from the live Secret, generated once otherwise.
+    async fn digest_key(&self) -> Result<&SecretText, ProviderError> {
+        self.digest_key
+            .get_or_try_init(|| self.kept_secret(inputs::STACK_KEY_SECRET, inputs::DIGEST_KEY, 32))
+            .await
+    }
+
+    /// pachd's CLUSTER_DEPLOYMENT_ID: random per cluster as the chart makes
+    /// it (32 alphanumerics), so two clusters of one stack name are told
+    /// apart; read back, so it never changes under a running cluster.
+    async fn deployment_id(&self) -> Result<&SecretText, ProviderError> {
+        self.deployment_id
+            .get_or_try_init(|| {
+                self.kept_secret(inputs::DEPLOYMENT_ID_SECRET, inputs::DEPLOYMENT_ID_KEY, 32)
             })
             .await
+    }
+
+    /// A value howdah generated once and keeps in one of its own Secrets:
+    /// the live one's when there is one, a fresh one otherwise.
+    async fn kept_secret(
+        &self,
+        name: &str,
+        key: &str,
+        length: usize,
+    ) -> Result<SecretText, ProviderError> {
+        let live = self.live().await?;
+        let object = ObjectKey {
+            kind: "Secret",
+            namespace: Some(self.namespace().to_string()),
+            name: name.into(),
+        };
+        let existing = live.objects.get(&object).and_then(|s| {
+            let b64 = s.get("data")?.get(key)?.as_str()?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+            String::from_utf8(bytes)
+                .ok()
+                .filter(|text| !text.is_empty())
+        });
+        Ok(existing
+            .map(SecretText::new)
+            .unwrap_or_else(|| SecretText::generate_of(length)))
     }
 
     /// The user's credentials Secret (identity: keys), read once: its data
@@ -255,6 +289,8 @@ impl Runtime {
     pub async fn desired(&self) -> Result<Vec<DesiredObject>, ProviderError> {
         let secrets = RenderSecrets {
             postgres_password: self.postgres_password().await?.clone(),
+            digest_key: self.digest_key().await?.clone(),
+            deployment_id: self.deployment_id().await?.clone(),
             storage_credentials_b64: self.storage_credentials().await?,
         };
         let inputs = self.provider.runtime_inputs(&self.outputs);
@@ -284,19 +320,25 @@ pub fn render_stack(
             })
         })
         .collect::<Result<Vec<_>, ProviderError>>()?;
-    roll_on_storage_change(&mut objects);
+    roll_on_storage_change(&mut objects, &secrets.digest_key);
     Ok(objects)
 }
+
+/// Secrets `down` keeps with retained data: the password the kept
+/// database was made with, and the id the kept cluster state belongs to.
+pub const KEPT_WITH_DATA: &[&str] = &["postgres", inputs::DEPLOYMENT_ID_SECRET];
 
 /// Annotation on pachd's pods carrying a digest of the storage Secret.
 pub const STORAGE_DIGEST_ANNOTATION: &str = "howdah.io/storage-secret-digest";
 
 /// pachd and pachw read the storage Secret as environment, which a running
 /// container never sees change: a digest of its data on their pod
-/// templates makes a changed bucket or rotated key roll them. SHA-256, so
-/// the annotation says nothing about the keys.
-fn roll_on_storage_change(objects: &mut [DesiredObject]) {
-    use sha2::{Digest, Sha256};
+/// templates makes a changed bucket or rotated key roll them. The digest is
+/// an HMAC-SHA256 under the stack's own random key (kept in the cluster,
+/// never printed): an unkeyed hash would let anyone who sees a plan or the
+/// pod confirm a guessed key offline.
+fn roll_on_storage_change(objects: &mut [DesiredObject], key: &SecretText) {
+    use hmac::{Hmac, KeyInit, Mac};
     let Some(data) = objects
         .iter()
         .find(|d| d.key.kind == "Secret" && d.key.name == "pachyderm-storage-secret")
@@ -310,7 +352,13 @@ fn roll_on_storage_change(objects: &mut [DesiredObject]) {
     else {
         return;
     };
-    let digest: String = Sha256::digest(&data)
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key.expose().as_bytes()) else {
+        return;
+    };
+    mac.update(&data);
+    let digest: String = mac
+        .finalize()
+        .into_bytes()
         .iter()
         .take(12)
         .map(|b| format!("{b:02x}"))
@@ -501,5 +549,182 @@ mod tests {
             );
         }
         assert!(objects.len() >= 20);
+    }
+
+    /// The digest on pachd's pod template is keyed by the stack's own
+    /// secret: it changes with the storage Secret, stays with the same key,
+    /// and is not the plain hash anyone could compute from a guessed key.
+    #[test]
+    fn the_storage_digest_is_keyed_by_the_stacks_secret() {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let stack = crate::spec::parse(
+            "t.yaml",
+            "name: t\ntarget:\n  kubeconfig: {}\nstorage:\n  bucket:\n    \
+             url: s3://data?region=us-east-1\n    credentialsSecret: keys\n\
+             pachyderm:\n  identity: keys\n",
+        )
+        .expect("valid stack");
+        let render = |key: &str, secret_key: &str| {
+            let secrets = RenderSecrets {
+                digest_key: SecretText::new(key.into()),
+                storage_credentials_b64: BTreeMap::from([(
+                    "AWS_SECRET_ACCESS_KEY".to_string(),
+                    base64::engine::general_purpose::STANDARD.encode(secret_key),
+                )]),
+                ..RenderSecrets::redacted()
+            };
+            let objects =
+                render_stack(&stack, &howdah_provider::RuntimeInputs::default(), &secrets)
+                    .expect("renders");
+            let pachd = objects
+                .iter()
+                .find(|o| o.key.kind == "Deployment" && o.key.name == "pachd")
+                .expect("pachd");
+            let digest = pachd.object["spec"]["template"]["metadata"]["annotations"]
+                [STORAGE_DIGEST_ANNOTATION]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let data = objects
+                .iter()
+                .find(|o| o.key.name == "pachyderm-storage-secret")
+                .map(|o| o.object["data"].clone())
+                .expect("storage secret");
+            let sorted: BTreeMap<String, Value> = data
+                .as_object()
+                .map(|m| m.clone().into_iter().collect())
+                .unwrap_or_default();
+            let plain: String = sha2::Sha256::digest(serde_json::to_vec(&sorted).unwrap())
+                .iter()
+                .take(12)
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            (digest, plain)
+        };
+        let (first, plain) = render("stack-key-1", "guessable");
+        assert_eq!(first.len(), 24, "{first}");
+        assert_ne!(first, plain, "the digest is the unkeyed hash of the Secret");
+        assert_eq!(render("stack-key-1", "guessable").0, first);
+        assert_ne!(render("stack-key-2", "guessable").0, first);
+        assert_ne!(render("stack-key-1", "rotated").0, first);
+    }
+
+    /// pg-bouncer's client limit and pachd's deployment id as the official
+    /// chart sets them: 100000 connections; the id from a Secret of random
+    /// text, not a value derived from the stack's name.
+    #[test]
+    fn pg_bouncer_and_the_deployment_id_follow_the_chart() {
+        use base64::Engine as _;
+        let stack = crate::spec::parse("t.yaml", "name: t\ntarget:\n  kubeconfig: {}\n")
+            .expect("valid stack");
+        let secrets = RenderSecrets {
+            deployment_id: SecretText::generate_of(32),
+            ..RenderSecrets::redacted()
+        };
+        let objects = render_stack(&stack, &howdah_provider::RuntimeInputs::default(), &secrets)
+            .expect("renders");
+        let find = |kind: &str, name: &str| {
+            objects
+                .iter()
+                .find(|o| o.key.kind == kind && o.key.name == name)
+                .map(|o| o.object.clone())
+                .unwrap_or_else(|| panic!("no {kind} {name}"))
+        };
+        let env = |deployment: &Value| -> Vec<Value> {
+            deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let bouncer = find("Deployment", "pg-bouncer");
+        let max = env(&bouncer)
+            .into_iter()
+            .find(|e| e["name"] == "PGBOUNCER_MAX_CLIENT_CONN")
+            .map(|e| e["value"].clone());
+        assert_eq!(max, Some(json!("100000")));
+
+        for name in ["pachd", "pachw"] {
+            let deployment = find("Deployment", name);
+            assert!(
+                env(&deployment)
+                    .iter()
+                    .all(|e| e["name"] != "CLUSTER_DEPLOYMENT_ID"),
+                "{name} has a fixed CLUSTER_DEPLOYMENT_ID"
+            );
+            let from = &deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"];
+            assert!(
+                from.as_array().is_some_and(|f| f
+                    .iter()
+                    .any(|s| s["secretRef"]["name"] == inputs::DEPLOYMENT_ID_SECRET)),
+                "{name}: {from}"
+            );
+        }
+        let secret = find("Secret", inputs::DEPLOYMENT_ID_SECRET);
+        let id = secret["data"][inputs::DEPLOYMENT_ID_KEY]
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .unwrap_or_default();
+        assert_eq!(id, secrets.deployment_id.expose().as_bytes());
+        assert_eq!(id.len(), 32);
+    }
+
+    /// Workload identity on the kubeconfig target: the typed settings land
+    /// where EKS, GKE and AKS read them, on both service accounts, and
+    /// AKS's pod label on pachd and pachw only.
+    #[test]
+    fn identity_settings_annotate_both_service_accounts() {
+        let stack = crate::spec::parse(
+            "t.yaml",
+            "name: t\ntarget:\n  kubeconfig: {}\nstorage:\n  bucket:\n    \
+             url: s3://data?region=eu-west-1\npachyderm:\n  serviceAccounts:\n    \
+             awsRoleArn: arn:aws:iam::123456789012:role/pach\n    \
+             gcpServiceAccount: pach-data@proj.iam.gserviceaccount.com\n    \
+             azureClientId: 0a1b2c3d-0000-4000-8000-00000000abcd\n    \
+             annotations: {example.com/owner: data}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let objects = render_stack(
+            &stack,
+            &howdah_provider::RuntimeInputs::default(),
+            &RenderSecrets::redacted(),
+        )
+        .expect("renders");
+        let find = |kind: &str, name: &str| {
+            objects
+                .iter()
+                .find(|o| o.key.kind == kind && o.key.name == name)
+                .map(|o| o.object.clone())
+                .unwrap_or_else(|| panic!("no {kind} {name}"))
+        };
+        for account in ["pachyderm", "pachyderm-worker"] {
+            let annotations = &find("ServiceAccount", account)["metadata"]["annotations"];
+            for (key, value) in [
+                (
+                    "eks.amazonaws.com/role-arn",
+                    "arn:aws:iam::123456789012:role/pach",
+                ),
+                (
+                    "iam.gke.io/gcp-service-account",
+                    "pach-data@proj.iam.gserviceaccount.com",
+                ),
+                (
+                    "azure.workload.identity/client-id",
+                    "0a1b2c3d-0000-4000-8000-00000000abcd",
+                ),
+                ("example.com/owner", "data"),
+            ] {
+                assert_eq!(annotations[key], json!(value), "{account}: {annotations}");
+            }
+        }
+        for (kind, name, labelled) in [
+            ("Deployment", "pachd", true),
+            ("Deployment", "pachw", true),
+            ("StatefulSet", "etcd", false),
+        ] {
+            let labels = &find(kind, name)["spec"]["template"]["metadata"]["labels"];
+            let wanted = if labelled { json!("true") } else { Value::Null };
+            assert_eq!(labels[inputs::AZURE_USE_LABEL], wanted, "{name}: {labels}");
+        }
     }
 }

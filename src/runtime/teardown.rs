@@ -432,7 +432,7 @@ pub async fn leftovers(rt: &Runtime) -> Result<Vec<Leftover>, ProviderError> {
         let retained = claims_kept
             && (key.kind == "PersistentVolumeClaim"
                 || key.kind == "Namespace"
-                || (key.kind == "Secret" && key.name == "postgres"));
+                || (key.kind == "Secret" && super::KEPT_WITH_DATA.contains(&key.name.as_str())));
         let ns = key.namespace.clone().unwrap_or_default();
         out.push(Leftover {
             kind: format!("kubernetes.{}", key.kind),

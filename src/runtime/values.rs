@@ -35,6 +35,9 @@ pub struct Values {
     /// Annotations on the `pachyderm` and `pachyderm-worker` service
     /// accounts (workload identity: eks.amazonaws.com/role-arn, ...).
     pub service_account_annotations: BTreeMap<String, String>,
+    /// Labels on pachd's and pachw's pods for the cluster's workload
+    /// identity (AKS: azure.workload.identity/use).
+    pub identity_pod_labels: BTreeMap<String, String>,
     pub etcd: EtcdValues,
     pub postgres: PostgresValues,
     pub pg_bouncer: PgBouncerValues,
@@ -141,6 +144,13 @@ pub struct ConsoleValues {
 pub struct SecretValues {
     /// The in-cluster PostgreSQL password, base64.
     pub postgres_password_b64: String,
+    /// howdah's Secret of per-stack keys, its digest key's name and value
+    /// (base64).
+    pub stack_key_secret: String,
+    pub digest_key_name: String,
+    pub digest_key_b64: String,
+    /// pachd's CLUSTER_DEPLOYMENT_ID, base64.
+    pub deployment_id_b64: String,
     /// With static keys: the user's credentials Secret, key by key, values
     /// base64 as stored; copied into pachyderm-storage-secret. Empty with
     /// workload identity and when rendering offline.

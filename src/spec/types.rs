@@ -407,6 +407,58 @@ pub struct Pachyderm {
     #[serde(default, deserialize_with = "super::de::console")]
     #[schemars(schema_with = "super::schema::console_schema")]
     pub console: Console,
+    /// Workload identity on a cluster howdah did not make: what the
+    /// `pachyderm` and `pachyderm-worker` service accounts carry.
+    #[serde(default, skip_serializing_if = "ServiceAccounts::is_empty")]
+    pub service_accounts: ServiceAccounts,
+}
+
+/// Workload identity on the kubeconfig target (an existing EKS, GKE or AKS
+/// cluster): the cloud identity pachd and pipeline workers act as, put on
+/// the `pachyderm` and `pachyderm-worker` service accounts. On cloud
+/// targets howdah makes the identity and sets these itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceAccounts {
+    /// EKS (IRSA): the IAM role to assume, e.g.
+    /// `arn:aws:iam::123456789012:role/pachyderm` (annotation
+    /// `eks.amazonaws.com/role-arn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_role_arn: Option<String>,
+    /// GKE: the Google service account, e.g.
+    /// `pachyderm@my-project.iam.gserviceaccount.com` (annotation
+    /// `iam.gke.io/gcp-service-account`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp_service_account: Option<String>,
+    /// AKS: the client id of the managed identity (annotation
+    /// `azure.workload.identity/client-id`; pachd's and pachw's pods get the
+    /// label `azure.workload.identity/use: "true"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_client_id: Option<String>,
+    /// Further annotations on both service accounts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ServiceAccounts {
+    pub fn is_empty(&self) -> bool {
+        *self == ServiceAccounts::default()
+    }
+
+    /// The annotations the two service accounts carry.
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        let mut all = self.annotations.clone();
+        for (key, value) in [
+            ("eks.amazonaws.com/role-arn", &self.aws_role_arn),
+            ("iam.gke.io/gcp-service-account", &self.gcp_service_account),
+            ("azure.workload.identity/client-id", &self.azure_client_id),
+        ] {
+            if let Some(value) = value {
+                all.insert(key.to_string(), value.clone());
+            }
+        }
+        all
+    }
 }
 
 impl Default for Pachyderm {
@@ -425,6 +477,7 @@ impl Default for Pachyderm {
             pg_bouncer: PgBouncer::default(),
             pachd: Pachd::default(),
             console: Console::default(),
+            service_accounts: ServiceAccounts::default(),
         }
     }
 }
@@ -654,8 +707,11 @@ impl Default for PgBouncer {
     }
 }
 
+/// The official chart's default: pachd, pachw and each pipeline worker's
+/// two processes keep pools of up to 10, so 1000 ran out at about 50 busy
+/// workers.
 fn default_max_conn() -> u32 {
-    1000
+    100_000
 }
 
 workload_struct! {

@@ -276,6 +276,7 @@ impl Checker<'_> {
             );
         }
         self.identity(&base.key("identity"), p, stack);
+        self.service_accounts(&base.key("serviceAccounts"), stack);
         self.image_registry(&base.key("imageRegistry"), &p.image_registry);
         for (i, secret) in p.image_pull_secrets.iter().enumerate() {
             self.secret_name(&base.key("imagePullSecrets").index(i), secret);
@@ -470,6 +471,107 @@ impl Checker<'_> {
         }
     }
 
+    /// The typed identity settings, and the rule that a bucket reached with
+    /// workload identity on an existing cluster names the identity: without
+    /// it pachd silently falls back to the node's credentials.
+    fn service_accounts(&mut self, path: &YamlPath, stack: &Stack) {
+        let accounts = &stack.pachyderm.service_accounts;
+        if stack.target.is_cloud() {
+            if !accounts.is_empty() {
+                self.report(
+                    path,
+                    Part::Key,
+                    format!(
+                        "`serviceAccounts` is for the kubeconfig target: on {} howdah makes \
+                         the identity and annotates the service accounts itself",
+                        stack.target.name()
+                    ),
+                    Some("remove `serviceAccounts`".into()),
+                );
+            }
+            return;
+        }
+        let checks: [(&str, &Option<String>, FormatCheck); 3] = [
+            ("awsRoleArn", &accounts.aws_role_arn, aws_role_arn_problem),
+            (
+                "gcpServiceAccount",
+                &accounts.gcp_service_account,
+                gcp_service_account_problem,
+            ),
+            (
+                "azureClientId",
+                &accounts.azure_client_id,
+                azure_client_id_problem,
+            ),
+        ];
+        for (key, value, check) in checks {
+            if let Some(problem) = value.as_deref().and_then(check) {
+                self.report(&path.key(key), Part::Value, problem, None);
+            }
+        }
+        self.annotation_keys(&path.key("annotations"), &accounts.annotations);
+
+        let Some(url) = stack.storage.bucket.as_ref().and_then(|b| b.url.as_deref()) else {
+            return;
+        };
+        // A custom endpoint (MinIO, an emulator) is not the cloud's identity,
+        // and a credentials Secret is a choice made another way.
+        let has_secret = stack
+            .storage
+            .bucket
+            .as_ref()
+            .is_some_and(|b| b.credentials_secret.is_some());
+        // A URL or storage block that is wrong already has its own problem.
+        let settled = check_bucket_url(url).is_ok()
+            && stack.storage.local.is_none()
+            && stack
+                .storage
+                .bucket
+                .as_ref()
+                .is_some_and(|b| b.name.is_none());
+        if !settled
+            || stack.pachyderm.identity != Identity::Workload
+            || url.contains("endpoint=")
+            || has_secret
+        {
+            return;
+        }
+        let scheme = url.split("://").next().unwrap_or_default();
+        let (wanted, value, cloud) = match scheme {
+            "s3" => (
+                "awsRoleArn",
+                &accounts.aws_role_arn,
+                "an EKS cluster (IRSA): the IAM role",
+            ),
+            "gs" => (
+                "gcpServiceAccount",
+                &accounts.gcp_service_account,
+                "a GKE cluster: the Google service account",
+            ),
+            "azblob" => (
+                "azureClientId",
+                &accounts.azure_client_id,
+                "an AKS cluster: the managed identity's client id",
+            ),
+            // An unknown scheme is refused by the URL's own check.
+            _ => return,
+        };
+        if value.is_none() && accounts.annotations.is_empty() {
+            self.report(
+                &YamlPath::of(&["storage", "bucket", "url"]),
+                Part::Value,
+                format!(
+                    "with identity `workload` nothing says which cloud identity pachd uses for \
+                     {scheme}://: it would fall back to the node's credentials"
+                ),
+                Some(format!(
+                    "on {cloud}, under pachyderm.serviceAccounts.{wanted}; or identity: keys \
+                     with storage.bucket.credentialsSecret"
+                )),
+            );
+        }
+    }
+
     fn image_registry(&mut self, path: &YamlPath, registry: &str) {
         let problem = if registry.contains("://") {
             Some(("must not include a scheme", registry.split("://").nth(1)))
@@ -629,6 +731,61 @@ impl Checker<'_> {
             Some("e.g. .howdah/my-stack.state.json".into()),
         );
     }
+}
+
+/// What is wrong with a value of one format, if anything.
+type FormatCheck = fn(&str) -> Option<String>;
+
+fn aws_role_arn_problem(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && matches!(parts[1], "aws" | "aws-cn" | "aws-us-gov")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("role/")
+            .is_some_and(|name| !name.is_empty());
+    (!ok).then(|| {
+        format!(
+            "{arn:?} is not an IAM role ARN: expected arn:aws:iam::<12-digit account>:role/<name>"
+        )
+    })
+}
+
+fn gcp_service_account_problem(email: &str) -> Option<String> {
+    let (name, domain) = email.split_once('@').unwrap_or((email, ""));
+    let project_domain = domain
+        .strip_suffix(".iam.gserviceaccount.com")
+        .is_some_and(|project| !project.is_empty());
+    let ok = (6..=30).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && (project_domain || domain.ends_with(".gserviceaccount.com"));
+    (!ok).then(|| {
+        format!(
+            "{email:?} is not a Google service account: expected \
+             <name>@<project>.iam.gserviceaccount.com"
+        )
+    })
+}
+
+fn azure_client_id_problem(id: &str) -> Option<String> {
+    let groups: Vec<&str> = id.split('-').collect();
+    let lengths = [8, 4, 4, 4, 12];
+    let ok = groups.len() == 5
+        && groups
+            .iter()
+            .zip(lengths)
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
+    (!ok).then(|| {
+        format!(
+            "{id:?} is not a client id: expected a GUID like 00000000-0000-0000-0000-000000000000"
+        )
+    })
 }
 
 /// What is wrong with a host name or address where one belongs (not a

@@ -322,8 +322,6 @@ struct Derived {
     postgres_ssl_mode: String,
     /// The database of pachd's identity service (pachd's default name).
     identity_database: &'static str,
-    /// CLUSTER_DEPLOYMENT_ID: stable per stack, so a re-render is no change.
-    deployment_id: String,
 }
 
 /// The in-cluster PostgreSQL Service the postgres template creates.
@@ -380,7 +378,6 @@ fn derive(values: &Values) -> Derived {
         postgres_port,
         postgres_ssl_mode,
         identity_database: "dex",
-        deployment_id: format!("{}-{}", values.stack, values.namespace),
     }
 }
 

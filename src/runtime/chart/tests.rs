@@ -70,6 +70,7 @@ fn sample_values() -> Values {
             "eks.amazonaws.com/role-arn",
             "arn:aws:iam::123456789012:role/demo-pachyderm",
         )]),
+        identity_pod_labels: BTreeMap::new(),
         etcd: EtcdValues {
             replicas: 1,
             size: "25Gi".into(),
@@ -115,6 +116,10 @@ fn sample_values() -> Values {
         },
         secrets: SecretValues {
             postgres_password_b64: MARKER_B64.into(),
+            stack_key_secret: "howdah-stack-keys".into(),
+            digest_key_name: "storage-digest-key".into(),
+            digest_key_b64: MARKER_B64.into(),
+            deployment_id_b64: MARKER_B64.into(),
             storage_credentials_b64: BTreeMap::new(),
         },
     }
@@ -482,7 +487,10 @@ fn amazon_secret_has_bucket_and_region_and_no_keys() {
     );
     assert_eq!(
         pachd["envFrom"],
-        json!([{"secretRef": {"name": "pachyderm-storage-secret"}}])
+        json!([
+            {"secretRef": {"name": "pachyderm-storage-secret"}},
+            {"secretRef": {"name": "pachyderm-deployment-id-secret"}}
+        ])
     );
 }
 
@@ -515,8 +523,8 @@ fn static_keys_are_copied_into_the_secret_workers_read() {
         let c = container(find(&objects, "Deployment", deployment), deployment);
         // One source for pachd, pachw and (by pachd's fixed name) workers.
         assert_eq!(
-            c["envFrom"],
-            json!([{"secretRef": {"name": "pachyderm-storage-secret"}}])
+            c["envFrom"][0],
+            json!({"secretRef": {"name": "pachyderm-storage-secret"}})
         );
         assert_eq!(
             env_value(c, "STORAGE_URL").as_deref(),
