@@ -74,6 +74,19 @@ pub struct LockInfo {
     pub since: DateTime<Utc>,
 }
 
+/// Which stack a state file is the record of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackIdentity {
+    pub stack: String,
+    pub target: String,
+}
+
+impl std::fmt::Display for StackIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stack `{}` on target `{}`", self.stack, self.target)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot {what} {path}: {source}")]
@@ -84,6 +97,15 @@ pub enum StateError {
     },
     #[error("state file {path} is not valid: {message}; restore it from a backup, or move it away and run `howdah up` to rebuild it from what exists")]
     Corrupt { path: PathBuf, message: String },
+    #[error("state file {path} has format {found}: it was written by a newer howdah; upgrade howdah (this one reads format {FORMAT}) and run again")]
+    NewerFormat { path: PathBuf, found: u64 },
+    #[error("state file {path} is the record of {recorded}, but this stack file is {wanted}; stack files sharing one state file overwrite each other's records. Give this stack its own state file (`state.path` in the stack file, or --state), or, if it is meant to take this one over, run `howdah up --take-over-state`")]
+    OtherStack {
+        path: PathBuf,
+        // Boxed: every Result carrying a StateError would grow otherwise.
+        recorded: Box<StackIdentity>,
+        wanted: Box<StackIdentity>,
+    },
     #[error("stack is locked by {} (pid {} on {}, `{}` since {}); if that run is gone, clear the lock with `howdah state unlock -f <stack file>`", .0.owner, .0.pid, .0.host, .0.command, .0.since.format("%Y-%m-%d %H:%M:%S UTC"))]
     Locked(LockInfo),
 }
@@ -109,7 +131,31 @@ impl StateStore {
         PathBuf::from(p)
     }
 
-    /// The recorded state, or None if there is no state file yet.
+    /// The recorded state of `wanted`, or None if there is no state file
+    /// yet. A state file of another stack or target is an error (the
+    /// caller may take it over: [`StateError::OtherStack`]), as is one of a
+    /// newer format.
+    pub fn load_for(&self, wanted: &StackIdentity) -> Result<Option<State>, StateError> {
+        let Some(state) = self.load()? else {
+            return Ok(None);
+        };
+        let recorded = StackIdentity {
+            stack: state.stack.clone(),
+            target: state.target.clone(),
+        };
+        if &recorded != wanted {
+            return Err(StateError::OtherStack {
+                path: self.path.clone(),
+                recorded: Box::new(recorded),
+                wanted: Box::new(wanted.clone()),
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// The recorded state, whichever stack's, or None if there is no state
+    /// file yet. A newer format is refused before anything else is read:
+    /// its fields may mean what this howdah cannot know.
     pub fn load(&self) -> Result<Option<State>, StateError> {
         let text = match fs::read_to_string(&self.path) {
             Ok(t) => t,
@@ -122,12 +168,18 @@ impl StateStore {
                 })
             }
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| StateError::Corrupt {
+        let corrupt = |e: serde_json::Error| StateError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(corrupt)?;
+        if let Some(found) = value["format"].as_u64().filter(|f| *f > u64::from(FORMAT)) {
+            return Err(StateError::NewerFormat {
                 path: self.path.clone(),
-                message: e.to_string(),
-            })
+                found,
+            });
+        }
+        serde_json::from_value(value).map(Some).map_err(corrupt)
     }
 
     /// Writes the state so that a crash leaves either the old or the new
@@ -316,6 +368,31 @@ mod tests {
         std::mem::forget(held);
         assert!(store.unlock().unwrap().is_some());
         let (_again, _) = store.lock("up").unwrap();
+    }
+
+    #[test]
+    fn a_state_of_another_stack_or_a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("s.json"));
+        store.save(&State::new("alpha", "kubeconfig")).unwrap();
+        let beta = StackIdentity {
+            stack: "beta".into(),
+            target: "kubeconfig".into(),
+        };
+        let err = store.load_for(&beta).unwrap_err().to_string();
+        assert!(err.contains("`alpha`") && err.contains("`beta`"), "{err}");
+        let alpha = StackIdentity {
+            stack: "alpha".into(),
+            target: "kubeconfig".into(),
+        };
+        assert!(store.load_for(&alpha).unwrap().is_some());
+
+        let mut newer = serde_json::to_value(State::new("alpha", "kubeconfig")).unwrap();
+        newer["format"] = (FORMAT + 1).into();
+        newer["resources"] = serde_json::json!([{"a": "list, this time"}]);
+        fs::write(store.path(), newer.to_string()).unwrap();
+        let err = store.load_for(&alpha).unwrap_err().to_string();
+        assert!(err.contains("written by a newer howdah; upgrade"), "{err}");
     }
 
     #[test]

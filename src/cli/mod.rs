@@ -87,6 +87,17 @@ struct StackArgs {
 }
 
 #[derive(clap::Args, Clone)]
+struct TakeOverArgs {
+    /// Use the state file even though it records another stack or target
+    /// (two stack files sharing one state.path, or a renamed stack): it
+    /// becomes this stack's and its records are replaced. Without this the
+    /// command stops with exit 4. A state file from a newer howdah is
+    /// refused either way.
+    #[arg(long)]
+    take_over_state: bool,
+}
+
+#[derive(clap::Args, Clone)]
 struct RunArgs {
     /// Steps run at once, at most.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -139,6 +150,8 @@ enum Command {
         /// as skipped.
         #[arg(long)]
         no_verify: bool,
+        #[command(flatten)]
+        take_over: TakeOverArgs,
     },
     /// Live health of every part of the stack.
     Status {
@@ -178,6 +191,8 @@ enum Command {
         /// Also delete data (PVCs, bucket contents), whatever dataPolicy says.
         #[arg(long)]
         delete_data: bool,
+        #[command(flatten)]
+        take_over: TakeOverArgs,
     },
     /// Write a kubeconfig context for the stack's cluster (cloud targets),
     /// whose credentials plugin is howdah itself: no aws CLI needed.
@@ -359,6 +374,7 @@ fn options(run: &RunArgs, delete_data: bool, sink: Arc<dyn EventSink>) -> Option
         verify: true,
         sink,
         cancel,
+        take_over_state: false,
     }
 }
 
@@ -472,6 +488,7 @@ async fn run(cli: Cli) -> u8 {
             stack,
             run,
             no_verify,
+            take_over,
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
@@ -480,6 +497,7 @@ async fn run(cli: Cli) -> u8 {
             let sink = sink(mode);
             let opts = Options {
                 verify: !no_verify,
+                take_over_state: take_over.take_over_state,
                 ..options(&run, false, sink.clone())
             };
             match ops::up::up(&session, &opts).await {
@@ -491,13 +509,17 @@ async fn run(cli: Cli) -> u8 {
             stack,
             run,
             delete_data,
+            take_over,
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
                 Err(e) => return fail(mode, e),
             };
             let sink = sink(mode);
-            let opts = options(&run, delete_data, sink.clone());
+            let opts = Options {
+                take_over_state: take_over.take_over_state,
+                ..options(&run, delete_data, sink.clone())
+            };
             match ops::down::down(&session, &opts).await {
                 Ok(report) => output::down_done(mode, sink.as_ref(), &report, &stack.file),
                 Err(e) => fail(mode, e),

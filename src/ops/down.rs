@@ -133,6 +133,7 @@ fn r_depends_transitively(from: &str, on: &str, all: &[Arc<dyn Resource>]) -> bo
 
 /// The plan `down` would carry out; writes nothing.
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
+    session.recorded_state()?;
     session.provider.preflight().await?;
     let (_, resources) = down_graph(session, opts, &Outputs::default());
     let (plan, _) =

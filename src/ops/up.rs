@@ -39,6 +39,7 @@ pub fn up_graph(
 
 /// The plan `up` would carry out; writes nothing.
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
+    session.recorded_state()?;
     session.provider.preflight().await?;
     let (rt, resources) = up_graph(session, opts, &Outputs::default());
     check_references(&rt).await?;
