@@ -34,6 +34,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use howdah::events::{Event, EventSink};
 use howdah::ops::{self, OpsError, Options, Session};
+use howdah::state::Unlocked;
 use tokio_util::sync::CancellationToken;
 
 /// Exit codes (documented in README.md).
@@ -232,10 +233,17 @@ enum StateCommand {
         #[command(flatten)]
         stack: StackArgs,
     },
-    /// Remove a stale lock left by a run that is gone.
+    /// Remove a stale lock left by a run that is gone. The lock of a run
+    /// still going on this host is never removed; an unreadable lock file
+    /// is.
     Unlock {
         #[command(flatten)]
         stack: StackArgs,
+        /// Also remove a lock held on another host, which howdah cannot
+        /// check: if that run is still going, two runs then change the
+        /// same stack at once.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -620,9 +628,9 @@ async fn run(cli: Cli) -> u8 {
                 },
                 Err(e) => fail(mode, e),
             },
-            StateCommand::Unlock { stack } => match open(&stack) {
-                Ok(s) => match s.state.unlock() {
-                    Ok(Some(holder)) => {
+            StateCommand::Unlock { stack, force } => match open(&stack) {
+                Ok(s) => match s.state.unlock(force) {
+                    Ok(Unlocked::Removed(holder)) => {
                         outln!(
                             "removed the lock held by {} (pid {} on {}, `{}`)",
                             holder.owner,
@@ -632,7 +640,14 @@ async fn run(cli: Cli) -> u8 {
                         );
                         exit::OK
                     }
-                    Ok(None) => {
+                    Ok(Unlocked::RemovedUnreadable) => {
+                        outln!(
+                            "removed the unreadable lock file {}",
+                            s.state.lock_path().display()
+                        );
+                        exit::OK
+                    }
+                    Ok(Unlocked::NotLocked) => {
                         outln!("not locked");
                         exit::OK
                     }
