@@ -15,4 +15,5 @@ mod lifecycle;
 mod real_api;
 mod recorded;
 mod resume;
+mod state_safety;
 mod teardown;
