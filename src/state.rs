@@ -74,6 +74,19 @@ pub struct LockInfo {
     pub since: DateTime<Utc>,
 }
 
+/// Which stack a state file is the record of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackIdentity {
+    pub stack: String,
+    pub target: String,
+}
+
+impl std::fmt::Display for StackIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stack `{}` on target `{}`", self.stack, self.target)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot {what} {path}: {source}")]
@@ -84,8 +97,44 @@ pub enum StateError {
     },
     #[error("state file {path} is not valid: {message}; restore it from a backup, or move it away and run `howdah up` to rebuild it from what exists")]
     Corrupt { path: PathBuf, message: String },
-    #[error("stack is locked by {} (pid {} on {}, `{}` since {}); if that run is gone, clear the lock with `howdah state unlock -f <stack file>`", .0.owner, .0.pid, .0.host, .0.command, .0.since.format("%Y-%m-%d %H:%M:%S UTC"))]
+    #[error("state file {path} has format {found}: it was written by a newer howdah; upgrade howdah (this one reads format {FORMAT}) and run again")]
+    NewerFormat { path: PathBuf, found: u64 },
+    #[error("state file {path} is the record of {recorded}, but this stack file is {wanted}; stack files sharing one state file overwrite each other's records. Give this stack its own state file (`state.path` in the stack file, or --state), or, if it is meant to take this one over, run `howdah up --take-over-state`")]
+    OtherStack {
+        path: PathBuf,
+        // Boxed: every Result carrying a StateError would grow otherwise.
+        recorded: Box<StackIdentity>,
+        wanted: Box<StackIdentity>,
+    },
+    #[error("stack is locked by {} (pid {} on {}, `{}` since {}); if that run is gone, clear the lock with `howdah state unlock -f <stack file>`", .0.owner, .0.pid, .0.host, .0.command, since(&.0.since))]
     Locked(LockInfo),
+    #[error("lock file {path} is unreadable ({message}); if no howdah run is working on this stack, `howdah state unlock -f <stack file>` removes it")]
+    LockUnreadable { path: PathBuf, message: String },
+    #[error("not unlocked: the lock is held by a run still going on this host: pid {} (`{}` by {}, since {}); wait for it to finish, or stop it (kill {}), then run again", .0.pid, .0.command, .0.owner, since(&.0.since), .0.pid)]
+    LockLive(LockInfo),
+    #[error("not unlocked: the lock is held by {} on {} (pid {}, `{}` since {}), and howdah cannot tell from here whether that run is still going. Removing the lock of a live run lets two runs change the same stack at once; if you are sure it is gone, run `howdah state unlock -f <stack file> --force`", .0.owner, .0.host, .0.pid, .0.command, since(&.0.since))]
+    LockElsewhere(LockInfo),
+}
+
+fn since(at: &DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// What `howdah state unlock` did.
+#[derive(Debug, PartialEq)]
+pub enum Unlocked {
+    NotLocked,
+    /// The lock of a run that is gone (or, with force, of one elsewhere).
+    Removed(LockInfo),
+    /// A lock file that could not be read, so held by no one known.
+    RemovedUnreadable,
+}
+
+/// What the lock file says.
+enum LockFile {
+    Absent,
+    Held(LockInfo),
+    Unreadable(String),
 }
 
 /// Where a stack's state and lock live.
@@ -103,13 +152,38 @@ impl StateStore {
         &self.path
     }
 
-    fn lock_path(&self) -> PathBuf {
+    /// The lock file: the state file's path with `.lock` added.
+    pub fn lock_path(&self) -> PathBuf {
         let mut p = self.path.clone().into_os_string();
         p.push(".lock");
         PathBuf::from(p)
     }
 
-    /// The recorded state, or None if there is no state file yet.
+    /// The recorded state of `wanted`, or None if there is no state file
+    /// yet. A state file of another stack or target is an error (the
+    /// caller may take it over: [`StateError::OtherStack`]), as is one of a
+    /// newer format.
+    pub fn load_for(&self, wanted: &StackIdentity) -> Result<Option<State>, StateError> {
+        let Some(state) = self.load()? else {
+            return Ok(None);
+        };
+        let recorded = StackIdentity {
+            stack: state.stack.clone(),
+            target: state.target.clone(),
+        };
+        if &recorded != wanted {
+            return Err(StateError::OtherStack {
+                path: self.path.clone(),
+                recorded: Box::new(recorded),
+                wanted: Box::new(wanted.clone()),
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// The recorded state, whichever stack's, or None if there is no state
+    /// file yet. A newer format is refused before anything else is read:
+    /// its fields may mean what this howdah cannot know.
     pub fn load(&self) -> Result<Option<State>, StateError> {
         let text = match fs::read_to_string(&self.path) {
             Ok(t) => t,
@@ -122,12 +196,18 @@ impl StateStore {
                 })
             }
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| StateError::Corrupt {
+        let corrupt = |e: serde_json::Error| StateError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(corrupt)?;
+        if let Some(found) = value["format"].as_u64().filter(|f| *f > u64::from(FORMAT)) {
+            return Err(StateError::NewerFormat {
                 path: self.path.clone(),
-                message: e.to_string(),
-            })
+                found,
+            });
+        }
+        serde_json::from_value(value).map(Some).map_err(corrupt)
     }
 
     /// Writes the state so that a crash leaves either the old or the new
@@ -158,7 +238,8 @@ impl StateStore {
 
     /// Takes the lock. A lock left by a process that no longer runs on this
     /// host (killed, crashed) is taken over and returned as `Some(stale)` so
-    /// the caller can say so; a live or foreign holder is an error.
+    /// the caller can say so; a live or foreign holder is an error, and so
+    /// is a lock file that cannot be read.
     pub fn lock(&self, command: &str) -> Result<(StateLock, Option<LockInfo>), StateError> {
         let path = self.lock_path();
         let io = |what, source| StateError::Io {
@@ -189,34 +270,61 @@ impl StateStore {
                     return Ok((StateLock { path: path.clone() }, stale));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = self.lock_holder()?;
-                    match holder {
-                        Some(h) if h.host == info.host && !process_alive(h.pid) => {
+                    match self.read_lock()? {
+                        LockFile::Held(h)
+                            if h.host == info.host && process_alive(h.pid) == Some(false) =>
+                        {
                             fs::remove_file(&path).map_err(|e| io("remove the stale lock", e))?;
                             stale = Some(h);
                         }
-                        Some(h) => return Err(StateError::Locked(h)),
-                        // Unreadable lock (being written this instant): try once more.
-                        None => std::thread::sleep(std::time::Duration::from_millis(50)),
+                        LockFile::Held(h) => return Err(StateError::Locked(h)),
+                        // Released this instant: try again.
+                        LockFile::Absent => {}
+                        // Perhaps being written this instant: try once more.
+                        LockFile::Unreadable(_) => {
+                            std::thread::sleep(std::time::Duration::from_millis(50))
+                        }
                     }
                 }
                 Err(e) => return Err(io("create", e)),
             }
         }
-        match self.lock_holder()? {
-            Some(h) => Err(StateError::Locked(h)),
-            None => Err(io(
+        match self.read_lock()? {
+            LockFile::Held(h) => Err(StateError::Locked(h)),
+            LockFile::Unreadable(message) => Err(StateError::LockUnreadable {
+                path: path.clone(),
+                message,
+            }),
+            LockFile::Absent => Err(io(
                 "take",
-                std::io::Error::other("the lock file exists but cannot be read"),
+                std::io::Error::other(
+                    "the lock was taken and released by other runs meanwhile; run again",
+                ),
             )),
         }
     }
 
-    /// Who holds the lock, if anyone.
+    /// Who holds the lock, if anyone; a lock file that cannot be read is
+    /// an error that says how to remove it.
     pub fn lock_holder(&self) -> Result<Option<LockInfo>, StateError> {
-        match fs::read_to_string(self.lock_path()) {
-            Ok(text) => Ok(serde_json::from_str(&text).ok()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        match self.read_lock()? {
+            LockFile::Absent => Ok(None),
+            LockFile::Held(h) => Ok(Some(h)),
+            LockFile::Unreadable(message) => Err(StateError::LockUnreadable {
+                path: self.lock_path(),
+                message,
+            }),
+        }
+    }
+
+    fn read_lock(&self) -> Result<LockFile, StateError> {
+        match fs::read(self.lock_path()) {
+            Ok(bytes) => Ok(match serde_json::from_slice(&bytes) {
+                Ok(h) => LockFile::Held(h),
+                Err(e) if bytes.is_empty() => LockFile::Unreadable(format!("it is empty: {e}")),
+                Err(e) => LockFile::Unreadable(format!("not a howdah lock: {e}")),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LockFile::Absent),
             Err(source) => Err(StateError::Io {
                 what: "read",
                 path: self.lock_path(),
@@ -225,12 +333,37 @@ impl StateStore {
         }
     }
 
-    /// Removes the lock whoever holds it (`howdah state unlock`).
-    pub fn unlock(&self) -> Result<Option<LockInfo>, StateError> {
-        let holder = self.lock_holder()?;
+    /// Removes the lock for `howdah state unlock`, when that cannot let
+    /// two runs work on the stack at once: a holder that is gone from this
+    /// host, or a lock no one can be read from. A live holder on this host
+    /// is refused; one on another host (or here, when this system cannot
+    /// say whether it runs) only with `force`.
+    pub fn unlock(&self, force: bool) -> Result<Unlocked, StateError> {
+        let mut lock = self.read_lock()?;
+        if let LockFile::Unreadable(_) = lock {
+            // A run may be writing it this instant.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            lock = self.read_lock()?;
+        }
+        let removed = match lock {
+            LockFile::Absent => return Ok(Unlocked::NotLocked),
+            LockFile::Unreadable(_) => Unlocked::RemovedUnreadable,
+            LockFile::Held(holder) => {
+                let here = if holder.host == hostname() {
+                    process_alive(holder.pid)
+                } else {
+                    None
+                };
+                match here {
+                    Some(true) => return Err(StateError::LockLive(holder)),
+                    None if !force => return Err(StateError::LockElsewhere(holder)),
+                    Some(false) | None => Unlocked::Removed(holder),
+                }
+            }
+        };
         match fs::remove_file(self.lock_path()) {
-            Ok(()) => Ok(holder),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Ok(()) => Ok(removed),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Unlocked::NotLocked),
             Err(source) => Err(StateError::Io {
                 what: "remove",
                 path: self.lock_path(),
@@ -259,13 +392,12 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn process_alive(pid: u32) -> bool {
-    if Path::new("/proc/self").exists() {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        // No /proc to ask: assume alive, the safe answer.
-        true
-    }
+/// Whether a process with `pid` runs on this host; None when there is no
+/// /proc to ask (callers then treat it as alive, the safe answer).
+fn process_alive(pid: u32) -> Option<bool> {
+    Path::new("/proc/self")
+        .exists()
+        .then(|| Path::new(&format!("/proc/{pid}")).exists())
 }
 
 #[cfg(test)]
@@ -305,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn a_live_lock_blocks_a_second_run_and_unlock_clears_it() {
+    fn a_live_lock_blocks_a_second_run_and_unlock_will_not_clear_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("s.json"));
         let (held, stale) = store.lock("up").unwrap();
@@ -313,9 +445,72 @@ mod tests {
         let err = store.lock("down").unwrap_err();
         assert!(matches!(err, StateError::Locked(ref h) if h.pid == std::process::id()));
         assert!(err.to_string().contains("state unlock"));
-        std::mem::forget(held);
-        assert!(store.unlock().unwrap().is_some());
+        for force in [false, true] {
+            let err = store.unlock(force).unwrap_err();
+            assert!(matches!(err, StateError::LockLive(_)), "{err}");
+            assert!(err.to_string().contains("wait for it"), "{err}");
+        }
+        drop(held);
         let (_again, _) = store.lock("up").unwrap();
+    }
+
+    #[test]
+    fn a_lock_held_on_another_host_is_removed_only_with_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("s.json"));
+        let elsewhere = LockInfo {
+            owner: "ci".into(),
+            pid: 1,
+            host: format!("not-{}", hostname()),
+            command: "up".into(),
+            since: Utc::now(),
+        };
+        fs::write(store.lock_path(), serde_json::to_vec(&elsewhere).unwrap()).unwrap();
+        let err = store.unlock(false).unwrap_err();
+        assert!(err.to_string().contains("two runs"), "{err}");
+        assert!(store.lock_holder().unwrap().is_some());
+        assert_eq!(store.unlock(true).unwrap(), Unlocked::Removed(elsewhere));
+        assert_eq!(store.unlock(false).unwrap(), Unlocked::NotLocked);
+    }
+
+    #[test]
+    fn an_unreadable_lock_says_how_to_remove_it_and_unlock_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("s.json"));
+        fs::write(store.lock_path(), "{oops").unwrap();
+        let err = store.lock("up").unwrap_err().to_string();
+        assert!(
+            err.contains("unreadable") && err.contains("howdah state unlock -f"),
+            "{err}"
+        );
+        assert!(err.contains(store.lock_path().to_str().unwrap()), "{err}");
+        assert_eq!(store.unlock(false).unwrap(), Unlocked::RemovedUnreadable);
+        let (_lock, _) = store.lock("up").unwrap();
+    }
+
+    #[test]
+    fn a_state_of_another_stack_or_a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("s.json"));
+        store.save(&State::new("alpha", "kubeconfig")).unwrap();
+        let beta = StackIdentity {
+            stack: "beta".into(),
+            target: "kubeconfig".into(),
+        };
+        let err = store.load_for(&beta).unwrap_err().to_string();
+        assert!(err.contains("`alpha`") && err.contains("`beta`"), "{err}");
+        let alpha = StackIdentity {
+            stack: "alpha".into(),
+            target: "kubeconfig".into(),
+        };
+        assert!(store.load_for(&alpha).unwrap().is_some());
+
+        let mut newer = serde_json::to_value(State::new("alpha", "kubeconfig")).unwrap();
+        newer["format"] = (FORMAT + 1).into();
+        newer["resources"] = serde_json::json!([{"a": "list, this time"}]);
+        fs::write(store.path(), newer.to_string()).unwrap();
+        let err = store.load_for(&alpha).unwrap_err().to_string();
+        assert!(err.contains("written by a newer howdah; upgrade"), "{err}");
     }
 
     #[test]

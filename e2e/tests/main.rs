@@ -16,4 +16,5 @@ mod lifecycle;
 mod real_api;
 mod recorded;
 mod resume;
+mod state_safety;
 mod teardown;

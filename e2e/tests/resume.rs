@@ -94,7 +94,7 @@ async fn killed_mid_up_then_up_converges_without_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_live_lock_stops_a_second_run_until_unlocked() {
+async fn a_live_lock_stops_a_second_run() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "locked", "");
     std::fs::create_dir_all(env.dir.path().join(".howdah")).unwrap();
@@ -112,9 +112,8 @@ async fn a_live_lock_stops_a_second_run_until_unlocked() {
     assert_eq!(up.code, 4, "{}", up.all());
     assert!(up.stderr.contains("state unlock"), "{}", up.stderr);
     assert_eq!(env.fake.stats().writes, 0);
-    let unlock = env.howdah(&["state", "unlock", "-f", path(&spec)]).await;
-    assert_eq!(unlock.code, 0);
-    assert!(unlock.stdout.contains("pid"), "{}", unlock.stdout);
+    // `state unlock` will not clear it either while that run goes on
+    // (state_safety.rs has what it does instead).
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -34,6 +34,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use howdah::events::{Event, EventSink};
 use howdah::ops::{self, OpsError, Options, Session};
+use howdah::state::Unlocked;
 use tokio_util::sync::CancellationToken;
 
 /// Exit codes (documented in README.md).
@@ -84,6 +85,17 @@ struct StackArgs {
     /// State file (default: .howdah/<name>.state.json beside the stack file, or the file's state.path).
     #[arg(long)]
     state: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Clone)]
+struct TakeOverArgs {
+    /// Use the state file even though it records another stack or target
+    /// (two stack files sharing one state.path, or a renamed stack): it
+    /// becomes this stack's and its records are replaced. Without this the
+    /// command stops with exit 4. A state file from a newer howdah is
+    /// refused either way.
+    #[arg(long)]
+    take_over_state: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -139,6 +151,8 @@ enum Command {
         /// as skipped.
         #[arg(long)]
         no_verify: bool,
+        #[command(flatten)]
+        take_over: TakeOverArgs,
     },
     /// Live health of every part of the stack.
     Status {
@@ -178,6 +192,8 @@ enum Command {
         /// Also delete data (PVCs, bucket contents), whatever dataPolicy says.
         #[arg(long)]
         delete_data: bool,
+        #[command(flatten)]
+        take_over: TakeOverArgs,
     },
     /// Write a kubeconfig context for the stack's cluster (cloud targets),
     /// whose credentials plugin is howdah itself: no aws CLI needed.
@@ -217,10 +233,17 @@ enum StateCommand {
         #[command(flatten)]
         stack: StackArgs,
     },
-    /// Remove a stale lock left by a run that is gone.
+    /// Remove a stale lock left by a run that is gone. The lock of a run
+    /// still going on this host is never removed; an unreadable lock file
+    /// is.
     Unlock {
         #[command(flatten)]
         stack: StackArgs,
+        /// Also remove a lock held on another host, which howdah cannot
+        /// check: if that run is still going, two runs then change the
+        /// same stack at once.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -369,6 +392,7 @@ fn options(run: &RunArgs, delete_data: bool, sink: Arc<dyn EventSink>) -> Option
         verify: true,
         sink,
         cancel,
+        take_over_state: false,
     }
 }
 
@@ -486,6 +510,7 @@ async fn run(cli: Cli) -> u8 {
             stack,
             run,
             no_verify,
+            take_over,
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
@@ -494,6 +519,7 @@ async fn run(cli: Cli) -> u8 {
             let sink = sink(mode);
             let opts = Options {
                 verify: !no_verify,
+                take_over_state: take_over.take_over_state,
                 ..options(&run, false, sink.clone())
             };
             match ops::up::up(&session, &opts).await {
@@ -505,13 +531,17 @@ async fn run(cli: Cli) -> u8 {
             stack,
             run,
             delete_data,
+            take_over,
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
                 Err(e) => return fail(mode, e),
             };
             let sink = sink(mode);
-            let opts = options(&run, delete_data, sink.clone());
+            let opts = Options {
+                take_over_state: take_over.take_over_state,
+                ..options(&run, delete_data, sink.clone())
+            };
             match ops::down::down(&session, &opts).await {
                 Ok(report) => output::down_done(mode, sink.as_ref(), &report, &stack.file),
                 Err(e) => fail(mode, e),
@@ -612,9 +642,9 @@ async fn run(cli: Cli) -> u8 {
                 },
                 Err(e) => fail(mode, e),
             },
-            StateCommand::Unlock { stack } => match open(&stack) {
-                Ok(s) => match s.state.unlock() {
-                    Ok(Some(holder)) => {
+            StateCommand::Unlock { stack, force } => match open(&stack) {
+                Ok(s) => match s.state.unlock(force) {
+                    Ok(Unlocked::Removed(holder)) => {
                         outln!(
                             "removed the lock held by {} (pid {} on {}, `{}`)",
                             holder.owner,
@@ -624,7 +654,14 @@ async fn run(cli: Cli) -> u8 {
                         );
                         exit::OK
                     }
-                    Ok(None) => {
+                    Ok(Unlocked::RemovedUnreadable) => {
+                        outln!(
+                            "removed the unreadable lock file {}",
+                            s.state.lock_path().display()
+                        );
+                        exit::OK
+                    }
+                    Ok(Unlocked::NotLocked) => {
                         outln!("not locked");
                         exit::OK
                     }

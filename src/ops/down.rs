@@ -135,6 +135,7 @@ fn r_depends_transitively(from: &str, on: &str, all: &[Arc<dyn Resource>]) -> bo
 
 /// The plan `down` would carry out; writes nothing.
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
+    session.recorded_state()?;
     let (_, resources) = down_graph(session, opts, &Outputs::default());
     let (plan, _) = preflight_and_plan(
         session,

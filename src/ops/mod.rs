@@ -24,7 +24,7 @@ use crate::events::EventSink;
 use crate::plan::{self, Plan};
 use crate::runtime::{render_stack, DesiredObject, Runtime};
 use crate::spec::{self, SpecError, Stack, Target};
-use crate::state::{State, StateError, StateLock, StateStore};
+use crate::state::{StackIdentity, State, StateError, StateLock, StateStore};
 use chrono::{DateTime, Utc};
 
 /// A stack file, loaded and validated, with where its state lives.
@@ -61,6 +61,21 @@ impl Session {
 }
 
 impl Session {
+    /// Which stack this is, as its state file records it.
+    pub fn identity(&self) -> StackIdentity {
+        StackIdentity {
+            stack: self.stack.name.clone(),
+            target: self.provider.name().to_string(),
+        }
+    }
+
+    /// This stack's recorded state, for a command that only reads: a state
+    /// file that is unreadable, of a newer howdah, or of another stack or
+    /// target is an error, never written.
+    pub fn recorded_state(&self) -> Result<Option<State>, OpsError> {
+        Ok(self.state.load_for(&self.identity())?)
+    }
+
     /// The stack's runtime on its cluster, for one command.
     pub fn runtime(&self, outputs: &Outputs, timeout: Duration, delete_data: bool) -> Arc<Runtime> {
         Runtime::new(
@@ -155,6 +170,9 @@ pub struct Options {
     pub verify: bool,
     pub sink: Arc<dyn EventSink>,
     pub cancel: CancellationToken,
+    /// Make a state file of another stack or target this stack's
+    /// (`--take-over-state`); its records are dropped.
+    pub take_over_state: bool,
 }
 
 /// Why an operation could not be carried out.
@@ -253,8 +271,9 @@ pub(crate) struct Begun {
 }
 
 /// How `up` and `down` start: take the stack's lock (taking over one left
-/// by a run that is gone, and saying so), read the recorded state, and
-/// restore the outputs earlier runs recorded. The target's preflight runs
+/// by a run that is gone, and saying so), read the recorded state (another
+/// stack's only when told to take it over), and restore the outputs
+/// earlier runs recorded. The target's preflight runs
 /// beside the plan (both only read): see [`preflight_and_plan`].
 pub(crate) async fn begin(
     session: &Session,
@@ -271,10 +290,23 @@ pub(crate) async fn begin(
         });
     }
     let started = Utc::now();
-    let state = session
-        .state
-        .load()?
-        .unwrap_or_else(|| State::new(&session.stack.name, session.provider.name()));
+    let fresh = || State::new(&session.stack.name, session.provider.name());
+    let state = match session.state.load_for(&session.identity()) {
+        Ok(state) => state.unwrap_or_else(fresh),
+        // Its records are of objects another stack owns (labels carry the
+        // stack's name) or of another target's: none is this stack's to
+        // keep. What exists of this stack is found by its labels anyway.
+        Err(StateError::OtherStack { path, recorded, .. }) if opts.take_over_state => {
+            opts.sink.emit(&Event::Warning {
+                message: format!(
+                    "taking over state file {} from {recorded} (--take-over-state); its records are replaced by this stack's",
+                    path.display()
+                ),
+            });
+            fresh()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let outputs = Outputs::default();
     for (id, record) in &state.resources {
         if !record.outputs.is_null() {

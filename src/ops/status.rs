@@ -38,13 +38,14 @@ pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, O
 }
 
 async fn read_status(session: &Session, opts: &Options) -> Result<StatusReport, OpsError> {
+    let recorded = session.recorded_state()?;
     session.provider.preflight().await?;
     let outputs = Outputs::default();
     // Verification is skipped when asked, or when the last `up` that got
     // to it skipped it (`up --no-verify`): a check never made is never
     // reported healthy, and a failed one is asked again.
     let mut skipped_by_up = false;
-    if let Some(state) = session.state.load()? {
+    if let Some(state) = recorded {
         for (id, record) in state.resources {
             if id == VERIFY_ID {
                 skipped_by_up =

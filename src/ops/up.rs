@@ -39,6 +39,7 @@ pub fn up_graph(
 
 /// The plan `up` would carry out; writes nothing.
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
+    session.recorded_state()?;
     let (rt, resources) = up_graph(session, opts, &Outputs::default());
     let (plan, _) = preflight_and_plan(session, opts, async {
         check_references(&rt).await?;
@@ -48,7 +49,8 @@ pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
     Ok(plan)
 }
 
-/// Fails before any write when the stack names Secrets that are not there.
+/// Fails before any write when the stack names Secrets that are not there
+/// or lack the keys their readers read.
 /// Only where the cluster exists before the run (the runtime waits on no
 /// target resource); a cluster still to be made has nothing to check, and
 /// its pods' wait will name a missing Secret instead.
@@ -56,11 +58,11 @@ async fn check_references(rt: &Runtime) -> Result<(), OpsError> {
     if !rt.provider.cluster_ready_after().is_empty() {
         return Ok(());
     }
-    let missing = rt.missing_references().await?;
-    if missing.is_empty() {
+    let problems = rt.reference_problems().await?;
+    if problems.is_empty() {
         Ok(())
     } else {
-        Err(OpsError::Planning(format!("  {}", missing.join("\n  "))))
+        Err(OpsError::Planning(format!("  {}", problems.join("\n  "))))
     }
 }
 

@@ -66,6 +66,39 @@ pub const AZURE_USE_LABEL: &str = "azure.workload.identity/use";
 /// The marker rendered in place of secrets by `render` and offline plans.
 pub const REDACTED: &str = "<generated-at-apply>";
 
+/// The key of the PostgreSQL password in its Secret (the in-cluster one
+/// howdah writes, or the user's `passwordSecret`): pachd, pg-bouncer and
+/// the in-cluster server read it from there.
+pub const POSTGRES_PASSWORD_KEY: &str = "postgres-password";
+
+/// The keys a Secret's readers need: every entry of `all_of`, each met by
+/// any one of its keys.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretKeys {
+    /// Who reads them, with the verb, for messages ("pachd reads").
+    pub readers: &'static str,
+    pub all_of: &'static [&'static [&'static str]],
+}
+
+/// The keys of a credentials Secret that pachd and its workers read for
+/// `backend` once they are copied into pachyderm-storage-secret (their
+/// object store clients take them from the environment; a Google key file
+/// is pointed at by GOOGLE_APPLICATION_CREDENTIALS only when GOOGLE_CRED
+/// is there). No keys are known for other backends.
+pub fn storage_credential_keys(backend: &str) -> SecretKeys {
+    const READERS: &str = "pachd and its workers read";
+    let all_of: &'static [&'static [&'static str]] = match backend {
+        "AMAZON" => &[&["AWS_ACCESS_KEY_ID"], &["AWS_SECRET_ACCESS_KEY"]],
+        "GOOGLE" => &[&["GOOGLE_CRED"]],
+        "MICROSOFT" => &[&["AZURE_STORAGE_KEY"]],
+        _ => &[],
+    };
+    SecretKeys {
+        readers: READERS,
+        all_of,
+    }
+}
+
 /// Label naming the runtime component an object belongs to.
 pub const COMPONENT_LABEL: &str = "howdah.io/component";
 
@@ -328,7 +361,7 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
                 .map(|e| e.auth_type.clone())
                 .unwrap_or_else(|| "md5".into()),
             password_secret,
-            password_key: "postgres-password".into(),
+            password_key: POSTGRES_PASSWORD_KEY.into(),
             pod: pod(
                 stack,
                 &p.postgres.resources,

@@ -125,11 +125,13 @@ impl Runtime {
 
     /// Secrets the stack file names but howdah does not make (bucket
     /// credentials, the external database password, image pull secrets):
-    /// each must exist before `up` writes anything, or pods would wait on
-    /// them forever. Returns one line per missing Secret, naming the field.
-    pub async fn missing_references(&self) -> Result<Vec<String>, ProviderError> {
+    /// each must exist before `up` writes anything, and hold the keys its
+    /// readers read, or pods would wait on them forever. Returns one line
+    /// per unusable Secret, naming the field, the keys it has (never a
+    /// value) and the key wanted.
+    pub async fn reference_problems(&self) -> Result<Vec<String>, ProviderError> {
         let p = &self.stack.pachyderm;
-        let mut wanted: Vec<(String, &str)> = Vec::new();
+        let mut wanted: Vec<SecretReference> = Vec::new();
         if let Some(secret) = self
             .stack
             .storage
@@ -137,35 +139,42 @@ impl Runtime {
             .as_ref()
             .and_then(|b| b.credentials_secret.clone())
         {
-            wanted.push((secret, "storage.bucket.credentialsSecret"));
+            let inputs = self.provider.runtime_inputs(&self.outputs);
+            let backend = inputs::storage_values(&self.stack, &inputs).backend;
+            wanted.push(SecretReference {
+                name: secret,
+                field: "storage.bucket.credentialsSecret",
+                keys: inputs::storage_credential_keys(&backend),
+            });
         }
         if let Some(external) = &p.postgres.external {
-            wanted.push((
-                external.password_secret.clone(),
-                "pachyderm.postgres.external.passwordSecret",
-            ));
+            wanted.push(SecretReference {
+                name: external.password_secret.clone(),
+                field: "pachyderm.postgres.external.passwordSecret",
+                keys: POSTGRES_PASSWORD_READERS,
+            });
         }
         for s in &p.image_pull_secrets {
-            wanted.push((s.clone(), "pachyderm.imagePullSecrets"));
+            wanted.push(SecretReference {
+                name: s.clone(),
+                field: "pachyderm.imagePullSecrets",
+                keys: IMAGE_PULL_READERS,
+            });
         }
         let Some(secret_kind) = cluster::kind_named("Secret") else {
             return Ok(Vec::new());
         };
-        let mut missing = Vec::new();
-        for (name, field) in wanted {
-            if self
+        let mut problems = Vec::new();
+        for reference in wanted {
+            let live = self
                 .cluster
-                .get(secret_kind, Some(self.namespace()), &name)
-                .await?
-                .is_none()
-            {
-                missing.push(format!(
-                    "Secret `{name}` ({field}) does not exist in namespace `{}`: create it there first",
-                    self.namespace()
-                ));
+                .get(secret_kind, Some(self.namespace()), &reference.name)
+                .await?;
+            if let Some(problem) = reference.problem(live.as_ref(), self.namespace()) {
+                problems.push(problem);
             }
         }
-        Ok(missing)
+        Ok(problems)
     }
 
     /// What is live, read on first use: one list call per kind.
@@ -199,7 +208,7 @@ impl Runtime {
     /// generated once otherwise.
     async fn postgres_password(&self) -> Result<&SecretText, ProviderError> {
         self.password
-            .get_or_try_init(|| self.kept_secret("postgres", "postgres-password", 24))
+            .get_or_try_init(|| self.kept_secret("postgres", inputs::POSTGRES_PASSWORD_KEY, 24))
             .await
     }
 
@@ -295,6 +304,79 @@ impl Runtime {
         };
         let inputs = self.provider.runtime_inputs(&self.outputs);
         render_stack(&self.stack, &inputs, &secrets)
+    }
+}
+
+/// A Secret the stack file names, and what its readers read from it.
+struct SecretReference {
+    name: String,
+    /// Where the stack file names it.
+    field: &'static str,
+    keys: inputs::SecretKeys,
+}
+
+/// pachd and pg-bouncer read the password from this key.
+const POSTGRES_PASSWORD_READERS: inputs::SecretKeys = inputs::SecretKeys {
+    readers: "pachd and pg-bouncer read",
+    all_of: &[&[inputs::POSTGRES_PASSWORD_KEY]],
+};
+
+/// The kubelet reads registry credentials from one of these (the keys of
+/// the docker-registry Secret types; `kubectl create secret
+/// docker-registry` makes the first).
+const IMAGE_PULL_READERS: inputs::SecretKeys = inputs::SecretKeys {
+    readers: "the kubelet reads (to pull images)",
+    all_of: &[&[".dockerconfigjson", ".dockercfg"]],
+};
+
+impl SecretReference {
+    /// Why `live` (the Secret as read, or None) cannot serve its readers.
+    fn problem(&self, live: Option<&Value>, namespace: &str) -> Option<String> {
+        let Some(secret) = live else {
+            return Some(format!(
+                "Secret `{}` ({}) does not exist in namespace `{namespace}`: create it there first",
+                self.name, self.field
+            ));
+        };
+        // The API omits `data` when the Secret holds nothing.
+        let has: Vec<&str> = secret["data"]
+            .as_object()
+            .map(|data| data.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let missing: Vec<String> = self
+            .keys
+            .all_of
+            .iter()
+            .filter(|any_of| !any_of.iter().any(|k| has.contains(k)))
+            .map(|any_of| {
+                any_of
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            })
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let has = if has.is_empty() {
+            "has no keys".to_string()
+        } else {
+            let names: Vec<String> = has.iter().map(|k| format!("`{k}`")).collect();
+            format!("has keys {}", names.join(", "))
+        };
+        Some(format!(
+            "Secret `{}` ({}) in namespace `{namespace}` {has}, but {} {}: add {} to the Secret",
+            self.name,
+            self.field,
+            self.keys.readers,
+            if missing.len() == 1 {
+                format!("key {}", missing[0])
+            } else {
+                format!("keys {}", missing.join(", "))
+            },
+            if missing.len() == 1 { "it" } else { "them" },
+        ))
     }
 }
 
@@ -726,5 +808,33 @@ mod tests {
             let wanted = if labelled { json!("true") } else { Value::Null };
             assert_eq!(labels[inputs::AZURE_USE_LABEL], wanted, "{name}: {labels}");
         }
+    }
+
+    #[test]
+    fn a_referenced_secret_is_usable_with_any_one_of_the_keys_its_reader_takes() {
+        let pull = SecretReference {
+            name: "mirror".into(),
+            field: "pachyderm.imagePullSecrets",
+            keys: IMAGE_PULL_READERS,
+        };
+        let with = |data: Value| json!({"metadata": {"name": "mirror"}, "data": data});
+        assert_eq!(
+            pull.problem(Some(&with(json!({".dockercfg": "e30="}))), "ns"),
+            None
+        );
+        let wrong = pull
+            .problem(Some(&with(json!({"config.json": "c2VjcmV0"}))), "ns")
+            .expect("unusable");
+        assert!(
+            wrong.contains("`config.json`")
+                && wrong.contains("`.dockerconfigjson` or `.dockercfg`"),
+            "{wrong}"
+        );
+        assert!(!wrong.contains("c2VjcmV0"), "a value leaked: {wrong}");
+        let missing = pull.problem(None, "ns").expect("missing");
+        assert!(
+            missing.contains("does not exist in namespace `ns`"),
+            "{missing}"
+        );
     }
 }

@@ -151,6 +151,13 @@ pub fn admit(st: &mut State, rt: &ResourceType, obj: &mut Value, old: Option<&Va
                     data.insert(k, json!(enc));
                 }
             }
+            // A real server omits an empty `data`: a Secret with nothing in
+            // it has no `data` field at all, and clients must not assume one.
+            if obj["data"].as_object().is_some_and(|d| d.is_empty()) {
+                if let Some(m) = obj.as_object_mut() {
+                    m.remove("data");
+                }
+            }
         }
         ("", "services") => admit_service(st, obj, old),
         ("", "persistentvolumeclaims") => {

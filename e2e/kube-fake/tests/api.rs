@@ -667,6 +667,30 @@ async fn generate_name_and_secret_string_data() {
     );
 }
 
+/// A Secret with nothing in it has no `data` field at all, as on a real
+/// server (the field is omitted when empty), whether it was written with
+/// no data, an empty `data` or an empty `stringData`.
+#[tokio::test]
+async fn a_secret_without_data_has_no_data_field() {
+    let h = start().await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(h.client.clone(), "default");
+    for (name, extra) in [
+        ("bare", json!({})),
+        ("empty-data", json!({"data": {}})),
+        ("empty-string-data", json!({"stringData": {}})),
+    ] {
+        let mut s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default"}});
+        for (k, v) in extra.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        let made = json(&apply(&secrets, "howdah", &s).await.unwrap());
+        assert!(made.get("data").is_none(), "{name}: {made}");
+        let read = json(&secrets.get(name).await.unwrap());
+        assert!(read.get("data").is_none(), "{name}: {read}");
+    }
+}
+
 /// Server-side apply with force keeps list entries another manager owns:
 /// an env entry added by `kubectl set env` (a strategic-merge patch, an
 /// Update by manager "kubectl-set") survives howdah's forced re-apply, as
