@@ -17,4 +17,5 @@ mod real_api;
 mod recorded;
 mod resume;
 mod state_safety;
+mod storage_check;
 mod teardown;

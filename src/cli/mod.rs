@@ -164,8 +164,12 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Do not ask pachd (verification is shown as skipped).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "deep")]
         no_verify: bool,
+        /// Also write a file through pachd, read it back and remove it (a
+        /// scratch repo): proves pachd can use its object store.
+        #[arg(long)]
+        deep: bool,
     },
     /// Print the Kubernetes manifests `up` applies (secrets redacted).
     Render {
@@ -386,6 +390,7 @@ async fn wait_for_signal() {
 fn options(run: &RunArgs, delete_data: bool, sink: Arc<dyn EventSink>) -> Options {
     let cancel = cancel_on_signals(sink.clone());
     Options {
+        deep: false,
         parallelism: usize::from(run.parallelism),
         timeout: run.timeout,
         delete_data,
@@ -552,6 +557,7 @@ async fn run(cli: Cli) -> u8 {
             run,
             json,
             no_verify,
+            deep,
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
@@ -559,6 +565,7 @@ async fn run(cli: Cli) -> u8 {
             };
             let opts = Options {
                 verify: !no_verify,
+                deep,
                 ..options(&run, false, Arc::new(howdah::events::Quiet))
             };
             match ops::status::status(&session, &opts).await {

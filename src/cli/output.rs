@@ -351,11 +351,20 @@ pub fn up_done(sink: &dyn EventSink, report: &UpReport) -> u8 {
         .iter()
         .find(|r| r.id == howdah::runtime::VERIFY_ID)
         .and_then(|r| match &r.outcome {
-            Outcome::Done(v) => Some(format!(
-                "pachd {} is {}",
-                v["version"].as_str().unwrap_or("?"),
-                v["health"].as_str().unwrap_or("?")
-            )),
+            Outcome::Done(v) => {
+                let mut text = format!(
+                    "pachd {} is {}",
+                    v["version"].as_str().unwrap_or("?"),
+                    v["health"].as_str().unwrap_or("?")
+                );
+                if let Some(ms) = v["storage"]["millis"].as_u64() {
+                    text.push_str(&format!(
+                        ", its storage round trip took {:.2}s",
+                        ms as f64 / 1000.0
+                    ));
+                }
+                Some(text)
+            }
             _ => None,
         });
     let message = if run.interrupted {

@@ -168,6 +168,9 @@ pub struct Options {
     /// Ask pachd whether it works once it is up (`--no-verify` turns it
     /// off, for clusters that do not allow port-forwarding to pods).
     pub verify: bool,
+    /// `status --deep`: verification also writes, reads back and removes
+    /// a file through pachd (plain `status` only reads).
+    pub deep: bool,
     pub sink: Arc<dyn EventSink>,
     pub cancel: CancellationToken,
     /// Make a state file of another stack or target this stack's

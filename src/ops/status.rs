@@ -120,12 +120,12 @@ async fn read_status(session: &Session, opts: &Options) -> Result<StatusReport, 
             parts,
         });
     }
-    let pachd = Verify::check(&rt, STATUS_VERIFY_TIMEOUT, &NoProgress).await;
+    let pachd = Verify::check(&rt, STATUS_VERIFY_TIMEOUT, opts.deep, &NoProgress).await;
     parts.push(match pachd {
         Ok(v) => PartStatus {
             id: VERIFY_ID.into(),
             state: "healthy".into(),
-            detail: format!("pachd {} in {} is {}", v.version, v.pod, v.health),
+            detail: v.summary(),
         },
         Err(e) => PartStatus {
             id: VERIFY_ID.into(),

@@ -546,7 +546,8 @@ fn terminating_reason(key: &ObjectKey, o: &Value) -> String {
     text
 }
 
-/// Proves pachd answers: gRPC health SERVING and the pinned version.
+/// Proves pachd works: gRPC health SERVING, the pinned version, and a
+/// storage round trip through its file API.
 pub struct Verify {
     pub rt: Arc<Runtime>,
     /// false under `up --no-verify`: nothing is asked, and the state
@@ -572,13 +573,46 @@ impl Verify {
             .ok_or_else(|| ProviderError::api("the runtime chart renders no pachd Deployment"))
     }
 
+    /// How pachd reaches its object store, in words, for a round trip
+    /// that fails: the identity binding is what is usually wrong.
+    pub fn identity_hint(rt: &Runtime) -> String {
+        let stack = &rt.stack;
+        if let Some(local) = &stack.storage.local {
+            return format!("the node directory {}", local.host_path);
+        }
+        if stack.pachyderm.identity == crate::spec::Identity::Keys {
+            return "the static keys in pachyderm-storage-secret".into();
+        }
+        let mut annotations = stack.pachyderm.service_accounts.annotations();
+        annotations.extend(
+            rt.provider
+                .runtime_inputs(&rt.outputs)
+                .service_account_annotations,
+        );
+        if annotations.is_empty() {
+            "the node's own credentials (the pachyderm service account has no workload \
+             identity annotation)"
+                .into()
+        } else {
+            let shown: Vec<String> = annotations
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!("the service account pachyderm ({})", shown.join(", "))
+        }
+    }
+
     /// Asks pachd until it answers or `timeout` passes (a pod that just
-    /// became ready may not serve yet; the API server may be busy).
+    /// became ready may not serve yet; the API server may be busy). With
+    /// `storage`, pachd must also write, read back and delete a file.
     pub async fn check(
         rt: &Runtime,
         timeout: Duration,
+        storage: bool,
         progress: &dyn howdah_provider::Progress,
     ) -> Result<verify::Verified, ProviderError> {
+        let identity = storage.then(|| Self::identity_hint(rt));
+        let identity = identity.as_deref();
         let selector = Self::pachd_selector(rt).await?;
         let expected = rt.stack.pachyderm.version.clone();
         // Since when the port-forward itself has failed without a break:
@@ -593,9 +627,20 @@ impl Verify {
             Backoff::default(),
             progress,
             || async move {
-                let result =
-                    verify::verify_pachd(&rt.cluster, rt.namespace(), selector, expected).await;
-                let path_broken = matches!(&result, Err(e) if e.to_string().contains("port-forwarding"));
+                let result = verify::verify_pachd(
+                    &rt.cluster,
+                    rt.namespace(),
+                    selector,
+                    expected,
+                    identity,
+                )
+                .await;
+                // A port-forward the API server cannot open, or a store
+                // pachd cannot use, rarely heals: patience, not --timeout.
+                let path_broken = matches!(&result, Err(e) if {
+                    let text = e.to_string();
+                    text.contains("port-forwarding") || text.contains("could not use its object store")
+                });
                 let since = {
                     let mut f = failing_since.lock().unwrap_or_else(|p| p.into_inner());
                     if !path_broken {
@@ -649,7 +694,8 @@ impl Resource for Verify {
             return Ok(Change::keep("skipped (--no-verify): pachd is not asked"));
         }
         Ok(Change::keep(format!(
-            "check: pachd gRPC health is SERVING and GetVersion = {}",
+            "check: pachd gRPC health is SERVING, GetVersion = {}, and a file written through \
+             pachd reads back",
             self.rt.stack.pachyderm.version
         )))
     }
@@ -662,11 +708,9 @@ impl Resource for Verify {
                 .report("verification skipped (--no-verify): pachd was not asked");
             return Ok(json!({ VERIFY_SKIPPED: "up --no-verify" }));
         }
-        let verified = Self::check(&self.rt, self.rt.step_timeout, ctx.progress.as_ref()).await?;
-        ctx.progress.report(&format!(
-            "pachd {} in {} is {}",
-            verified.version, verified.pod, verified.health
-        ));
+        let verified =
+            Self::check(&self.rt, self.rt.step_timeout, true, ctx.progress.as_ref()).await?;
+        ctx.progress.report(&verified.summary());
         serde_json::to_value(&verified).map_err(|e| ProviderError::api(e.to_string()))
     }
 

@@ -9,6 +9,7 @@ pub mod component;
 pub mod diff;
 pub mod health;
 pub mod inputs;
+pub mod pfs;
 pub mod teardown;
 pub mod values;
 pub mod verify;

@@ -51,6 +51,24 @@ pub struct Verified {
     pub pod: String,
     pub health: String,
     pub version: String,
+    /// The storage round trip, when it was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<super::pfs::RoundTrip>,
+}
+
+impl Verified {
+    /// One line for the progress view and `status`.
+    pub fn summary(&self) -> String {
+        let mut text = format!("pachd {} in {} is {}", self.version, self.pod, self.health);
+        if let Some(trip) = &self.storage {
+            text.push_str(&format!(
+                "; storage round trip ({} bytes written, read back, removed) in {:.2} s",
+                trip.bytes,
+                trip.millis as f64 / 1000.0
+            ));
+        }
+        text
+    }
 }
 
 /// A ready pod matching `selector` in `namespace`.
@@ -132,12 +150,14 @@ async fn channel_over(stream: DuplexStream) -> Result<Channel, ProviderError> {
 }
 
 /// Health and version of the pachd behind `selector`; the version must be
-/// `expected`.
+/// `expected`. With `storage` (how pachd reaches its object store, for
+/// the message when it cannot), also a round trip through its file API.
 pub async fn verify_pachd(
     cluster: &ClusterHandle,
     namespace: &str,
     selector: &str,
     expected: &str,
+    storage: Option<&str>,
 ) -> Result<Verified, ProviderError> {
     let pod = ready_pod(cluster, namespace, selector).await?;
     let channel = channel_over(forward(cluster, namespace, &pod, PACHD_GRPC_PORT).await?).await?;
@@ -160,7 +180,7 @@ pub async fn verify_pachd(
         )));
     }
 
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready()
         .await
         .map_err(|e| ProviderError::retryable(format!("pachd is not accepting calls: {e}")))?;
@@ -177,9 +197,32 @@ pub async fn verify_pachd(
             "pachd in pod {pod} runs version {got}, but the stack pins {expected}; check pachyderm.imageRegistry mirrors the right tag"
         )));
     }
+    let storage = match storage {
+        Some(identity) => {
+            // Random, so a store that returns stale or other data fails.
+            let payload = format!(
+                "howdah storage check {} {}\n",
+                chrono::Utc::now().to_rfc3339(),
+                super::inputs::SecretText::generate_of(64).expose()
+            );
+            let trip = super::pfs::round_trip(channel, payload.as_bytes(), identity);
+            let trip = tokio::time::timeout(super::pfs::ROUND_TRIP_LIMIT, trip)
+                .await
+                .map_err(|_| {
+                    ProviderError::retryable(format!(
+                        "pachd could not use its object store: the round trip took over {} s; \
+                         pachd reaches the store as {identity}",
+                        super::pfs::ROUND_TRIP_LIMIT.as_secs()
+                    ))
+                })??;
+            Some(trip)
+        }
+        None => None,
+    };
     Ok(Verified {
         pod,
         health: "SERVING".into(),
         version: got,
+        storage,
     })
 }

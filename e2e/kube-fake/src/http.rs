@@ -58,6 +58,8 @@ pub struct Shared {
     pub seen: AtomicU64,
     /// Faults injected so far.
     pub faults: AtomicU64,
+    /// What the pachd stand-ins keep in their object store.
+    pub pfs: Arc<crate::pfs::Pfs>,
 }
 
 impl Shared {

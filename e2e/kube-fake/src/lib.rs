@@ -31,6 +31,7 @@ mod logs;
 mod ops;
 mod pachd;
 mod patch;
+mod pfs;
 mod portforward;
 mod resources;
 mod schema;
@@ -41,6 +42,8 @@ mod table;
 mod validate;
 mod watch;
 mod workloads;
+
+pub use pfs::Pfs;
 
 pub use crate::http::{RequestRecord, Stats};
 pub use crate::pachd::Version as PachdVersion;
@@ -173,6 +176,7 @@ impl FakeCluster {
             node_unreachable: opts.node_unreachable,
             seen: AtomicU64::new(0),
             faults: AtomicU64::new(0),
+            pfs: Arc::new(pfs::Pfs::default()),
         });
         let controller = controller::Controller::new(store);
         let tasks = vec![
@@ -209,6 +213,12 @@ impl FakeCluster {
     }
 
     /// API read/write request counts since start or the last reset.
+    /// What the cluster's pachd stand-ins keep in their object store, and
+    /// its fault switches.
+    pub fn pfs(&self) -> &Pfs {
+        &self.shared.pfs
+    }
+
     pub fn stats(&self) -> Stats {
         self.shared.stats()
     }

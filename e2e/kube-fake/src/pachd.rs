@@ -1,11 +1,14 @@
 //! In-process stand-ins for the servers behind port-forwards: a pachd gRPC
-//! endpoint (`grpc.health.v1.Health` via tonic-health, and
+//! endpoint (`grpc.health.v1.Health` via tonic-health,
 //! `versionpb_v2.API/GetVersion` answering the version from the pod's image
-//! tag) and the console's HTTP endpoint. Each forwarded connection is served
-//! over an in-memory duplex stream; nothing listens on a real port.
+//! tag, and the part of `pfs_v2.API` a storage round trip uses, keeping
+//! repos and files per fake cluster, as pachd keeps them in its bucket) and
+//! the console's HTTP endpoint. Each forwarded connection is served over an
+//! in-memory duplex stream; nothing listens on a real port.
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
+use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -71,7 +74,7 @@ impl tonic::server::UnaryService<()> for GetVersion {
 }
 
 /// Serves one forwarded connection as pachd's gRPC port.
-pub async fn serve_pachd(io: DuplexStream, version: Version) {
+pub async fn serve_pachd(io: DuplexStream, version: Version, pfs: Arc<crate::pfs::Pfs>) {
     let (reporter, health) = tonic_health::server::health_reporter();
     // The reporter must live as long as the connection: dropping it would
     // end Watch streams. Check answers SERVING for "" by default.
@@ -79,9 +82,12 @@ pub async fn serve_pachd(io: DuplexStream, version: Version) {
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let version = version.clone();
         let mut health = health.clone();
+        let pfs = pfs.clone();
         async move {
             let path = req.uri().path().to_string();
-            let resp = if path.starts_with("/grpc.health.v1.Health/") {
+            let resp = if path.starts_with("/pfs_v2.API/") {
+                crate::pfs::serve(&pfs, &path, req).await
+            } else if path.starts_with("/grpc.health.v1.Health/") {
                 match health.call(req).await {
                     Ok(r) => r,
                     Err(never) => match never {},

@@ -106,12 +106,13 @@ pub async fn handle(
     };
     let upgrade = hyper::upgrade::on(&mut req);
     let shutdown = shared.shutdown.clone();
+    let pfs = shared.pfs.clone();
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = forward(ws, pod, ports) => {}
+            _ = forward(ws, pod, ports, pfs) => {}
         }
     });
     Response::builder()
@@ -131,7 +132,7 @@ fn frame(channel: u8, payload: &[u8]) -> Message {
     Message::binary(v)
 }
 
-async fn forward<S>(ws: WebSocketStream<S>, pod: Value, ports: Vec<u16>)
+async fn forward<S>(ws: WebSocketStream<S>, pod: Value, ports: Vec<u16>, pfs: Arc<crate::pfs::Pfs>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -164,7 +165,7 @@ where
         };
         let (ours, theirs) = tokio::io::duplex(256 * 1024);
         match backend {
-            Backend::Pachd(v) => tokio::spawn(crate::pachd::serve_pachd(theirs, v)),
+            Backend::Pachd(v) => tokio::spawn(crate::pachd::serve_pachd(theirs, v, pfs.clone())),
             Backend::Console => tokio::spawn(crate::pachd::serve_console(theirs)),
         };
         let (mut reader, writer) = tokio::io::split(ours);
