@@ -606,6 +606,15 @@ pub fn down_resources(rt: &Arc<Runtime>) -> Vec<Arc<dyn Resource>> {
 mod tests {
     use super::*;
 
+    /// The rendered object of `kind` named `name`; the test fails without it.
+    fn rendered_object(objects: &[DesiredObject], kind: &str, name: &str) -> Value {
+        objects
+            .iter()
+            .find(|o| o.key.kind == kind && o.key.name == name)
+            .map(|o| o.object.clone())
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    }
+
     #[test]
     fn every_kind_the_chart_renders_is_read_back() {
         let stack = crate::spec::parse(
@@ -707,13 +716,7 @@ mod tests {
         };
         let objects = render_stack(&stack, &howdah_provider::RuntimeInputs::default(), &secrets)
             .expect("renders");
-        let find = |kind: &str, name: &str| {
-            objects
-                .iter()
-                .find(|o| o.key.kind == kind && o.key.name == name)
-                .map(|o| o.object.clone())
-                .unwrap_or_else(|| panic!("no {kind} {name}"))
-        };
+        let find = |kind: &str, name: &str| rendered_object(&objects, kind, name);
         let env = |deployment: &Value| -> Vec<Value> {
             deployment["spec"]["template"]["spec"]["containers"][0]["env"]
                 .as_array()
@@ -773,13 +776,7 @@ mod tests {
             &RenderSecrets::redacted(),
         )
         .expect("renders");
-        let find = |kind: &str, name: &str| {
-            objects
-                .iter()
-                .find(|o| o.key.kind == kind && o.key.name == name)
-                .map(|o| o.object.clone())
-                .unwrap_or_else(|| panic!("no {kind} {name}"))
-        };
+        let find = |kind: &str, name: &str| rendered_object(&objects, kind, name);
         for account in ["pachyderm", "pachyderm-worker"] {
             let annotations = &find("ServiceAccount", account)["metadata"]["annotations"];
             for (key, value) in [
