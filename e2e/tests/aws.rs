@@ -733,3 +733,39 @@ async fn aws_kubeconfig_names_howdah_as_the_credentials_plugin() {
         .starts_with("k8s-aws-v1."));
     assert!(!token.stdout.contains("emulator-secret"));
 }
+
+/// A cluster EKS could not make (FAILED) is unhealthy everywhere: `up`
+/// fails on it, `plan` says so instead of "no-op", and `status` never
+/// shows it healthy.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_a_failed_cluster_is_never_reported_healthy() {
+    let env = AwsEnv::start(ProxyOptions {
+        clusters_fail: true,
+        ..phases()
+    })
+    .await;
+    let spec = env.stack("failing", STACK);
+    let up = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+        .await;
+    assert_eq!(up.code, 1, "{}", up.all());
+    assert!(up.all().contains("FAILED"), "{}", up.all());
+
+    let plan = env.howdah(&["plan", "-f", path(&spec)]).await;
+    assert_eq!(plan.code, 1, "{}", plan.all());
+    assert!(plan.all().contains("is FAILED"), "{}", plan.all());
+
+    let status = env.howdah(&["status", "-f", path(&spec)]).await;
+    assert_ne!(status.code, 0, "{}", status.all());
+    let all = status.all();
+    let eks: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("aws.eks_cluster"))
+        .map(str::trim)
+        .collect();
+    assert!(!eks.is_empty(), "{}", status.all());
+    assert!(
+        eks.iter().all(|l| !l.contains("healthy")),
+        "a FAILED cluster shown healthy: {eks:?}"
+    );
+}

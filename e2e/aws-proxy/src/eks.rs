@@ -56,7 +56,14 @@ pub async fn handle(
         EksRoute::DescribeCluster { cluster } => {
             let answer = shared.forward(parts, body).await;
             let phase = shared.lifecycle().cluster(&(region, cluster), &t);
-            show_phase(answer, "cluster", phase)
+            match answer {
+                Ok(answer)
+                    if t.clusters_fail && phase == Phase::Active && answer.status.is_success() =>
+                {
+                    with_status(answer, "cluster", "FAILED").into_response()
+                }
+                answer => show_phase(answer, "cluster", phase),
+            }
         }
         EksRoute::ListClusters => {
             let answer = shared.forward(parts, body).await;

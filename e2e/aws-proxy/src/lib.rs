@@ -79,6 +79,9 @@ pub struct ProxyOptions {
     pub reject_access_keys: Vec<String>,
     /// Calls signed with these access key ids fail as with expired credentials.
     pub expired_access_keys: Vec<String>,
+    /// Every cluster is FAILED once its create is over, never ACTIVE, as
+    /// when EKS cannot make it (a quota, a subnet without free addresses).
+    pub clusters_fail: bool,
 }
 
 /// A running proxy; dropping it stops it.
@@ -108,6 +111,7 @@ impl Proxy {
                 nodegroup_delete: options.nodegroup_delete,
                 addon_create: options.addon_create,
                 addon_delete: options.addon_delete,
+                clusters_fail: options.clusters_fail,
             },
             latency: options.latency,
             reject_access_keys: options

@@ -17,6 +17,8 @@ pub struct Timings {
     pub nodegroup_delete: Duration,
     pub addon_create: Duration,
     pub addon_delete: Duration,
+    /// Clusters end their create FAILED instead of ACTIVE.
+    pub clusters_fail: bool,
 }
 
 /// Where a resource is in its life, as the API would report it.
@@ -221,6 +223,7 @@ mod tests {
             nodegroup_delete: d,
             addon_create: d,
             addon_delete: d,
+            clusters_fail: false,
         }
     }
 

@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         seed: args.seed,
         reject_access_keys: args.reject_access_keys,
         expired_access_keys: args.expired_access_keys,
+        clusters_fail: false,
     })
     .await?;
     println!("READY {}", proxy.url());

@@ -337,16 +337,25 @@ impl Resource for Cluster {
                         self.ctx.cluster_name()
                     )));
                 }
-                Ok(match info.status.as_str() {
-                    "ACTIVE" => Change::keep(format!(
+                // Unhealthy is unhealthy: `status` shows a cluster that is
+                // not ACTIVE as not ready, and one EKS could not make as an
+                // error (so `plan` says what `up` will say).
+                match info.status.as_str() {
+                    "ACTIVE" => Ok(Change::keep(format!(
                         "{} ACTIVE, Kubernetes {live}",
                         self.ctx.cluster_name()
-                    )),
-                    s => Change::keep(format!(
-                        "{} is {s}: up waits for it",
+                    ))),
+                    "FAILED" => Err(ProviderError::api(format!(
+                        "EKS cluster {} is FAILED: EKS could not make it (see its health \
+                         issues in the EKS console); `howdah down` removes it, then `howdah up` \
+                         makes it again",
                         self.ctx.cluster_name()
-                    )),
-                })
+                    ))),
+                    s => Ok(Change::keep(format!(
+                        "in sync, not ready: {} is {s}; up waits for it",
+                        self.ctx.cluster_name()
+                    ))),
+                }
             }
         }
     }
