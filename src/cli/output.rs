@@ -438,10 +438,14 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
     } else {
         "down finished, but the leak scan found objects still there:".to_string()
     };
+    // Providers name the stack file as `<stack file>`; this run knows it.
+    let command = |text: &str| text.replace("<stack file>", &file.display().to_string());
     for l in &leaked {
         message.push_str(&format!(
             "\n  LEFT  {} {} (remove with: {})",
-            l.kind, l.name, l.remove_with
+            l.kind,
+            l.name,
+            command(&l.remove_with)
         ));
     }
     // Kept by the data policy: `down --delete-data` removes them. Kept by
@@ -465,7 +469,9 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
         for l in &by_cluster {
             message.push_str(&format!(
                 "\n  KEPT  {} {} (remove with: {})",
-                l.kind, l.name, l.remove_with
+                l.kind,
+                l.name,
+                command(&l.remove_with)
             ));
         }
     }
@@ -521,5 +527,57 @@ pub fn status(mode: OutputMode, report: &StatusReport) {
             _ => "✗",
         };
         outln!("  {mark} {:<24} {:<10} {}", p.id, p.state, p.detail);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Capture(Mutex<Vec<String>>);
+
+    impl EventSink for Capture {
+        fn emit(&self, event: &Event) {
+            if let Event::Summary { message, .. } = event {
+                self.0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(message.clone());
+            }
+        }
+    }
+
+    /// What is left is removed with a command the user can paste: the
+    /// stack file as given, never a `<stack file>` placeholder.
+    #[test]
+    fn leftovers_name_the_real_stack_file() {
+        let report = DownReport {
+            plan: Plan::new("demo", "down", "aws", Vec::new()),
+            run: howdah::engine::RunReport {
+                results: Vec::new(),
+                interrupted: false,
+                elapsed: Duration::from_secs(3),
+            },
+            leftovers: vec![Leftover {
+                kind: "aws.s3_bucket".into(),
+                name: "demo-data".into(),
+                retained: false,
+                remove_with: "howdah down --delete-data -f <stack file>".into(),
+            }],
+        };
+        let sink = Capture(Mutex::new(Vec::new()));
+        let code = down_done(
+            OutputMode::Plain,
+            &sink,
+            &report,
+            Path::new("stacks/demo.yaml"),
+        );
+        assert_eq!(code, exit::LEAKED);
+        let messages = sink.0.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
+        assert!(
+            messages.contains("howdah down --delete-data -f stacks/demo.yaml"),
+            "{messages}"
+        );
+        assert!(!messages.contains("<stack file>"), "{messages}");
     }
 }

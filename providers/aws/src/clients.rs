@@ -167,8 +167,17 @@ where
             let status = s.raw().status().as_u16();
             let fallback = format!("HTTP {status}");
             let code = inner.code().unwrap_or(&fallback);
-            let message = inner.message().unwrap_or("").to_string();
-            let said = format!("{what}: {code}: {message}");
+            let message = inner.message().unwrap_or("").trim().to_string();
+            // An answer without an error body (a proxy, an endpoint that
+            // does not serve this API) must not read as "HTTP 404: ".
+            let said = match (message.is_empty(), status) {
+                (false, _) => format!("{what}: {code}: {message}"),
+                (true, 404) if inner.code().is_none() => format!(
+                    "{what}: {code} without an error message: the endpoint does not serve \
+                     this API (check AWS_ENDPOINT_URL and the region)"
+                ),
+                (true, _) => format!("{what}: {code} without an error message"),
+            };
             if THROTTLING.contains(&code)
                 || TRANSIENT.contains(&code)
                 || status == 429
@@ -302,7 +311,31 @@ pub fn partition(region: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{credentials_hint, profile_defined, short};
+    use super::{credentials_hint, err, profile_defined, short};
+
+    /// An answer with no error body (an endpoint without the API: seen as
+    /// `HTTP 404: ` with nothing after it) says what it means.
+    #[test]
+    fn an_error_without_a_body_is_not_an_empty_message() {
+        use aws_sdk_eks::operation::describe_addon::DescribeAddonError;
+        use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+        use aws_smithy_runtime_api::client::result::SdkError;
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+        let answer = |status: u16| {
+            let raw = HttpResponse::new(status.try_into().expect("status"), SdkBody::empty());
+            let inner = DescribeAddonError::generic(ErrorMetadata::builder().build());
+            SdkError::service_error(inner, raw)
+        };
+        let missing = err("reading the add-on", answer(404)).to_string();
+        assert!(!missing.ends_with(": "), "{missing}");
+        assert!(missing.contains("does not serve this API"), "{missing}");
+        let teapot = err("reading the add-on", answer(418)).to_string();
+        assert_eq!(
+            teapot,
+            "reading the add-on: HTTP 418 without an error message"
+        );
+    }
 
     /// What the SDK's chain says with no credentials anywhere (seen here:
     /// its Display ends in the whole nested Debug structure).

@@ -266,7 +266,10 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
                 "aws.eks_cluster",
                 ctx.cluster_name(),
                 false,
-                format!("howdah down (status {})", info.status),
+                format!(
+                    "howdah down -f <stack file> again; EKS reports it {}",
+                    info.status
+                ),
             );
         }
     }
