@@ -176,14 +176,15 @@ pub fn parse_bucket_url(url: &str, credentials_secret: Option<String>) -> Option
     })
 }
 
-fn pod(
-    stack: &Stack,
-    resources: &Option<spec::Resources>,
-    node_selector: &Option<BTreeMap<String, String>>,
-    tolerations: &Option<Vec<spec::Toleration>>,
-    pod_annotations: &BTreeMap<String, String>,
-) -> PodValues {
+fn pod(stack: &Stack, settings: &spec::WorkloadSettings<'_>) -> PodValues {
     let p = &stack.pachyderm;
+    let spec::WorkloadSettings {
+        resources,
+        node_selector,
+        tolerations,
+        pod_annotations,
+        priority_class_name,
+    } = *settings;
     let quantities = |list: &spec::ResourceList| {
         let mut m = serde_json::Map::new();
         if let Some(c) = &list.cpu {
@@ -221,6 +222,10 @@ fn pod(
             .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
             .collect(),
         pod_annotations: pod_annotations.clone(),
+        priority_class_name: priority_class_name
+            .clone()
+            .or_else(|| p.priority_class_name.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -337,13 +342,7 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
             replicas: p.etcd.replicas,
             size: p.etcd.size.clone(),
             storage_class: storage_class(&p.etcd.storage_class),
-            pod: pod(
-                stack,
-                &p.etcd.resources,
-                &p.etcd.node_selector,
-                &p.etcd.tolerations,
-                &p.etcd.pod_annotations,
-            ),
+            pod: pod(stack, &p.etcd.settings()),
         },
         postgres: PostgresValues {
             in_cluster: pg_in_cluster,
@@ -362,24 +361,12 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
                 .unwrap_or_else(|| "md5".into()),
             password_secret,
             password_key: POSTGRES_PASSWORD_KEY.into(),
-            pod: pod(
-                stack,
-                &p.postgres.resources,
-                &p.postgres.node_selector,
-                &p.postgres.tolerations,
-                &p.postgres.pod_annotations,
-            ),
+            pod: pod(stack, &p.postgres.settings()),
         },
         pg_bouncer: PgBouncerValues {
             replicas: p.pg_bouncer.replicas,
             max_connections: p.pg_bouncer.max_connections,
-            pod: pod(
-                stack,
-                &p.pg_bouncer.resources,
-                &p.pg_bouncer.node_selector,
-                &p.pg_bouncer.tolerations,
-                &p.pg_bouncer.pod_annotations,
-            ),
+            pod: pod(stack, &p.pg_bouncer.settings()),
         },
         pachd: PachdValues {
             replicas: p.pachd.replicas,
@@ -387,23 +374,13 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
             service_annotations: p.pachd.service_annotations.clone(),
             log_level: p.pachd.log_level.clone(),
             metrics: p.pachd.metrics,
-            pod: pod(
-                stack,
-                &p.pachd.resources,
-                &p.pachd.node_selector,
-                &p.pachd.tolerations,
-                &p.pachd.pod_annotations,
-            ),
+            pachw_min_replicas: p.pachd.pachw.min_replicas,
+            pachw_max_replicas: p.pachd.pachw.max_replicas,
+            pod: pod(stack, &p.pachd.settings()),
         },
         console: ConsoleValues {
             enabled: p.console.enabled,
-            pod: pod(
-                stack,
-                &p.console.resources,
-                &p.console.node_selector,
-                &p.console.tolerations,
-                &p.console.pod_annotations,
-            ),
+            pod: pod(stack, &p.console.settings()),
         },
         secrets: SecretValues {
             postgres_password_b64: base64::engine::general_purpose::STANDARD

@@ -835,4 +835,66 @@ mod tests {
             "{missing}"
         );
     }
+
+    /// Chart settings users rely on, rendered where the chart puts them:
+    /// `spec.template.spec.priorityClassName` (per workload over the
+    /// stack-wide default), pachd's PACHW_MIN/MAX_REPLICAS, and Prometheus
+    /// scrape annotations on Service/pachd with metrics on.
+    #[test]
+    fn scheduling_pachw_and_metrics_settings_render_as_the_chart_does() {
+        let stack = crate::spec::parse(
+            "t.yaml",
+            "name: t\ntarget:\n  kubeconfig: {}\npachyderm:\n  priorityClassName: data-low\n  \
+             etcd:\n    priorityClassName: data-critical\n  pachd:\n    metrics: true\n    \
+             pachw: {minReplicas: 1, maxReplicas: 6}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let objects = render_stack(
+            &stack,
+            &howdah_provider::RuntimeInputs::default(),
+            &RenderSecrets::redacted(),
+        )
+        .expect("renders");
+        let find = |kind: &str, name: &str| rendered_object(&objects, kind, name);
+        let class = |kind: &str, name: &str| {
+            find(kind, name)["spec"]["template"]["spec"]["priorityClassName"].clone()
+        };
+        assert_eq!(class("StatefulSet", "etcd"), json!("data-critical"));
+        for (kind, name) in [
+            ("Deployment", "pachd"),
+            ("Deployment", "pachw"),
+            ("Deployment", "pg-bouncer"),
+            ("StatefulSet", "postgres"),
+        ] {
+            assert_eq!(class(kind, name), json!("data-low"), "{name}");
+        }
+        let pachd = find("Deployment", "pachd");
+        let env = pachd["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let value = |name: &str| {
+            env.iter()
+                .find(|e| e["name"] == name)
+                .map(|e| e["value"].clone())
+        };
+        assert_eq!(value("PACHW_MIN_REPLICAS"), Some(json!("1")));
+        assert_eq!(value("PACHW_MAX_REPLICAS"), Some(json!("6")));
+        let annotations = &find("Service", "pachd")["metadata"]["annotations"];
+        assert_eq!(annotations["prometheus.io/scrape"], json!("true"));
+        assert_eq!(annotations["prometheus.io/port"], json!("1656"));
+
+        let quiet = crate::spec::parse("t.yaml", "name: t\ntarget:\n  kubeconfig: {}\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let objects = render_stack(
+            &quiet,
+            &howdah_provider::RuntimeInputs::default(),
+            &RenderSecrets::redacted(),
+        )
+        .expect("renders");
+        let service = rendered_object(&objects, "Service", "pachd");
+        assert!(service["metadata"]["annotations"]["prometheus.io/scrape"].is_null());
+        let pachd = rendered_object(&objects, "Deployment", "pachd");
+        assert!(pachd["spec"]["template"]["spec"]["priorityClassName"].is_null());
+    }
 }

@@ -68,6 +68,8 @@ pub struct PodValues {
     /// Kubernetes toleration objects.
     pub tolerations: Vec<serde_json::Value>,
     pub pod_annotations: BTreeMap<String, String>,
+    /// PriorityClass of the pods; empty: none.
+    pub priority_class_name: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -130,6 +132,8 @@ pub struct PachdValues {
     pub service_annotations: BTreeMap<String, String>,
     pub log_level: String,
     pub metrics: bool,
+    pub pachw_min_replicas: u32,
+    pub pachw_max_replicas: u32,
     pub pod: PodValues,
 }
 

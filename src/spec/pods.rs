@@ -5,23 +5,27 @@
 use std::collections::BTreeMap;
 
 use super::location::{Part, YamlPath};
+use super::names::dns1123_subdomain;
 use super::names::{label_value, qualified_key, RESERVED_PREFIX};
 use super::quantity::{parse_quantity, QuantityUse};
-use super::types::{Resources, Toleration};
+use super::types::{Resources, Toleration, WorkloadSettings};
 use super::validate::Checker;
 
 const OPERATORS: &[&str] = &["Exists", "Equal"];
 const EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
 impl Checker<'_> {
-    pub(super) fn workload(
-        &mut self,
-        path: &YamlPath,
-        resources: &Option<Resources>,
-        node_selector: &Option<BTreeMap<String, String>>,
-        tolerations: &Option<Vec<Toleration>>,
-        pod_annotations: &BTreeMap<String, String>,
-    ) {
+    pub(super) fn workload(&mut self, path: &YamlPath, settings: &WorkloadSettings<'_>) {
+        let WorkloadSettings {
+            resources,
+            node_selector,
+            tolerations,
+            pod_annotations,
+            priority_class_name,
+        } = *settings;
+        if let Some(class) = priority_class_name {
+            self.priority_class(&path.key("priorityClassName"), class);
+        }
         if let Some(resources) = resources {
             self.resources(&path.key("resources"), resources);
         }
@@ -135,6 +139,26 @@ impl Checker<'_> {
 
     /// Label keys and values (`tags`, node selectors). `reserved` refuses
     /// keys under howdah's own prefix, which ownership depends on.
+    /// A PriorityClass name: a DNS subdomain, and not one of the two the
+    /// cluster reserves for its own components.
+    pub(super) fn priority_class(&mut self, path: &YamlPath, class: &str) {
+        let problem = dns1123_subdomain(class).or_else(|| {
+            matches!(class, "system-cluster-critical" | "system-node-critical").then(|| {
+                "is reserved for the cluster's own components (the API server refuses it \
+                 outside kube-system)"
+                    .to_string()
+            })
+        });
+        if let Some(problem) = problem {
+            self.report(
+                path,
+                Part::Value,
+                format!("invalid PriorityClass name {class:?}: {problem}"),
+                None,
+            );
+        }
+    }
+
     pub(super) fn labels(
         &mut self,
         path: &YamlPath,

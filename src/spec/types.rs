@@ -391,6 +391,9 @@ pub struct Pachyderm {
     /// Extra annotations on every object.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// Defaults for every pod: PriorityClass name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
     /// etcd, pachd's metadata store.
     #[serde(default)]
     pub etcd: Etcd,
@@ -472,6 +475,7 @@ impl Default for Pachyderm {
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
             annotations: BTreeMap::new(),
+            priority_class_name: None,
             etcd: Etcd::default(),
             postgres: Postgres::default(),
             pg_bouncer: PgBouncer::default(),
@@ -521,8 +525,35 @@ macro_rules! workload_struct {
             /// Extra pod annotations.
             #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
             pub pod_annotations: BTreeMap<String, String>,
+            /// PriorityClass of the pods; overrides `pachyderm.priorityClassName`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub priority_class_name: Option<String>,
+        }
+
+        impl $name {
+            /// The settings every workload takes.
+            pub fn settings(&self) -> WorkloadSettings<'_> {
+                WorkloadSettings {
+                    resources: &self.resources,
+                    node_selector: &self.node_selector,
+                    tolerations: &self.tolerations,
+                    pod_annotations: &self.pod_annotations,
+                    priority_class_name: &self.priority_class_name,
+                }
+            }
         }
     };
+}
+
+/// The settings every workload (etcd, postgres, pgBouncer, pachd,
+/// console) takes, borrowed from it.
+#[derive(Clone, Copy)]
+pub struct WorkloadSettings<'a> {
+    pub resources: &'a Option<Resources>,
+    pub node_selector: &'a Option<BTreeMap<String, String>>,
+    pub tolerations: &'a Option<Vec<Toleration>>,
+    pub pod_annotations: &'a BTreeMap<String, String>,
+    pub priority_class_name: &'a Option<String>,
 }
 
 /// Container resources.
@@ -601,6 +632,7 @@ impl Default for Etcd {
             node_selector: None,
             tolerations: None,
             pod_annotations: BTreeMap::new(),
+            priority_class_name: None,
         }
     }
 }
@@ -631,6 +663,7 @@ impl Default for Postgres {
             node_selector: None,
             tolerations: None,
             pod_annotations: BTreeMap::new(),
+            priority_class_name: None,
         }
     }
 }
@@ -703,6 +736,7 @@ impl Default for PgBouncer {
             node_selector: None,
             tolerations: None,
             pod_annotations: BTreeMap::new(),
+            priority_class_name: None,
         }
     }
 }
@@ -731,10 +765,37 @@ pub struct Pachd {
     #[serde(default = "default_log_level")]
     #[schemars(extend("enum" = ["debug", "info", "error"]))]
     pub log_level: String,
-    /// Send anonymous usage metrics to Pachyderm.
+    /// Send anonymous usage metrics to Pachyderm; also puts Prometheus
+    /// scrape annotations on pachd's Service.
     #[serde(default)]
     pub metrics: bool,
+    /// pachw, the pool of pachd instances for storage tasks, which pachd
+    /// scales between these bounds.
+    #[serde(default)]
+    pub pachw: Pachw,
 }
+}
+
+/// pachw's replica bounds (the chart's `pachw.minReplicas`/`maxReplicas`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Pachw {
+    /// Fewest pachw pods pachd keeps running.
+    #[serde(default)]
+    pub min_replicas: u32,
+    /// Most pachw pods pachd starts; at least 1.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub max_replicas: u32,
+}
+
+impl Default for Pachw {
+    fn default() -> Self {
+        Pachw {
+            min_replicas: 0,
+            max_replicas: 1,
+        }
+    }
 }
 
 impl Default for Pachd {
@@ -745,10 +806,12 @@ impl Default for Pachd {
             service_annotations: BTreeMap::new(),
             log_level: default_log_level(),
             metrics: false,
+            pachw: Pachw::default(),
             resources: None,
             node_selector: None,
             tolerations: None,
             pod_annotations: BTreeMap::new(),
+            priority_class_name: None,
         }
     }
 }
@@ -787,6 +850,7 @@ impl Default for Console {
             node_selector: None,
             tolerations: None,
             pod_annotations: BTreeMap::new(),
+            priority_class_name: None,
         }
     }
 }

@@ -284,6 +284,9 @@ impl Checker<'_> {
         self.labels(&base.key("nodeSelector"), &p.node_selector, false);
         self.tolerations(&base.key("tolerations"), &p.tolerations);
         self.annotation_keys(&base.key("annotations"), &p.annotations);
+        if let Some(class) = &p.priority_class_name {
+            self.priority_class(&base.key("priorityClassName"), class);
+        }
 
         let etcd = base.key("etcd");
         self.quantity(&etcd.key("size"), &p.etcd.size, QuantityUse::VolumeSize);
@@ -300,13 +303,7 @@ impl Checker<'_> {
             );
         }
         let e = &p.etcd;
-        self.workload(
-            &etcd,
-            &e.resources,
-            &e.node_selector,
-            &e.tolerations,
-            &e.pod_annotations,
-        );
+        self.workload(&etcd, &e.settings());
 
         let postgres = base.key("postgres");
         self.quantity(
@@ -342,25 +339,13 @@ impl Checker<'_> {
             }
         }
         let pg = &p.postgres;
-        self.workload(
-            &postgres,
-            &pg.resources,
-            &pg.node_selector,
-            &pg.tolerations,
-            &pg.pod_annotations,
-        );
+        self.workload(&postgres, &pg.settings());
 
         let bouncer = base.key("pgBouncer");
         self.at_least_one(&bouncer.key("replicas"), p.pg_bouncer.replicas);
         self.at_least_one(&bouncer.key("maxConnections"), p.pg_bouncer.max_connections);
         let b = &p.pg_bouncer;
-        self.workload(
-            &bouncer,
-            &b.resources,
-            &b.node_selector,
-            &b.tolerations,
-            &b.pod_annotations,
-        );
+        self.workload(&bouncer, &b.settings());
 
         let pachd = base.key("pachd");
         self.at_least_one(&pachd.key("replicas"), p.pachd.replicas);
@@ -388,23 +373,24 @@ impl Checker<'_> {
             &p.pachd.service_annotations,
         );
         let d = &p.pachd;
-        self.workload(
-            &pachd,
-            &d.resources,
-            &d.node_selector,
-            &d.tolerations,
-            &d.pod_annotations,
-        );
+        self.workload(&pachd, &d.settings());
+        let pachw = pachd.key("pachw");
+        self.at_least_one(&pachw.key("maxReplicas"), d.pachw.max_replicas);
+        if d.pachw.min_replicas > d.pachw.max_replicas {
+            self.report(
+                &pachw.key("minReplicas"),
+                Part::Value,
+                format!(
+                    "minReplicas {} is above maxReplicas {}",
+                    d.pachw.min_replicas, d.pachw.max_replicas
+                ),
+                Some("pachd scales pachw between the two: min ≤ max".into()),
+            );
+        }
 
         let console = base.key("console");
         let c = &p.console;
-        self.workload(
-            &console,
-            &c.resources,
-            &c.node_selector,
-            &c.tolerations,
-            &c.pod_annotations,
-        );
+        self.workload(&console, &c.settings());
     }
 
     fn version(&mut self, path: &YamlPath, version: &str) {

@@ -32,6 +32,7 @@ fn pod() -> PodValues {
             json!({"key": "dedicated", "operator": "Equal", "value": "pachyderm", "effect": "NoSchedule", "tolerationSeconds": null}),
         ],
         pod_annotations: BTreeMap::new(),
+        priority_class_name: String::new(),
     }
 }
 
@@ -105,6 +106,8 @@ fn sample_values() -> Values {
             )]),
             log_level: "info".into(),
             metrics: false,
+            pachw_min_replicas: 0,
+            pachw_max_replicas: 1,
             pod: PodValues {
                 resources: json!({"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}),
                 ..pod()
