@@ -31,7 +31,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use howdah::events::{Event, EventSink};
 use howdah::ops::{self, OpsError, Options, Session};
 use howdah::state::Unlocked;
@@ -54,14 +54,86 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
+/// `howdah --help` after the commands: what the exit codes mean and what
+/// the environment changes (README "Exit codes", "Environment").
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    success (plan --detailed-exitcode: no changes)
+  1    a step or check failed (the message says which and why)
+  2    plan --detailed-exitcode: there are changes
+  3    invalid stack file or command line; nothing was contacted
+  4    the stack is locked by another run, or the state file is unreadable,
+       from a newer howdah, or of another stack or target
+  5    down finished but the leak scan found objects left
+  130  interrupted; state saved, run again to carry on
+
+Environment:
+  HOWDAH_FILE             the stack file when -f is not given (default howdah.yaml)
+  HOWDAH_OUTPUT           --output when it is not given
+  HOWDAH_LOG              diagnostic logs on stderr: a tracing filter (info, debug, kube=debug)
+  KUBECONFIG              kubeconfig files for the kubeconfig target (default ~/.kube/config);
+                          `howdah kubeconfig` writes to the first
+  HOWDAH_KUBE_ENDPOINT    cloud targets: use this API endpoint instead of the one the cloud
+                          reports (test clusters)
+  HOWDAH_AWS_POLL_MAX_MS  aws: longest pause between status reads while waiting (default 15000)
+  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_STS
+                          aws: send AWS calls elsewhere (an emulator); S3 then uses path-style
+  AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID, ...
+                          aws: the AWS SDK's standard credential chain
+  HOME, USER, HOSTNAME    ~/ in paths; who and where holds a lock";
+
 #[derive(Parser)]
-#[command(name = "howdah", version, about = "One file to stand up, verify and tear down Pachyderm on Kubernetes", long_about = None)]
+#[command(
+    name = "howdah",
+    version = VERSION,
+    about = "One file to stand up, verify and tear down Pachyderm on Kubernetes",
+    long_about = None,
+    after_help = AFTER_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `howdah -V`: the version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HOWDAH_GIT_COMMIT"),
+    ")"
+);
+
+/// `howdah --version`: also the Pachyderm versions this build installs,
+/// which come from the charts compiled in.
+fn long_version() -> String {
+    format!(
+        "{VERSION}\nPachyderm versions: {} (default {})",
+        howdah::runtime::chart::supported_versions().join(", "),
+        howdah::runtime::chart::default_version()
+    )
+}
+
+/// The command line as parsed and as completed: the derived one with what
+/// only run time knows.
+fn command() -> clap::Command {
+    Cli::command().long_version(long_version())
+}
+
+/// How a command shows what it does; only on commands that show progress
+/// or can fail on a stack file.
+#[derive(clap::Args, Clone)]
+struct DisplayArgs {
     /// How to show progress: auto (live view on a terminal, plain lines otherwise), human, plain, json (one event per line).
-    #[arg(long, global = true, value_enum, default_value_t = OutputMode::Auto, env = "HOWDAH_OUTPUT")]
+    #[arg(long, value_enum, default_value_t = OutputMode::Auto, env = "HOWDAH_OUTPUT")]
     output: OutputMode,
+}
+
+impl Default for DisplayArgs {
+    fn default() -> Self {
+        DisplayArgs {
+            output: OutputMode::Auto,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +157,8 @@ struct StackArgs {
     /// State file (default: .howdah/<name>.state.json beside the stack file, or the file's state.path).
     #[arg(long)]
     state: Option<PathBuf>,
+    #[command(flatten)]
+    display: DisplayArgs,
 }
 
 #[derive(clap::Args, Clone)]
@@ -101,11 +175,25 @@ struct TakeOverArgs {
 #[derive(clap::Args, Clone)]
 struct RunArgs {
     /// Steps run at once, at most.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u16).range(1..=64))]
     parallelism: u16,
     /// How long one step may wait for readiness or deletion, 1s to 24h (e.g. 90s, 10m).
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
     timeout: Duration,
+}
+
+const DEFAULT_PARALLELISM: u16 = 8;
+const DEFAULT_TIMEOUT: &str = "10m";
+
+/// What `status`, which offers neither flag, runs with.
+impl Default for RunArgs {
+    fn default() -> Self {
+        RunArgs {
+            parallelism: DEFAULT_PARALLELISM,
+            // Invariant: the default is in range (`durations_parse_with_units`).
+            timeout: parse_duration(DEFAULT_TIMEOUT).unwrap_or(Duration::from_secs(600)),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -158,8 +246,6 @@ enum Command {
     Status {
         #[command(flatten)]
         stack: StackArgs,
-        #[command(flatten)]
-        run: RunArgs,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -219,6 +305,16 @@ enum Command {
     },
     /// Print the JSON Schema of the stack file.
     Schema,
+    /// Print a shell completion script.
+    ///
+    /// For example `howdah completion bash > /etc/bash_completion.d/howdah`,
+    /// `howdah completion zsh > "${fpath[1]}/_howdah"`,
+    /// `howdah completion fish > ~/.config/fish/completions/howdah.fish`,
+    /// `howdah completion powershell >> $PROFILE`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Inspect or unlock the state.
     State {
         #[command(subcommand)]
@@ -245,6 +341,30 @@ enum StateCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+impl Command {
+    /// The display flags of the command; commands without them print
+    /// only text of their own (a starter, a schema, a script).
+    fn display(&self) -> DisplayArgs {
+        match self {
+            Command::Validate { stack }
+            | Command::Plan { stack, .. }
+            | Command::Up { stack, .. }
+            | Command::Status { stack, .. }
+            | Command::Render { stack }
+            | Command::Console { stack, .. }
+            | Command::Down { stack, .. }
+            | Command::Kubeconfig { stack, .. }
+            | Command::State {
+                command: StateCommand::Show { stack } | StateCommand::Unlock { stack, .. },
+            } => stack.display.clone(),
+            Command::Init { .. }
+            | Command::Token { .. }
+            | Command::Schema
+            | Command::Completion { .. } => DisplayArgs::default(),
+        }
+    }
 }
 
 /// The range `--timeout` takes: below a second nothing can become ready,
@@ -277,7 +397,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches))
+    {
         Ok(cli) => cli,
         Err(e) => {
             let code = match e.kind() {
@@ -433,7 +556,7 @@ fn fail(mode: OutputMode, e: OpsError) -> u8 {
 }
 
 async fn run(cli: Cli) -> u8 {
-    let mode = mode(cli.output);
+    let mode = mode(cli.command.display().output);
     match cli.command {
         Command::Init { target } => match howdah::spec::starter(&target) {
             Some(text) => {
@@ -455,6 +578,13 @@ async fn run(cli: Cli) -> u8 {
             }
             Err(e) => fail(mode, e),
         },
+        Command::Completion { shell } => {
+            // Into a buffer first: the generators panic on a closed stdout.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "howdah", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
+            exit::OK
+        }
         Command::Schema => {
             outln!(
                 "{}",
@@ -549,7 +679,6 @@ async fn run(cli: Cli) -> u8 {
         }
         Command::Status {
             stack,
-            run,
             json,
             no_verify,
         } => {
@@ -559,7 +688,7 @@ async fn run(cli: Cli) -> u8 {
             };
             let opts = Options {
                 verify: !no_verify,
-                ..options(&run, false, Arc::new(howdah::events::Quiet))
+                ..options(&RunArgs::default(), false, Arc::new(howdah::events::Quiet))
             };
             match ops::status::status(&session, &opts).await {
                 Ok(report) => {
@@ -706,7 +835,72 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command().debug_assert();
+        assert_eq!(RunArgs::default().timeout, Duration::from_secs(600));
+    }
+
+    /// Every environment variable the code reads is explained in `--help`:
+    /// the source is searched for `env::var("X")`, `env = "X"` and the
+    /// names a line or two before an `env::var(v)` loop.
+    #[test]
+    fn help_explains_every_environment_variable_read() {
+        let help = command().render_long_help().to_string();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        let mut dirs = vec![root.join("src"), root.join("providers")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut read = std::collections::BTreeSet::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            // Tests set variables of their own; they sit at the end.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let lines: Vec<&str> = code.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if !(line.contains("env::var")
+                    || line.contains("env = \"")
+                    || line.contains("_VAR: &str"))
+                {
+                    continue;
+                }
+                for near in &lines[i.saturating_sub(2)..=i] {
+                    for literal in near.split('"').skip(1).step_by(2) {
+                        let name = !literal.is_empty()
+                            && literal.starts_with(|c: char| c.is_ascii_uppercase())
+                            && literal
+                                .chars()
+                                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                        if name {
+                            read.insert(literal.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        for expected in [
+            "HOWDAH_OUTPUT",
+            "HOWDAH_LOG",
+            "HOWDAH_FILE",
+            "KUBECONFIG",
+            "HOWDAH_KUBE_ENDPOINT",
+        ] {
+            assert!(
+                read.contains(expected),
+                "the search missed {expected}: {read:?}"
+            );
+        }
+        let missing: Vec<_> = read.iter().filter(|v| !help.contains(v.as_str())).collect();
+        assert!(
+            missing.is_empty(),
+            "--help does not explain {missing:?}:\n{help}"
+        );
     }
 }
