@@ -112,3 +112,110 @@ async fn flags_are_offered_only_where_they_apply() {
         assert_eq!(refused.code, 3, "{command:?}: {}", refused.all());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_fills_in_the_name_and_context_and_keeps_existing_files() {
+    let env = Env::start().await;
+    let dir = env.dir.path();
+    let run_here = |args: &'static [&'static str]| {
+        let kubeconfig = env.kubeconfig.clone();
+        async move { run_with_kubeconfig(dir, args, Some(&kubeconfig)).await }
+    };
+    let init = run_here(&[
+        "init",
+        "--target",
+        "kubeconfig",
+        "--name",
+        "demo",
+        "--context",
+        "fake",
+        "--out",
+        "stack.yaml",
+    ])
+    .await;
+    assert_eq!(init.code, 0, "{}", init.all());
+    assert!(init.all().contains("stack.yaml"), "{}", init.all());
+    let validate = run_here(&["validate", "-f", "stack.yaml"]).await;
+    assert_eq!(validate.code, 0, "{}", validate.all());
+    assert!(
+        validate.stdout.contains("stack `demo`"),
+        "{}",
+        validate.stdout
+    );
+    let plan = run_here(&["plan", "-f", "stack.yaml"]).await;
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(
+        plan.stdout.contains("Plan for stack `demo`"),
+        "{}",
+        plan.stdout
+    );
+    // The context is the one given, not the kubeconfig's current one.
+    let init = run_here(&["init", "--context", "elsewhere", "--out", "elsewhere.yaml"]).await;
+    assert_eq!(init.code, 0, "{}", init.all());
+    let plan = run_here(&["plan", "-f", "elsewhere.yaml"]).await;
+    assert_ne!(plan.code, 0, "{}", plan.all());
+    assert!(plan.stderr.contains("elsewhere"), "{}", plan.stderr);
+
+    let written = std::fs::read_to_string(dir.join("stack.yaml")).unwrap();
+    let again = run_here(&["init", "--name", "other", "--out", "stack.yaml"]).await;
+    assert_eq!(again.code, 3, "{}", again.all());
+    assert!(again.stderr.contains("stack.yaml"), "{}", again.stderr);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("stack.yaml")).unwrap(),
+        written
+    );
+    let forced = run_here(&["init", "--name", "other", "--out", "stack.yaml", "--force"]).await;
+    assert_eq!(forced.code, 0, "{}", forced.all());
+    let validate = run_here(&["validate", "-f", "stack.yaml"]).await;
+    assert!(
+        validate.stdout.contains("stack `other`"),
+        "{}",
+        validate.stdout
+    );
+
+    let printed = run_here(&["init", "--target", "aws", "--name", "ml-prod"]).await;
+    assert_eq!(printed.code, 0, "{}", printed.all());
+    std::fs::write(dir.join("aws.yaml"), &printed.stdout).unwrap();
+    let validate = run_here(&["validate", "-f", "aws.yaml"]).await;
+    assert!(
+        validate.stdout.contains("stack `ml-prod`"),
+        "{}",
+        validate.all()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_refuses_a_name_the_stack_file_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "name: Demo_1\ntarget: {kubeconfig: {}}\n",
+    )
+    .unwrap();
+    let validate = run(dir.path(), &["validate", "-f", "bad.yaml"]).await;
+    assert_eq!(validate.code, 3);
+    // What validate says of the name, without the file's position.
+    let rule = validate
+        .stderr
+        .split("name: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap()
+        .to_string();
+    let init = run(
+        dir.path(),
+        &["init", "--name", "Demo_1", "--out", "new.yaml"],
+    )
+    .await;
+    assert_eq!(init.code, 3, "{}", init.all());
+    assert!(
+        init.stderr.contains(&rule),
+        "wants `{rule}` in:\n{}",
+        init.stderr
+    );
+    assert!(!dir.path().join("new.yaml").exists());
+    let context = run(dir.path(), &["init", "--target", "aws", "--context", "x"]).await;
+    assert_eq!(context.code, 3, "{}", context.all());
+    assert!(context.stderr.contains("kubeconfig"), "{}", context.stderr);
+}

@@ -198,11 +198,26 @@ impl Default for RunArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print a commented starter stack file.
+    /// Print (or write) a commented starter stack file.
     Init {
-        /// kubeconfig (an existing cluster).
+        /// kubeconfig (an existing cluster) or aws (a new EKS cluster).
         #[arg(long, default_value = "kubeconfig")]
         target: String,
+        /// The stack name (lower-case letters, digits and '-', starting
+        /// with a letter, at most 40); default: my-stack.
+        #[arg(long)]
+        name: Option<String>,
+        /// kubeconfig target: the context to use; default: the
+        /// kubeconfig's current context.
+        #[arg(long)]
+        context: Option<String>,
+        /// Write the file here instead of printing it; an existing file is
+        /// kept unless --force is given.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// With --out: replace an existing file.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Check a stack file offline.
     Validate {
@@ -555,22 +570,77 @@ fn fail(mode: OutputMode, e: OpsError) -> u8 {
     }
 }
 
+/// `howdah init`: the starter with the values filled in, printed or
+/// written to `out`. An existing `out` is never replaced without `force`
+/// (the check and the creation are one step, so a file that appears in
+/// between is not overwritten either).
+fn init(
+    target: &str,
+    name: Option<&str>,
+    context: Option<&str>,
+    out: Option<PathBuf>,
+    force: bool,
+) -> u8 {
+    use howdah::spec::{StarterError, StarterValues};
+    let text = match howdah::spec::starter_with(target, &StarterValues { name, context }) {
+        Ok(text) => text,
+        Err(StarterError::InvalidName { message, help }) => {
+            let help = help.map(|h| format!(" (help: {h})")).unwrap_or_default();
+            eprintln!("error: --name: {message}{help}");
+            return exit::INVALID;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let Some(path) = out else {
+        out!("{text}");
+        return exit::OK;
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let written = options
+        .open(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, text.as_bytes()));
+    match written {
+        Ok(()) => {
+            outln!(
+                "wrote {}; check it with `howdah validate -f {}`",
+                path.display(),
+                path.display()
+            );
+            exit::OK
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!(
+                "error: {} already exists; give --force to replace it",
+                path.display()
+            );
+            exit::INVALID
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            exit::FAILED
+        }
+    }
+}
+
 async fn run(cli: Cli) -> u8 {
     let mode = mode(cli.command.display().output);
     match cli.command {
-        Command::Init { target } => match howdah::spec::starter(&target) {
-            Some(text) => {
-                out!("{text}");
-                exit::OK
-            }
-            None => {
-                eprintln!(
-                    "error: unknown target `{target}`; available: {}",
-                    howdah::spec::starter_targets().join(", ")
-                );
-                exit::INVALID
-            }
-        },
+        Command::Init {
+            target,
+            name,
+            context,
+            out,
+            force,
+        } => init(&target, name.as_deref(), context.as_deref(), out, force),
         Command::Validate { stack } => match open(&stack) {
             Ok(s) => {
                 output::validated(mode, &s);

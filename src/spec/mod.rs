@@ -22,6 +22,7 @@ mod pods;
 mod prescan;
 pub(crate) mod quantity;
 mod schema;
+mod starter;
 mod structural;
 pub mod types;
 mod validate;
@@ -37,6 +38,7 @@ use location::{locate, Part, YamlPath};
 pub use aws::AWS_REGIONS;
 pub use errors::{SpecError, SpecProblem};
 pub use schema::json_schema;
+pub use starter::{starter_with, StarterError, StarterValues};
 pub use types::*;
 
 /// The largest stack file howdah reads; real ones are a few KiB.
