@@ -219,3 +219,155 @@ async fn init_refuses_a_name_the_stack_file_would_refuse() {
     assert_eq!(context.code, 3, "{}", context.all());
     assert!(context.stderr.contains("kubeconfig"), "{}", context.stderr);
 }
+
+/// A stack whose cluster refuses every connection: the client library
+/// logs an ERROR (visible with HOWDAH_LOG=info) before howdah gives up.
+fn unreachable_stack(dir: &std::path::Path) -> std::path::PathBuf {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"http://127.0.0.1:1\"}}]\n\
+         users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let spec = dir.join("howdah.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: gone\ntarget: {{kubeconfig: {{path: {}}}}}\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    spec
+}
+
+/// The log lines of a run, without their timestamps.
+fn log_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.contains(" INFO ") || l.contains(" ERROR ") || l.contains(" WARN "))
+        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_shows_what_howdah_log_info_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = unreachable_stack(dir.path());
+    let status = |args: &[&str], log: Option<&str>| {
+        let mut command = std::process::Command::new(BIN);
+        command.arg("status").arg("-f").arg(&spec).args(args);
+        command
+            .env_remove("HOWDAH_LOG")
+            .env("HOWDAH_OUTPUT", "plain");
+        if let Some(log) = log {
+            command.env("HOWDAH_LOG", log);
+        }
+        let out = command.output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let plain = status(&[], None);
+    assert!(log_lines(&plain).is_empty(), "{plain}");
+    let info = status(&[], Some("info"));
+    assert!(
+        !log_lines(&info).is_empty(),
+        "HOWDAH_LOG=info shows nothing:\n{info}"
+    );
+    let verbose = status(&["-v"], None);
+    assert_eq!(log_lines(&verbose), log_lines(&info), "{verbose}");
+    let debug = status(&["-vv"], None);
+    assert!(debug.contains(" DEBUG "), "{debug}");
+    let both = run(dir.path(), &["status", "-q", "-v"]).await;
+    assert_eq!(both.code, 3, "{}", both.all());
+}
+
+/// Runs `command` under a pseudo-terminal (util-linux `script`), as a
+/// user at a terminal would, and returns what the terminal got.
+fn on_a_terminal(command: &str, no_color: bool) -> Option<String> {
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", command, "/dev/null"]);
+    script.env_remove("HOWDAH_OUTPUT").env_remove("NO_COLOR");
+    if no_color {
+        script.env("NO_COLOR", "1");
+    }
+    let out = script.output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colour_marks_the_outcome_and_never_or_no_color_turn_it_off() {
+    let env = Env::start().await;
+    let spec = env.stack("howdah.yaml", "colour", "");
+    let up = env
+        .howdah(&[
+            "up",
+            "-f",
+            path(&spec),
+            "--timeout",
+            "60s",
+            "--color",
+            "always",
+        ])
+        .await;
+    assert_eq!(up.code, 0, "{}", up.all());
+    assert!(
+        up.stdout.contains("\x1b[32m"),
+        "no green in:\n{}",
+        up.stdout
+    );
+    let status = env
+        .howdah(&["status", "-f", path(&spec), "--color", "always"])
+        .await;
+    assert_eq!(status.code, 0, "{}", status.all());
+    assert!(status.stdout.contains("\x1b[32m✓"), "{}", status.stdout);
+    for args in [&["--color", "never"][..], &[]] {
+        let status = env
+            .howdah(&[&["status", "-f", path(&spec)], args].concat())
+            .await;
+        assert!(
+            !status.all().contains('\x1b'),
+            "{args:?}:\n{}",
+            status.all()
+        );
+    }
+    // At a terminal colour is the default, and NO_COLOR turns it off,
+    // log lines included.
+    let command = format!("{BIN} status -v -f {}", path(&spec));
+    let Some(coloured) = on_a_terminal(&command, false) else {
+        eprintln!("no `script` on this machine: the terminal half is not run");
+        return;
+    };
+    assert!(coloured.contains("\x1b[32m✓"), "{coloured}");
+    let plain = on_a_terminal(&command, true).unwrap();
+    assert!(plain.contains('✓'), "{plain}");
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_prints_only_errors_and_the_summary() {
+    let env = Env::start().await;
+    let spec = env.stack("howdah.yaml", "hush", "");
+    let up = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "60s", "-q"])
+        .await;
+    assert_eq!(up.code, 0, "{}", up.all());
+    let lines: Vec<&str> = up.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", up.stdout);
+    assert!(lines[0].contains("up: "), "{}", up.stdout);
+    assert!(up.stderr.is_empty(), "{}", up.stderr);
+    let down = env
+        .howdah(&[
+            "down",
+            "-f",
+            path(&spec),
+            "--timeout",
+            "60s",
+            "-q",
+            "--delete-data",
+        ])
+        .await;
+    assert_eq!(down.code, 0, "{}", down.all());
+    assert!(!down.stdout.contains("started"), "{}", down.stdout);
+    assert!(down.stdout.contains("down: "), "{}", down.stdout);
+}

@@ -71,6 +71,7 @@ Environment:
   HOWDAH_FILE             the stack file when -f is not given (default howdah.yaml)
   HOWDAH_OUTPUT           --output when it is not given
   HOWDAH_LOG              diagnostic logs on stderr: a tracing filter (info, debug, kube=debug)
+  NO_COLOR                set and not empty: no colour unless --color always
   KUBECONFIG              kubeconfig files for the kubeconfig target (default ~/.kube/config);
                           `howdah kubeconfig` writes to the first
   HOWDAH_KUBE_ENDPOINT    cloud targets: use this API endpoint instead of the one the cloud
@@ -126,12 +127,64 @@ struct DisplayArgs {
     /// How to show progress: auto (live view on a terminal, plain lines otherwise), human, plain, json (one event per line).
     #[arg(long, value_enum, default_value_t = OutputMode::Auto, env = "HOWDAH_OUTPUT")]
     output: OutputMode,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    /// Print only errors and the final summary (JSON output is unchanged).
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Diagnostic logs on stderr: -v as HOWDAH_LOG=info, -vv as debug
+    /// (HOWDAH_LOG, when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 impl Default for DisplayArgs {
     fn default() -> Self {
         DisplayArgs {
             output: OutputMode::Auto,
+            color: ColorChoice::Auto,
+            quiet: false,
+            verbose: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether text for a stream gets colour. An explicit `always` wins
+    /// over NO_COLOR, as no-color.org asks of command-line flags.
+    fn paint(self, stream_is_terminal: bool) -> output::Paint {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        output::Paint::new(match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stream_is_terminal && !no_color,
+        })
+    }
+}
+
+/// How this run shows things: the mode and, per stream, colour.
+struct Shown {
+    mode: OutputMode,
+    stdout: output::Paint,
+    stderr: output::Paint,
+    quiet: bool,
+}
+
+impl Shown {
+    fn new(display: &DisplayArgs) -> Shown {
+        Shown {
+            mode: mode(display.output),
+            stdout: display.color.paint(std::io::stdout().is_terminal()),
+            stderr: display.color.paint(std::io::stderr().is_terminal()),
+            quiet: display.quiet,
         }
     }
 }
@@ -428,7 +481,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logs();
+    let display = cli.command.display();
+    init_logs(
+        display.verbose,
+        display.color.paint(std::io::stderr().is_terminal()),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -447,16 +504,24 @@ pub fn main() -> ExitCode {
 /// nothing else, in every output mode. An unset variable must not fall back
 /// to tracing's default of printing every ERROR event, which is how a
 /// retried 500 used to reach stderr as a coloured library line.
-fn init_logs() {
+/// `-v` stands for `HOWDAH_LOG=info` (`-vv` for debug) when the variable
+/// is not set.
+fn init_logs(verbose: u8, paint: output::Paint) {
+    let from_flag = match verbose {
+        0 => None,
+        1 => Some("info".to_string()),
+        _ => Some("debug".to_string()),
+    };
     let Some(directives) = std::env::var("HOWDAH_LOG")
         .ok()
         .filter(|d| !d.trim().is_empty())
+        .or(from_flag)
     else {
         return;
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(paint.on())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -469,11 +534,17 @@ fn mode(requested: OutputMode) -> OutputMode {
     }
 }
 
-fn sink(mode: OutputMode) -> Arc<dyn EventSink> {
-    match mode {
-        OutputMode::Json => Arc::new(output::JsonLines),
-        OutputMode::Human => Arc::new(output::LiveView::new()),
-        _ => Arc::new(output::PlainLines),
+fn sink(shown: &Shown) -> Arc<dyn EventSink> {
+    let sink: Arc<dyn EventSink> = match shown.mode {
+        // Machines get every event, -q or not.
+        OutputMode::Json => return Arc::new(output::JsonLines),
+        OutputMode::Human => Arc::new(output::LiveView::new(shown.stderr)),
+        _ => Arc::new(output::PlainLines::new(shown.stdout)),
+    };
+    if shown.quiet {
+        Arc::new(output::ErrorsAndSummary(sink))
+    } else {
+        sink
     }
 }
 
@@ -541,16 +612,16 @@ fn open(stack: &StackArgs) -> Result<Session, OpsError> {
 /// Prints an error the way its kind deserves and picks the exit code.
 /// With JSON output a stack file's problems are also printed as one
 /// `invalid` event on stdout, for CI annotations.
-fn fail(mode: OutputMode, e: OpsError) -> u8 {
+fn fail(shown: &Shown, e: OpsError) -> u8 {
     match &e {
         OpsError::Spec(spec) => {
-            match mode {
+            match shown.mode {
                 OutputMode::Json => {
                     output::invalid(spec);
                     eprintln!("{spec}");
                 }
                 // On a terminal: the source with each problem underlined.
-                OutputMode::Human => output::spec_report(spec),
+                OutputMode::Human => output::spec_report(spec, shown.stderr),
                 _ => eprintln!("{spec}"),
             }
             exit::INVALID
@@ -632,7 +703,8 @@ fn init(
 }
 
 async fn run(cli: Cli) -> u8 {
-    let mode = mode(cli.command.display().output);
+    let shown = Shown::new(&cli.command.display());
+    let mode = shown.mode;
     match cli.command {
         Command::Init {
             target,
@@ -646,7 +718,7 @@ async fn run(cli: Cli) -> u8 {
                 output::validated(mode, &s);
                 exit::OK
             }
-            Err(e) => fail(mode, e),
+            Err(e) => fail(&shown, e),
         },
         Command::Completion { shell } => {
             // Into a buffer first: the generators panic on a closed stdout.
@@ -667,7 +739,7 @@ async fn run(cli: Cli) -> u8 {
                 output::manifests(&objects);
                 exit::OK
             }
-            Err(e) => fail(mode, e),
+            Err(e) => fail(&shown, e),
         },
         Command::Plan {
             stack,
@@ -679,7 +751,7 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
             let opts = options(&run, delete_data, Arc::new(howdah::events::Quiet));
             let plan = if destroy {
@@ -703,7 +775,7 @@ async fn run(cli: Cli) -> u8 {
                         exit::OK
                     }
                 }
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Up {
@@ -714,9 +786,9 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
-            let sink = sink(mode);
+            let sink = sink(&shown);
             let opts = Options {
                 verify: !no_verify,
                 take_over_state: take_over.take_over_state,
@@ -724,7 +796,7 @@ async fn run(cli: Cli) -> u8 {
             };
             match ops::up::up(&session, &opts).await {
                 Ok(report) => output::up_done(sink.as_ref(), &report),
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Down {
@@ -735,16 +807,16 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
-            let sink = sink(mode);
+            let sink = sink(&shown);
             let opts = Options {
                 take_over_state: take_over.take_over_state,
                 ..options(&run, delete_data, sink.clone())
             };
             match ops::down::down(&session, &opts).await {
                 Ok(report) => output::down_done(mode, sink.as_ref(), &report, &stack.file),
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Status {
@@ -754,7 +826,7 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
             let opts = Options {
                 verify: !no_verify,
@@ -762,14 +834,18 @@ async fn run(cli: Cli) -> u8 {
             };
             match ops::status::status(&session, &opts).await {
                 Ok(report) => {
-                    output::status(if json { OutputMode::Json } else { mode }, &report);
+                    output::status(
+                        if json { OutputMode::Json } else { mode },
+                        &report,
+                        shown.stdout,
+                    );
                     if report.healthy {
                         exit::OK
                     } else {
                         exit::FAILED
                     }
                 }
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Console {
@@ -779,17 +855,17 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
             match console::serve(&session, pachd_port, console_port).await {
                 Ok(()) => exit::OK,
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Kubeconfig { stack, out } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
             match ops::kubeconfig::write(&session, out).await {
                 Ok(written) => {
@@ -800,7 +876,7 @@ async fn run(cli: Cli) -> u8 {
                     );
                     exit::OK
                 }
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Token {
@@ -837,9 +913,9 @@ async fn run(cli: Cli) -> u8 {
                         );
                         exit::OK
                     }
-                    Err(e) => fail(mode, e.into()),
+                    Err(e) => fail(&shown, e.into()),
                 },
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             },
             StateCommand::Unlock { stack, force } => match open(&stack) {
                 Ok(s) => match s.state.unlock(force) {
@@ -864,9 +940,9 @@ async fn run(cli: Cli) -> u8 {
                         outln!("not locked");
                         exit::OK
                     }
-                    Err(e) => fail(mode, e.into()),
+                    Err(e) => fail(&shown, e.into()),
                 },
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             },
         },
     }
