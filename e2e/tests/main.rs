@@ -17,5 +17,6 @@ mod lifecycle;
 mod real_api;
 mod recorded;
 mod resume;
+mod sandbox_demo;
 mod state_safety;
 mod teardown;
