@@ -13,7 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "sandbox-demo: cargo is required (rustup.rs)" >&2; exit 1; }
-cargo build --quiet --bin howdah -p howdah --bin howdah-kube-fake -p howdah-kube-fake --bin howdah-aws-proxy -p howdah-aws-proxy
+# cargo's own progress (a bar on a terminal, a line per crate otherwise):
+# a first build takes several minutes and must not look like a hang.
+echo "== building howdah, the Kubernetes API fake and the AWS proxy (a first build takes several minutes)"
+cargo build --bin howdah -p howdah --bin howdah-kube-fake -p howdah-kube-fake --bin howdah-aws-proxy -p howdah-aws-proxy
 howdah="$PWD/target/debug/howdah"
 fake="$PWD/target/debug/howdah-kube-fake"
 proxy="$PWD/target/debug/howdah-aws-proxy"

@@ -6,6 +6,7 @@ mod support;
 
 mod aws;
 
+mod cli;
 mod console;
 mod corpus;
 mod diagnostics;
@@ -16,6 +17,7 @@ mod lifecycle;
 mod real_api;
 mod recorded;
 mod resume;
+mod sandbox_demo;
 mod state_safety;
 mod storage_check;
 mod teardown;

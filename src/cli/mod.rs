@@ -31,7 +31,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use howdah::events::{Event, EventSink};
 use howdah::ops::{self, OpsError, Options, Session};
 use howdah::state::Unlocked;
@@ -54,14 +54,139 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
+/// `howdah --help` after the commands: what the exit codes mean and what
+/// the environment changes (README "Exit codes", "Environment").
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    success (plan --detailed-exitcode: no changes)
+  1    a step or check failed (the message says which and why)
+  2    plan --detailed-exitcode: there are changes
+  3    invalid stack file or command line; nothing was contacted
+  4    the stack is locked by another run, or the state file is unreadable,
+       from a newer howdah, or of another stack or target
+  5    down finished but the leak scan found objects left
+  130  interrupted; state saved, run again to carry on
+
+Environment:
+  HOWDAH_FILE             the stack file when -f is not given (default howdah.yaml)
+  HOWDAH_OUTPUT           --output when it is not given
+  HOWDAH_LOG              diagnostic logs on stderr: a tracing filter (info, debug, kube=debug)
+  NO_COLOR                set and not empty: no colour unless --color always
+  KUBECONFIG              kubeconfig files for the kubeconfig target (default ~/.kube/config);
+                          `howdah kubeconfig` writes to the first
+  HOWDAH_KUBE_ENDPOINT    cloud targets: use this API endpoint instead of the one the cloud
+                          reports (test clusters)
+  HOWDAH_AWS_POLL_MAX_MS  aws: longest pause between status reads while waiting (default 15000)
+  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_STS
+                          aws: send AWS calls elsewhere (an emulator); S3 then uses path-style
+  AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID, ...
+                          aws: the AWS SDK's standard credential chain
+  HOME, USER, HOSTNAME    ~/ in paths; who and where holds a lock";
+
 #[derive(Parser)]
-#[command(name = "howdah", version, about = "One file to stand up, verify and tear down Pachyderm on Kubernetes", long_about = None)]
+#[command(
+    name = "howdah",
+    version = VERSION,
+    about = "One file to stand up, verify and tear down Pachyderm on Kubernetes",
+    long_about = None,
+    after_help = AFTER_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `howdah -V`: the version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HOWDAH_GIT_COMMIT"),
+    ")"
+);
+
+/// `howdah --version`: also the Pachyderm versions this build installs,
+/// which come from the charts compiled in.
+fn long_version() -> String {
+    format!(
+        "{VERSION}\nPachyderm versions: {} (default {})",
+        howdah::runtime::chart::supported_versions().join(", "),
+        howdah::runtime::chart::default_version()
+    )
+}
+
+/// The command line as parsed and as completed: the derived one with what
+/// only run time knows.
+fn command() -> clap::Command {
+    Cli::command().long_version(long_version())
+}
+
+/// How a command shows what it does; only on commands that show progress
+/// or can fail on a stack file.
+#[derive(clap::Args, Clone)]
+struct DisplayArgs {
     /// How to show progress: auto (live view on a terminal, plain lines otherwise), human, plain, json (one event per line).
-    #[arg(long, global = true, value_enum, default_value_t = OutputMode::Auto, env = "HOWDAH_OUTPUT")]
+    #[arg(long, value_enum, default_value_t = OutputMode::Auto, env = "HOWDAH_OUTPUT")]
     output: OutputMode,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    /// Print only errors and the final summary (JSON output is unchanged).
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Diagnostic logs on stderr: -v as HOWDAH_LOG=info, -vv as debug
+    /// (HOWDAH_LOG, when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+impl Default for DisplayArgs {
+    fn default() -> Self {
+        DisplayArgs {
+            output: OutputMode::Auto,
+            color: ColorChoice::Auto,
+            quiet: false,
+            verbose: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether text for a stream gets colour. An explicit `always` wins
+    /// over NO_COLOR, as no-color.org asks of command-line flags.
+    fn paint(self, stream_is_terminal: bool) -> output::Paint {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        output::Paint::new(match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stream_is_terminal && !no_color,
+        })
+    }
+}
+
+/// How this run shows things: the mode and, per stream, colour.
+struct Shown {
+    mode: OutputMode,
+    stdout: output::Paint,
+    stderr: output::Paint,
+    quiet: bool,
+}
+
+impl Shown {
+    fn new(display: &DisplayArgs) -> Shown {
+        Shown {
+            mode: mode(display.output),
+            stdout: display.color.paint(std::io::stdout().is_terminal()),
+            stderr: display.color.paint(std::io::stderr().is_terminal()),
+            quiet: display.quiet,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +210,8 @@ struct StackArgs {
     /// State file (default: .howdah/<name>.state.json beside the stack file, or the file's state.path).
     #[arg(long)]
     state: Option<PathBuf>,
+    #[command(flatten)]
+    display: DisplayArgs,
 }
 
 #[derive(clap::Args, Clone)]
@@ -101,20 +228,52 @@ struct TakeOverArgs {
 #[derive(clap::Args, Clone)]
 struct RunArgs {
     /// Steps run at once, at most.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u16).range(1..=64))]
     parallelism: u16,
     /// How long one step may wait for readiness or deletion, 1s to 24h (e.g. 90s, 10m).
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
     timeout: Duration,
+}
+
+const DEFAULT_PARALLELISM: u16 = 8;
+const DEFAULT_TIMEOUT: &str = "10m";
+
+/// What `status`, which offers neither flag, runs with.
+/// How long `status` may take to read everything (it has no `--timeout`).
+const STATUS_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        RunArgs {
+            parallelism: DEFAULT_PARALLELISM,
+            // Invariant: the default is in range (`durations_parse_with_units`).
+            timeout: parse_duration(DEFAULT_TIMEOUT).unwrap_or(Duration::from_secs(600)),
+        }
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print a commented starter stack file.
+    /// Print (or write) a commented starter stack file.
     Init {
-        /// kubeconfig (an existing cluster).
+        /// kubeconfig (an existing cluster) or aws (a new EKS cluster).
         #[arg(long, default_value = "kubeconfig")]
         target: String,
+        /// The stack name (lower-case letters, digits and '-', starting
+        /// with a letter, at most 40); default: my-stack.
+        #[arg(long)]
+        name: Option<String>,
+        /// kubeconfig target: the context to use; default: the
+        /// kubeconfig's current context.
+        #[arg(long)]
+        context: Option<String>,
+        /// Write the file here instead of printing it; an existing file is
+        /// kept unless --force is given.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// With --out: replace an existing file.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Check a stack file offline.
     Validate {
@@ -158,8 +317,6 @@ enum Command {
     Status {
         #[command(flatten)]
         stack: StackArgs,
-        #[command(flatten)]
-        run: RunArgs,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -223,6 +380,16 @@ enum Command {
     },
     /// Print the JSON Schema of the stack file.
     Schema,
+    /// Print a shell completion script.
+    ///
+    /// For example `howdah completion bash > /etc/bash_completion.d/howdah`,
+    /// `howdah completion zsh > "${fpath[1]}/_howdah"`,
+    /// `howdah completion fish > ~/.config/fish/completions/howdah.fish`,
+    /// `howdah completion powershell >> $PROFILE`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Inspect or unlock the state.
     State {
         #[command(subcommand)]
@@ -249,6 +416,30 @@ enum StateCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+impl Command {
+    /// The display flags of the command; commands without them print
+    /// only text of their own (a starter, a schema, a script).
+    fn display(&self) -> DisplayArgs {
+        match self {
+            Command::Validate { stack }
+            | Command::Plan { stack, .. }
+            | Command::Up { stack, .. }
+            | Command::Status { stack, .. }
+            | Command::Render { stack }
+            | Command::Console { stack, .. }
+            | Command::Down { stack, .. }
+            | Command::Kubeconfig { stack, .. }
+            | Command::State {
+                command: StateCommand::Show { stack } | StateCommand::Unlock { stack, .. },
+            } => stack.display.clone(),
+            Command::Init { .. }
+            | Command::Token { .. }
+            | Command::Schema
+            | Command::Completion { .. } => DisplayArgs::default(),
+        }
+    }
 }
 
 /// The range `--timeout` takes: below a second nothing can become ready,
@@ -281,7 +472,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches))
+    {
         Ok(cli) => cli,
         Err(e) => {
             let code = match e.kind() {
@@ -294,7 +488,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logs();
+    let display = cli.command.display();
+    init_logs(
+        display.verbose,
+        display.color.paint(std::io::stderr().is_terminal()),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -313,16 +511,24 @@ pub fn main() -> ExitCode {
 /// nothing else, in every output mode. An unset variable must not fall back
 /// to tracing's default of printing every ERROR event, which is how a
 /// retried 500 used to reach stderr as a coloured library line.
-fn init_logs() {
+/// `-v` stands for `HOWDAH_LOG=info` (`-vv` for debug) when the variable
+/// is not set.
+fn init_logs(verbose: u8, paint: output::Paint) {
+    let from_flag = match verbose {
+        0 => None,
+        1 => Some("info".to_string()),
+        _ => Some("debug".to_string()),
+    };
     let Some(directives) = std::env::var("HOWDAH_LOG")
         .ok()
         .filter(|d| !d.trim().is_empty())
+        .or(from_flag)
     else {
         return;
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(paint.on())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -335,11 +541,17 @@ fn mode(requested: OutputMode) -> OutputMode {
     }
 }
 
-fn sink(mode: OutputMode) -> Arc<dyn EventSink> {
-    match mode {
-        OutputMode::Json => Arc::new(output::JsonLines),
-        OutputMode::Human => Arc::new(output::LiveView::new()),
-        _ => Arc::new(output::PlainLines),
+fn sink(shown: &Shown) -> Arc<dyn EventSink> {
+    let sink: Arc<dyn EventSink> = match shown.mode {
+        // Machines get every event, -q or not.
+        OutputMode::Json => return Arc::new(output::JsonLines),
+        OutputMode::Human => Arc::new(output::LiveView::new(shown.stderr)),
+        _ => Arc::new(output::PlainLines::new(shown.stdout)),
+    };
+    if shown.quiet {
+        Arc::new(output::ErrorsAndSummary(sink))
+    } else {
+        sink
     }
 }
 
@@ -408,16 +620,16 @@ fn open(stack: &StackArgs) -> Result<Session, OpsError> {
 /// Prints an error the way its kind deserves and picks the exit code.
 /// With JSON output a stack file's problems are also printed as one
 /// `invalid` event on stdout, for CI annotations.
-fn fail(mode: OutputMode, e: OpsError) -> u8 {
+fn fail(shown: &Shown, e: OpsError) -> u8 {
     match &e {
         OpsError::Spec(spec) => {
-            match mode {
+            match shown.mode {
                 OutputMode::Json => {
                     output::invalid(spec);
                     eprintln!("{spec}");
                 }
                 // On a terminal: the source with each problem underlined.
-                OutputMode::Human => output::spec_report(spec),
+                OutputMode::Human => output::spec_report(spec, shown.stderr),
                 _ => eprintln!("{spec}"),
             }
             exit::INVALID
@@ -437,29 +649,92 @@ fn fail(mode: OutputMode, e: OpsError) -> u8 {
     }
 }
 
+/// `howdah init`: the starter with the values filled in, printed or
+/// written to `out`. An existing `out` is never replaced without `force`
+/// (the check and the creation are one step, so a file that appears in
+/// between is not overwritten either).
+fn init(
+    target: &str,
+    name: Option<&str>,
+    context: Option<&str>,
+    out: Option<PathBuf>,
+    force: bool,
+) -> u8 {
+    use howdah::spec::{StarterError, StarterValues};
+    let text = match howdah::spec::starter_with(target, &StarterValues { name, context }) {
+        Ok(text) => text,
+        Err(StarterError::InvalidName { message, help }) => {
+            let help = help.map(|h| format!(" (help: {h})")).unwrap_or_default();
+            eprintln!("error: --name: {message}{help}");
+            return exit::INVALID;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let Some(path) = out else {
+        out!("{text}");
+        return exit::OK;
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let written = options
+        .open(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, text.as_bytes()));
+    match written {
+        Ok(()) => {
+            outln!(
+                "wrote {}; check it with `howdah validate -f {}`",
+                path.display(),
+                path.display()
+            );
+            exit::OK
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!(
+                "error: {} already exists; give --force to replace it",
+                path.display()
+            );
+            exit::INVALID
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            exit::FAILED
+        }
+    }
+}
+
 async fn run(cli: Cli) -> u8 {
-    let mode = mode(cli.output);
+    let shown = Shown::new(&cli.command.display());
+    let mode = shown.mode;
     match cli.command {
-        Command::Init { target } => match howdah::spec::starter(&target) {
-            Some(text) => {
-                out!("{text}");
-                exit::OK
-            }
-            None => {
-                eprintln!(
-                    "error: unknown target `{target}`; available: {}",
-                    howdah::spec::starter_targets().join(", ")
-                );
-                exit::INVALID
-            }
-        },
+        Command::Init {
+            target,
+            name,
+            context,
+            out,
+            force,
+        } => init(&target, name.as_deref(), context.as_deref(), out, force),
         Command::Validate { stack } => match open(&stack) {
             Ok(s) => {
                 output::validated(mode, &s);
                 exit::OK
             }
-            Err(e) => fail(mode, e),
+            Err(e) => fail(&shown, e),
         },
+        Command::Completion { shell } => {
+            // Into a buffer first: the generators panic on a closed stdout.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "howdah", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
+            exit::OK
+        }
         Command::Schema => {
             outln!(
                 "{}",
@@ -472,7 +747,7 @@ async fn run(cli: Cli) -> u8 {
                 output::manifests(&objects);
                 exit::OK
             }
-            Err(e) => fail(mode, e),
+            Err(e) => fail(&shown, e),
         },
         Command::Plan {
             stack,
@@ -484,7 +759,7 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
             let opts = options(&run, delete_data, Arc::new(howdah::events::Quiet));
             let plan = if destroy {
@@ -508,7 +783,7 @@ async fn run(cli: Cli) -> u8 {
                         exit::OK
                     }
                 }
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Up {
@@ -519,9 +794,9 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
-            let sink = sink(mode);
+            let sink = sink(&shown);
             let opts = Options {
                 verify: !no_verify,
                 take_over_state: take_over.take_over_state,
@@ -529,7 +804,7 @@ async fn run(cli: Cli) -> u8 {
             };
             match ops::up::up(&session, &opts).await {
                 Ok(report) => output::up_done(sink.as_ref(), &report),
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Down {
@@ -540,44 +815,56 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
-            let sink = sink(mode);
+            let sink = sink(&shown);
             let opts = Options {
                 take_over_state: take_over.take_over_state,
                 ..options(&run, delete_data, sink.clone())
             };
             match ops::down::down(&session, &opts).await {
                 Ok(report) => output::down_done(mode, sink.as_ref(), &report, &stack.file),
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Status {
             stack,
-            run,
             json,
             no_verify,
             deep,
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
             let opts = Options {
                 verify: !no_verify,
                 deep,
-                ..options(&run, false, Arc::new(howdah::events::Quiet))
+                // status only reads: a cluster that does not answer within
+                // a minute is reported, not waited on for --timeout's 10m.
+                ..options(
+                    &RunArgs {
+                        timeout: STATUS_TIMEOUT,
+                        ..RunArgs::default()
+                    },
+                    false,
+                    Arc::new(howdah::events::Quiet),
+                )
             };
             match ops::status::status(&session, &opts).await {
                 Ok(report) => {
-                    output::status(if json { OutputMode::Json } else { mode }, &report);
+                    output::status(
+                        if json { OutputMode::Json } else { mode },
+                        &report,
+                        shown.stdout,
+                    );
                     if report.healthy {
                         exit::OK
                     } else {
                         exit::FAILED
                     }
                 }
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Console {
@@ -587,17 +874,17 @@ async fn run(cli: Cli) -> u8 {
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
             match console::serve(&session, pachd_port, console_port).await {
                 Ok(()) => exit::OK,
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Kubeconfig { stack, out } => {
             let session = match open(&stack) {
                 Ok(s) => s,
-                Err(e) => return fail(mode, e),
+                Err(e) => return fail(&shown, e),
             };
             match ops::kubeconfig::write(&session, out).await {
                 Ok(written) => {
@@ -608,7 +895,7 @@ async fn run(cli: Cli) -> u8 {
                     );
                     exit::OK
                 }
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             }
         }
         Command::Token {
@@ -645,9 +932,9 @@ async fn run(cli: Cli) -> u8 {
                         );
                         exit::OK
                     }
-                    Err(e) => fail(mode, e.into()),
+                    Err(e) => fail(&shown, e.into()),
                 },
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             },
             StateCommand::Unlock { stack, force } => match open(&stack) {
                 Ok(s) => match s.state.unlock(force) {
@@ -672,9 +959,9 @@ async fn run(cli: Cli) -> u8 {
                         outln!("not locked");
                         exit::OK
                     }
-                    Err(e) => fail(mode, e.into()),
+                    Err(e) => fail(&shown, e.into()),
                 },
-                Err(e) => fail(mode, e),
+                Err(e) => fail(&shown, e),
             },
         },
     }
@@ -713,7 +1000,72 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command().debug_assert();
+        assert_eq!(RunArgs::default().timeout, Duration::from_secs(600));
+    }
+
+    /// Every environment variable the code reads is explained in `--help`:
+    /// the source is searched for `env::var("X")`, `env = "X"` and the
+    /// names a line or two before an `env::var(v)` loop.
+    #[test]
+    fn help_explains_every_environment_variable_read() {
+        let help = command().render_long_help().to_string();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        let mut dirs = vec![root.join("src"), root.join("providers")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut read = std::collections::BTreeSet::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            // Tests set variables of their own; they sit at the end.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let lines: Vec<&str> = code.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if !(line.contains("env::var")
+                    || line.contains("env = \"")
+                    || line.contains("_VAR: &str"))
+                {
+                    continue;
+                }
+                for near in &lines[i.saturating_sub(2)..=i] {
+                    for literal in near.split('"').skip(1).step_by(2) {
+                        let name = !literal.is_empty()
+                            && literal.starts_with(|c: char| c.is_ascii_uppercase())
+                            && literal
+                                .chars()
+                                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                        if name {
+                            read.insert(literal.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        for expected in [
+            "HOWDAH_OUTPUT",
+            "HOWDAH_LOG",
+            "HOWDAH_FILE",
+            "KUBECONFIG",
+            "HOWDAH_KUBE_ENDPOINT",
+        ] {
+            assert!(
+                read.contains(expected),
+                "the search missed {expected}: {read:?}"
+            );
+        }
+        let missing: Vec<_> = read.iter().filter(|v| !help.contains(v.as_str())).collect();
+        assert!(
+            missing.is_empty(),
+            "--help does not explain {missing:?}:\n{help}"
+        );
     }
 }

@@ -20,6 +20,52 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{exit, OutputMode};
 
+/// Colour for one stream: ✓ and done green, ✗ and failures red, waiting
+/// yellow; nothing at all when off (`--color never`, NO_COLOR, a pipe).
+#[derive(Clone, Copy)]
+pub struct Paint(bool);
+
+impl Paint {
+    pub fn new(on: bool) -> Paint {
+        Paint(on)
+    }
+
+    pub fn on(self) -> bool {
+        self.0
+    }
+
+    fn wrap(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn green(self, text: &str) -> String {
+        self.wrap("32", text)
+    }
+
+    pub fn red(self, text: &str) -> String {
+        self.wrap("31", text)
+    }
+
+    pub fn yellow(self, text: &str) -> String {
+        self.wrap("33", text)
+    }
+}
+
+/// `-q`: only failed steps and the summary reach the display.
+pub struct ErrorsAndSummary(pub std::sync::Arc<dyn EventSink>);
+
+impl EventSink for ErrorsAndSummary {
+    fn emit(&self, event: &Event) {
+        if matches!(event, Event::StepFailed { .. } | Event::Summary { .. }) {
+            self.0.emit(event);
+        }
+    }
+}
+
 /// One JSON object per line on stdout.
 pub struct JsonLines;
 
@@ -54,7 +100,15 @@ pub fn json_line(mut event: serde_json::Value) {
 }
 
 /// Timestamped lines on stdout, one per event worth a line.
-pub struct PlainLines;
+pub struct PlainLines {
+    paint: Paint,
+}
+
+impl PlainLines {
+    pub fn new(paint: Paint) -> Self {
+        PlainLines { paint }
+    }
+}
 
 fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -62,6 +116,7 @@ fn now() -> String {
 
 impl EventSink for PlainLines {
     fn emit(&self, event: &Event) {
+        let paint = self.paint;
         let line = match event {
             Event::Plan { plan } => {
                 print_plan(plan);
@@ -74,13 +129,18 @@ impl EventSink for PlainLines {
             } if action != "no-op" => {
                 format!("{step}: {action} started (expected {})", secs(*expected_s))
             }
-            Event::StepProgress { step, message } => format!("{step}: {message}"),
+            Event::StepProgress { step, message } => {
+                format!("{step}: {}", paint.yellow(message))
+            }
             Event::StepFinished {
                 step,
                 action,
                 elapsed_s,
             } if action != "no-op" || step.ends_with("verify") => {
-                format!("{step}: {action} done in {}", secs(*elapsed_s))
+                format!(
+                    "{step}: {}",
+                    paint.green(&format!("{action} done in {}", secs(*elapsed_s)))
+                )
             }
             Event::StepFailed {
                 step,
@@ -89,12 +149,15 @@ impl EventSink for PlainLines {
                 error,
             } => {
                 format!(
-                    "{step}: {action} FAILED after {}: {error}",
-                    secs(*elapsed_s)
+                    "{step}: {}",
+                    paint.red(&format!(
+                        "{action} FAILED after {}: {error}",
+                        secs(*elapsed_s)
+                    ))
                 )
             }
             Event::StepSkipped { step, reason } => format!("{step}: skipped ({reason})"),
-            Event::Warning { message } => format!("warning: {message}"),
+            Event::Warning { message } => paint.yellow(&format!("warning: {message}")),
             Event::Summary { message, .. } => message.clone(),
             _ => return,
         };
@@ -106,13 +169,15 @@ impl EventSink for PlainLines {
 pub struct LiveView {
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    paint: Paint,
 }
 
 impl LiveView {
-    pub fn new() -> Self {
+    pub fn new(paint: Paint) -> Self {
         LiveView {
             multi: MultiProgress::new(),
             bars: Mutex::new(HashMap::new()),
+            paint,
         }
     }
 
@@ -136,8 +201,11 @@ impl EventSink for LiveView {
                     return;
                 }
                 let bar = self.multi.add(ProgressBar::new_spinner());
+                // The spinner is literal text to indicatif; colour is
+                // ours to decide, not the terminal library's.
                 let style = ProgressStyle::with_template(&format!(
-                    "{{spinner}} {{prefix:<22}} {action:<8} {{elapsed:>4}} / ~{:<6} {{wide_msg}}",
+                    "{} {{prefix:<22}} {action:<8} {{elapsed:>4}} / ~{:<6} {{wide_msg}}",
+                    self.paint.yellow("{spinner}"),
                     secs(*expected_s)
                 ))
                 .unwrap_or_else(|_| ProgressStyle::default_spinner());
@@ -160,8 +228,11 @@ impl EventSink for LiveView {
             } => {
                 if let Some(bar) = self.bar(step) {
                     bar.set_style(
-                        ProgressStyle::with_template("✓ {prefix:<22} {msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        ProgressStyle::with_template(&format!(
+                            "{} {{prefix:<22}} {{msg}}",
+                            self.paint.green("✓")
+                        ))
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
                     bar.finish_with_message(format!("{action:<8} {}", secs(*elapsed_s)));
                 }
@@ -177,8 +248,11 @@ impl EventSink for LiveView {
                     .unwrap_or_else(|| self.multi.add(ProgressBar::new_spinner()));
                 bar.set_prefix(step.clone());
                 bar.set_style(
-                    ProgressStyle::with_template("✗ {prefix:<22} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    ProgressStyle::with_template(&format!(
+                        "{} {{prefix:<22}} {{msg}}",
+                        self.paint.red("✗")
+                    ))
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 bar.finish_with_message(format!(
                     "{action:<8} {} FAILED: {error}",
@@ -191,7 +265,9 @@ impl EventSink for LiveView {
                     .println(format!("- {step:<22} skipped ({reason})"));
             }
             Event::Warning { message } => {
-                let _ = self.multi.println(format!("warning: {message}"));
+                let _ = self
+                    .multi
+                    .println(self.paint.yellow(&format!("warning: {message}")));
             }
             Event::Summary { message, .. } => {
                 // The bars are done: stop redrawing them, so the summary
@@ -289,9 +365,14 @@ pub fn print_plan(plan: &Plan) {
 
 /// A stack file's problems with the source underlined (miette), falling
 /// back to the one-line-per-problem form if rendering fails.
-pub fn spec_report(error: &howdah::spec::SpecError) {
+pub fn spec_report(error: &howdah::spec::SpecError, paint: Paint) {
+    let theme = if paint.on() {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
     let mut out = String::new();
-    match miette::GraphicalReportHandler::new().render_report(&mut out, error) {
+    match miette::GraphicalReportHandler::new_themed(theme).render_report(&mut out, error) {
         Ok(()) => eprintln!("{out}"),
         Err(_) => eprintln!("{error}"),
     }
@@ -503,7 +584,7 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
     }
 }
 
-pub fn status(mode: OutputMode, report: &StatusReport) {
+pub fn status(mode: OutputMode, report: &StatusReport, paint: Paint) {
     if mode == OutputMode::Json {
         outln!(
             "{}",
@@ -522,9 +603,9 @@ pub fn status(mode: OutputMode, report: &StatusReport) {
     );
     for p in &report.parts {
         let mark = match p.state.as_str() {
-            "healthy" => "✓",
-            "disabled" | "skipped" => "·",
-            _ => "✗",
+            "healthy" => paint.green("✓"),
+            "disabled" | "skipped" => "·".to_string(),
+            _ => paint.red("✗"),
         };
         outln!("  {mark} {:<24} {:<10} {}", p.id, p.state, p.detail);
     }

@@ -4,7 +4,10 @@
 
 use std::fmt;
 
-use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
+use miette::{
+    Diagnostic, LabeledSpan, MietteError, MietteSpanContents, NamedSource, SourceCode, SourceSpan,
+    SpanContents,
+};
 
 /// One mistake in a stack file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +69,7 @@ impl SpecProblem {
 /// impl adds the source with each problem underlined for terminals.
 pub struct SpecError {
     file_name: String,
-    source: NamedSource<String>,
+    source: ReportSource,
     problems: Vec<SpecProblem>,
 }
 
@@ -77,7 +80,7 @@ impl SpecError {
         problems.dedup();
         SpecError {
             file_name: file_name.to_string(),
-            source: NamedSource::new(file_name, source.to_string()),
+            source: ReportSource(NamedSource::new(file_name, source.to_string())),
             problems,
         }
     }
@@ -128,12 +131,49 @@ impl Diagnostic for SpecError {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let source = self.source.inner();
+        let source = self.source.0.inner();
         let labels = self.problems.iter().filter(|p| p.line > 0).map(move |p| {
             let (offset, len) = token_span(source, p.line, p.column);
             LabeledSpan::new(Some(p.message.clone()), offset, len)
         });
         Some(Box::new(labels))
+    }
+}
+
+/// Lines shown above and below each problem in the report.
+const CONTEXT_BEFORE: usize = 2;
+const CONTEXT_AFTER: usize = 1;
+
+/// The stack file as the graphical report reads it: each problem with
+/// [`CONTEXT_BEFORE`] lines above and [`CONTEXT_AFTER`] below.
+///
+/// miette (7.6) decides whether two problems share one snippet by adding
+/// a snippet's `line_count` to its first line, but its own sources report
+/// as `line_count` the line number where the snippet *ends*, so any two
+/// problems where the second is less than about twice as far down the
+/// file as the first were drawn as one snippet with every line between
+/// them. Here `line_count` is the number of lines in the snippet, so
+/// snippets merge only when they touch.
+struct ReportSource(NamedSource<String>);
+
+impl SourceCode for ReportSource {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        _context_lines_before: usize,
+        _context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let contents = self.0.read_span(span, CONTEXT_BEFORE, CONTEXT_AFTER)?;
+        let data = contents.data();
+        let lines = data.split(|&b| b == b'\n').count() - usize::from(data.ends_with(b"\n"));
+        Ok(Box::new(MietteSpanContents::new_named(
+            contents.name().unwrap_or_default().to_string(),
+            data,
+            *contents.span(),
+            contents.line(),
+            contents.column(),
+            lines,
+        )))
     }
 }
 

@@ -22,6 +22,7 @@ mod pods;
 mod prescan;
 pub(crate) mod quantity;
 mod schema;
+mod starter;
 mod structural;
 pub mod types;
 mod validate;
@@ -37,6 +38,7 @@ use location::{locate, Part, YamlPath};
 pub use aws::AWS_REGIONS;
 pub use errors::{SpecError, SpecProblem};
 pub use schema::json_schema;
+pub use starter::{starter_with, StarterError, StarterValues};
 pub use types::*;
 
 /// The largest stack file howdah reads; real ones are a few KiB.
@@ -373,5 +375,39 @@ pachyderm:
         assert!(out.contains("size: 10GB"), "{out}");
         assert!(out.contains("invalid quantity"), "{out}");
         assert!(out.contains("howdah.yaml:5:11"), "{out}");
+    }
+
+    /// Two mistakes 46 lines apart, deep in a commented file: the report
+    /// shows each with two lines before and one after, not every line in
+    /// between (miette alone merged the two into one 60-line snippet).
+    #[test]
+    fn the_fancy_report_shows_each_problem_with_a_little_context() {
+        let comments = |from: usize, count: usize| -> String {
+            (from..from + count)
+                .map(|i| format!("# comment {i}\n"))
+                .collect()
+        };
+        let source = format!(
+            "name: demo\ntarget: {{kubeconfig: {{}}}}\n{}pachyderm:\n  etcd:\n    size: 10GB\n{}  postgres:\n    size: 20GB\n{}",
+            comments(0, 60),
+            comments(60, 44),
+            comments(104, 30),
+        );
+        let error = parse("howdah.yaml", &source).unwrap_err();
+        let lines: Vec<usize> = error.problems().iter().map(|p| p.line).collect();
+        assert_eq!(lines, [65, 111], "{error}");
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .render_report(&mut out, &error)
+            .unwrap();
+        let shown: Vec<usize> = source
+            .lines()
+            .enumerate()
+            .filter(|(_, text)| out.contains(&format!("│ {text}\n")))
+            .map(|(i, _)| i + 1)
+            .collect();
+        assert_eq!(shown, [63, 64, 65, 66, 109, 110, 111, 112], "{out}");
+        assert!(out.contains("howdah.yaml:65:11"), "{out}");
+        assert!(out.contains("howdah.yaml:111:11"), "{out}");
     }
 }

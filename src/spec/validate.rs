@@ -102,19 +102,8 @@ impl Checker<'_> {
     }
 
     fn name(&mut self, name: &str) {
-        let path = YamlPath::of(&["name"]);
-        let problem = dns1123_label(name, MAX_NAME).or_else(|| {
-            (!name.starts_with(|c: char| c.is_ascii_lowercase()))
-                .then(|| "must start with a letter".to_string())
-        });
-        if let Some(problem) = problem {
-            let help = suggest_name(name).map(|n| format!("e.g. {n}"));
-            self.report(
-                &path,
-                Part::Value,
-                format!("invalid stack name {name:?}: {problem}"),
-                help,
-            );
+        if let Some((message, help)) = stack_name_problem(name) {
+            self.report(&YamlPath::of(&["name"]), Part::Value, message, help);
         }
     }
 
@@ -843,6 +832,18 @@ fn summarize_versions(versions: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What is wrong with a stack name and, when one can be made, a name to
+/// use instead; `None` when the name is fine. The rule of `name:` in the
+/// stack file, and of `howdah init --name`.
+pub(crate) fn stack_name_problem(name: &str) -> Option<(String, Option<String>)> {
+    let problem = dns1123_label(name, MAX_NAME).or_else(|| {
+        (!name.starts_with(|c: char| c.is_ascii_lowercase()))
+            .then(|| "must start with a letter".to_string())
+    })?;
+    let help = suggest_name(name).map(|n| format!("e.g. {n}"));
+    Some((format!("invalid stack name {name:?}: {problem}"), help))
 }
 
 /// A valid stack name close to an invalid one, to show in the help.
