@@ -57,7 +57,7 @@ step up -f howdah.yaml;                  "$howdah" up -f howdah.yaml --timeout 6
 step status -f howdah.yaml;              "$howdah" status -f howdah.yaml
 step "up -f howdah.yaml (again: nothing to do)"; "$howdah" up -f howdah.yaml --timeout 60s
 step down -f howdah.yaml;                "$howdah" down -f howdah.yaml --timeout 60s
-step "down -f howdah.yaml --delete-data"; "$howdah" down -f howdah.yaml --delete-data --timeout 60s
+step "down -f howdah.yaml --delete-data"; "$howdah" down -f howdah.yaml --delete-data --yes --timeout 60s
 
 # --- 2. the aws target -------------------------------------------------
 wait_ready() { # file pid what
@@ -91,6 +91,6 @@ step up -f aws.yaml;                     "$howdah" up -f aws.yaml --timeout 120s
 step status -f aws.yaml;                 "$howdah" status -f aws.yaml
 step "up -f aws.yaml (again: nothing to do)"; "$howdah" up -f aws.yaml --timeout 120s
 step "kubeconfig -f aws.yaml --out eks.kubeconfig"; "$howdah" kubeconfig -f aws.yaml --out eks.kubeconfig
-step "down -f aws.yaml --delete-data";   "$howdah" down -f aws.yaml --delete-data --timeout 120s
+step "down -f aws.yaml --delete-data";   "$howdah" down -f aws.yaml --delete-data --yes --timeout 120s
 echo
 echo "sandbox demo: OK"

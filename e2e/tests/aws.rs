@@ -558,6 +558,7 @@ async fn aws_retained_bucket_with_data_is_kept_and_reported() {
             "-f",
             path(&spec),
             "--delete-data",
+            "--yes",
             "--timeout",
             "120s",
         ])

@@ -365,6 +365,7 @@ async fn quiet_prints_only_errors_and_the_summary() {
             "60s",
             "-q",
             "--delete-data",
+            "--yes",
         ])
         .await;
     assert_eq!(down.code, 0, "{}", down.all());

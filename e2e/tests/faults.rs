@@ -25,6 +25,6 @@ async fn up_and_down_succeed_through_throttling_and_server_errors() {
     let status = env.howdah(&["status", "-f", path(&spec)]).await;
     assert_eq!(status.code, 0, "{}", status.all());
 
-    let down = env.down_ok(&spec, &["--delete-data"]).await;
+    let down = env.down_ok(&spec, &["--delete-data", "--yes"]).await;
     assert!(down.stdout.contains("nothing left"), "{}", down.stdout);
 }

@@ -245,7 +245,7 @@ async fn down_removes_the_runtime_keeps_data_unless_asked_and_proves_it() {
         before
     );
 
-    let down = env.down_ok(&spec, &["--delete-data"]).await;
+    let down = env.down_ok(&spec, &["--delete-data", "--yes"]).await;
     assert!(list(
         &env,
         "PersistentVolumeClaim",

@@ -17,6 +17,7 @@ mod lifecycle;
 mod real_api;
 mod recorded;
 mod resume;
+mod safe_destroy;
 mod sandbox_demo;
 mod state_safety;
 mod storage_check;

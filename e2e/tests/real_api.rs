@@ -48,7 +48,7 @@ async fn every_command_works_once_the_stack_exists() {
         .expect("runtime.pachd in the destroy plan");
     assert_eq!(pachd["action"], "delete", "{pachd}");
 
-    env.down_ok(&spec, &["--delete-data"]).await;
+    env.down_ok(&spec, &["--delete-data", "--yes"]).await;
     assert!(get(&env, "Deployment", Some(NS), "pachd").await.is_none());
 }
 
@@ -210,7 +210,7 @@ async fn retained_volumes_are_reported_after_delete_data() {
     assert_eq!(plan.code, 0, "{}", plan.all());
     assert!(plan.all().contains("Retain"), "{}", plan.all());
 
-    let down = env.down_ok(&spec, &["--delete-data"]).await;
+    let down = env.down_ok(&spec, &["--delete-data", "--yes"]).await;
     let text = down.all();
     assert!(text.contains("kubectl delete pv"), "{text}");
     assert!(text.contains("Retain"), "{text}");

@@ -95,6 +95,7 @@ async fn a_leftover_fails_down_and_is_named() {
             "-f",
             path(&spec),
             "--delete-data",
+            "--yes",
             "--timeout",
             "60s",
             "--output",

@@ -353,6 +353,9 @@ enum Command {
         /// Also delete data (PVCs, bucket contents), whatever dataPolicy says.
         #[arg(long)]
         delete_data: bool,
+        /// Delete without asking. Without a terminal, `--delete-data` needs it.
+        #[arg(long, visible_alias = "auto-approve")]
+        yes: bool,
         #[command(flatten)]
         take_over: TakeOverArgs,
     },
@@ -811,17 +814,37 @@ async fn run(cli: Cli) -> u8 {
             stack,
             run,
             delete_data,
+            yes,
             take_over,
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
                 Err(e) => return fail(&shown, e),
             };
+            let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            if delete_data && !yes && !interactive {
+                eprintln!(
+                    "error: `down --delete-data` deletes the stack's data (volumes, bucket \
+                     contents) and there is no terminal to confirm on: add --yes (or \
+                     --auto-approve) to delete it"
+                );
+                return exit::INVALID;
+            }
             let sink = sink(&shown);
             let opts = Options {
                 take_over_state: take_over.take_over_state,
                 ..options(&run, delete_data, sink.clone())
             };
+            if interactive && !yes {
+                let plan = match ops::down::plan(&session, &opts).await {
+                    Ok(plan) => plan,
+                    Err(e) => return fail(&shown, e),
+                };
+                if !output::confirm_destroy(&plan, &session.stack.name, shown.stderr) {
+                    eprintln!("down cancelled: nothing was changed");
+                    return exit::FAILED;
+                }
+            }
             match ops::down::down(&session, &opts).await {
                 Ok(report) => output::down_done(mode, sink.as_ref(), &report, &stack.file),
                 Err(e) => fail(&shown, e),

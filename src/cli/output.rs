@@ -299,6 +299,53 @@ fn symbol(action: Action) -> &'static str {
 }
 
 /// The plan as a reviewer reads it.
+/// Plan items whose delete removes data, not just what serves it.
+const DATA_ITEMS: &[&str] = &[howdah::runtime::teardown::VOLUMES_ID, "aws.s3_bucket"];
+
+/// On a terminal, before `down`: what it will delete, data first and in
+/// red, then asks. Deleting data takes the stack's name typed back;
+/// anything else a `yes`. Nothing to delete asks nothing. True to go on.
+pub fn confirm_destroy(plan: &Plan, stack: &str, paint: Paint) -> bool {
+    let deleted: Vec<_> = plan
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Delete)
+        .collect();
+    if deleted.is_empty() {
+        return true;
+    }
+    let (data, rest): (Vec<_>, Vec<_>) = deleted
+        .into_iter()
+        .partition(|i| DATA_ITEMS.contains(&i.id.as_str()));
+    let mut err = std::io::stderr();
+    if !data.is_empty() {
+        let _ = writeln!(err, "{}", paint.red("These delete data, for good:"));
+        for item in &data {
+            let _ = writeln!(
+                err,
+                "  {}",
+                paint.red(&format!("- {}  {}", item.id, item.reason))
+            );
+        }
+    }
+    let _ = writeln!(err, "These are deleted:");
+    for item in &rest {
+        let _ = writeln!(err, "  - {}  {}", item.id, item.reason);
+    }
+    let (question, wanted) = if data.is_empty() {
+        ("Delete them? Type yes: ".to_string(), "yes")
+    } else {
+        (
+            format!("Delete them and the data? Type the stack name ({stack}): "),
+            stack,
+        )
+    };
+    let _ = write!(err, "{question}");
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == wanted
+}
+
 pub fn print_plan(plan: &Plan) {
     let mut out = String::new();
     out.push_str(&format!(
@@ -541,7 +588,7 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
             message.push_str(&format!("\n  KEPT  {} {}", l.kind, l.name));
         }
         message.push_str(&format!(
-            "\nTo remove the data too: howdah down -f {} --delete-data",
+            "\nTo remove the data too: howdah down -f {} --delete-data (with --yes where there is no terminal to confirm on)",
             file.display()
         ));
     }
