@@ -374,3 +374,64 @@ async fn each_cluster_gets_its_own_deployment_id_and_keeps_it() {
     }
     assert_ne!(ids[0], ids[1]);
 }
+
+/// A version change is planned as what it is: an upgrade says which
+/// images change and that pods restart; a downgrade is refused unless
+/// asked for, before anything is written.
+#[tokio::test]
+async fn version_changes_are_upgrades_or_refused_downgrades() {
+    let env = Env::start().await;
+    let older = env.stack(
+        "howdah.yaml",
+        "versions",
+        "pachyderm:\n  version: \"2.11.5\"\n",
+    );
+    env.up_ok(&older).await;
+    let newer = env.stack(
+        "howdah.yaml",
+        "versions",
+        "pachyderm:\n  version: \"2.11.6\"\n",
+    );
+    let plan = env.howdah(&["plan", "-f", path(&newer)]).await;
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(
+        plan.stdout.contains("upgrade pachd/pachd 2.11.5 → 2.11.6")
+            && plan.stdout.contains("(new images: the pods restart)"),
+        "{}",
+        plan.stdout
+    );
+    env.up_ok(&newer).await;
+
+    let writes = env.fake.stats().writes;
+    let back = env.stack(
+        "howdah.yaml",
+        "versions",
+        "pachyderm:\n  version: \"2.11.5\"\n",
+    );
+    for command in ["plan", "up"] {
+        let refused = env.howdah(&[command, "-f", path(&back)]).await;
+        assert_eq!(refused.code, 1, "{command}: {}", refused.all());
+        assert!(
+            refused
+                .all()
+                .contains("downgrade pachd/pachd 2.11.6 → 2.11.5"),
+            "{command}: {}",
+            refused.all()
+        );
+        assert!(
+            refused.all().contains("--allow-downgrade"),
+            "{}",
+            refused.all()
+        );
+    }
+    assert_eq!(env.fake.stats().writes, writes, "a refused downgrade wrote");
+    let allowed = env
+        .howdah(&["plan", "-f", path(&back), "--allow-downgrade"])
+        .await;
+    assert_eq!(allowed.code, 0, "{}", allowed.all());
+    assert!(
+        allowed.stdout.contains("DOWNGRADE pachd/pachd"),
+        "{}",
+        allowed.stdout
+    );
+}

@@ -15,6 +15,7 @@ pub async fn serve(session: &Session, pachd_port: u16, console_port: u16) -> Res
         &Outputs::default(),
         std::time::Duration::from_secs(60),
         false,
+        false,
     );
     let pachd_selector = Verify::pachd_selector(&rt).await?;
     let mut forwards = vec![(

@@ -298,6 +298,9 @@ enum Command {
         /// Exit 0 when there are no changes, 2 when there are.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Plan a Pachyderm version going back instead of refusing it.
+        #[arg(long)]
+        allow_downgrade: bool,
     },
     /// Create or repair everything, wait until ready, verify Pachyderm.
     Up {
@@ -310,6 +313,10 @@ enum Command {
         /// as skipped.
         #[arg(long)]
         no_verify: bool,
+        /// Carry out a Pachyderm version going back (refused otherwise:
+        /// pachd's database migrations only go forward).
+        #[arg(long)]
+        allow_downgrade: bool,
         #[command(flatten)]
         take_over: TakeOverArgs,
     },
@@ -606,6 +613,7 @@ fn options(run: &RunArgs, delete_data: bool, sink: Arc<dyn EventSink>) -> Option
     let cancel = cancel_on_signals(sink.clone());
     Options {
         deep: false,
+        allow_downgrade: false,
         parallelism: usize::from(run.parallelism),
         timeout: run.timeout,
         delete_data,
@@ -759,12 +767,16 @@ async fn run(cli: Cli) -> u8 {
             delete_data,
             json,
             detailed_exitcode,
+            allow_downgrade,
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
                 Err(e) => return fail(&shown, e),
             };
-            let opts = options(&run, delete_data, Arc::new(howdah::events::Quiet));
+            let opts = Options {
+                allow_downgrade,
+                ..options(&run, delete_data, Arc::new(howdah::events::Quiet))
+            };
             let plan = if destroy {
                 ops::down::plan(&session, &opts).await
             } else {
@@ -793,6 +805,7 @@ async fn run(cli: Cli) -> u8 {
             stack,
             run,
             no_verify,
+            allow_downgrade,
             take_over,
         } => {
             let session = match open(&stack) {
@@ -802,6 +815,7 @@ async fn run(cli: Cli) -> u8 {
             let sink = sink(&shown);
             let opts = Options {
                 verify: !no_verify,
+                allow_downgrade,
                 take_over_state: take_over.take_over_state,
                 ..options(&run, false, sink.clone())
             };

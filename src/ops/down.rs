@@ -78,7 +78,7 @@ pub fn down_graph(
     outputs: &Outputs,
 ) -> (Arc<Runtime>, Vec<Arc<dyn Resource>>) {
     session.provider.set_delete_data(opts.delete_data);
-    let rt = session.runtime(outputs, opts.timeout, opts.delete_data);
+    let rt = session.runtime(outputs, opts.timeout, opts.delete_data, false);
     let runtime_steps = runtime::down_resources(&rt);
     let runtime_ids: Vec<String> = runtime_steps.iter().map(|r| r.id().to_string()).collect();
     let target = session.provider.resources();

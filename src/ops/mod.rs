@@ -77,13 +77,20 @@ impl Session {
     }
 
     /// The stack's runtime on its cluster, for one command.
-    pub fn runtime(&self, outputs: &Outputs, timeout: Duration, delete_data: bool) -> Arc<Runtime> {
+    pub fn runtime(
+        &self,
+        outputs: &Outputs,
+        timeout: Duration,
+        delete_data: bool,
+        allow_downgrade: bool,
+    ) -> Arc<Runtime> {
         Runtime::new(
             self.stack.clone(),
             self.provider.clone(),
             outputs.clone(),
             timeout,
             delete_data,
+            allow_downgrade,
         )
     }
 }
@@ -171,6 +178,8 @@ pub struct Options {
     /// `status --deep`: verification also writes, reads back and removes
     /// a file through pachd (plain `status` only reads).
     pub deep: bool,
+    /// `--allow-downgrade`: plan and apply a version going back.
+    pub allow_downgrade: bool,
     pub sink: Arc<dyn EventSink>,
     pub cancel: CancellationToken,
     /// Make a state file of another stack or target this stack's

@@ -27,7 +27,12 @@ pub fn up_graph(
     opts: &Options,
     outputs: &Outputs,
 ) -> (Arc<Runtime>, Vec<Arc<dyn Resource>>) {
-    let rt = session.runtime(outputs, opts.timeout, opts.delete_data);
+    let rt = session.runtime(
+        outputs,
+        opts.timeout,
+        opts.delete_data,
+        opts.allow_downgrade,
+    );
     let mut resources = session.provider.resources();
     resources.extend(runtime::up_resources(
         &rt,

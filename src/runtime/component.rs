@@ -56,6 +56,94 @@ struct Work {
     /// change an object on its way out, and a terminating namespace refuses
     /// new content (403 NamespaceTerminating).
     terminating: Vec<ObjectKey>,
+    /// Containers whose image version changes.
+    versions: Vec<VersionMove>,
+}
+
+/// One container's image moving from one version to another.
+#[derive(Debug, Clone, PartialEq)]
+struct VersionMove {
+    /// `<workload>/<container>`.
+    container: String,
+    from: String,
+    to: String,
+    /// Greater: an upgrade; Less: a downgrade; None: not comparable.
+    direction: Option<std::cmp::Ordering>,
+}
+
+impl VersionMove {
+    fn describe(&self) -> String {
+        let what = match self.direction {
+            Some(std::cmp::Ordering::Greater) => "upgrade",
+            Some(std::cmp::Ordering::Less) => "DOWNGRADE",
+            _ => "image change",
+        };
+        format!("{what} {} {} → {}", self.container, self.from, self.to)
+    }
+}
+
+/// The tag of an image reference (`registry:5000/pachyderm/pachd:2.11.6`
+/// → `2.11.6`), without a digest.
+fn image_tag(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.split_once(':').map_or("", |(_, tag)| tag)
+}
+
+/// `v2.11.6-rc1` → [2, 11, 6]; None when the tag is not a version.
+fn version_numbers(tag: &str) -> Option<Vec<u64>> {
+    let tag = tag.trim_start_matches('v');
+    let numeric: String = tag
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let parts: Option<Vec<u64>> = numeric
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().ok())
+        .collect();
+    parts.filter(|p| !p.is_empty())
+}
+
+/// How the images of a workload's containers move between `live` and
+/// `desired`.
+fn version_moves(key: &ObjectKey, desired: &Value, live: &Value) -> Vec<VersionMove> {
+    let containers = |o: &Value| -> Vec<(String, String)> {
+        o["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| {
+                        Some((
+                            c["name"].as_str()?.to_string(),
+                            c["image"].as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let live = containers(live);
+    containers(desired)
+        .into_iter()
+        .filter_map(|(name, to)| {
+            let (_, from) = live.iter().find(|(n, _)| *n == name)?;
+            let (from_tag, to_tag) = (image_tag(from), image_tag(&to));
+            if from_tag == to_tag {
+                return None;
+            }
+            let direction = match (version_numbers(from_tag), version_numbers(to_tag)) {
+                (Some(a), Some(b)) => Some(b.cmp(&a)),
+                _ => None,
+            };
+            Some(VersionMove {
+                container: format!("{}/{name}", key.name),
+                from: from_tag.to_string(),
+                to: to_tag.to_string(),
+                direction,
+            })
+        })
+        .collect()
 }
 
 impl ComponentStep {
@@ -76,6 +164,7 @@ impl ComponentStep {
             unready: Vec::new(),
             foreign: Vec::new(),
             terminating: Vec::new(),
+            versions: Vec::new(),
         };
         // Everything in a namespace that is being deleted goes with it, even
         // what the namespace controller has not reached yet.
@@ -122,6 +211,9 @@ impl ComponentStep {
                     if d.key.kind == "StatefulSet" {
                         self.immutable_changes(d, l, &changes, &mut work)?;
                     }
+                    if matches!(d.key.kind, "Deployment" | "StatefulSet") {
+                        work.versions.extend(version_moves(&d.key, &d.object, l));
+                    }
                     if !changes.is_empty() {
                         work.apply.push((d.clone(), Some(changes)));
                     } else if let Err(why) = readiness(&kind_of(&d.object)?, l) {
@@ -139,6 +231,30 @@ impl ComponentStep {
             }
         }
         Ok(work)
+    }
+
+    /// A version going back is refused unless asked for: pachd migrates
+    /// its database forward only, and etcd and PostgreSQL read data a
+    /// newer version wrote at their peril.
+    fn refuse_downgrade(&self, work: &Work) -> Result<(), ProviderError> {
+        if self.rt.allow_downgrade {
+            return Ok(());
+        }
+        let down: Vec<String> = work
+            .versions
+            .iter()
+            .filter(|m| m.direction == Some(std::cmp::Ordering::Less))
+            .map(|m| format!("{} {} → {}", m.container, m.from, m.to))
+            .collect();
+        if down.is_empty() {
+            return Ok(());
+        }
+        Err(ProviderError::config(format!(
+            "this would downgrade {}: pachd's database migrations only go forward, so an \
+             older version may not start on newer data; set pachyderm.version back, or pass \
+             --allow-downgrade if you have checked it is safe",
+            down.join(", ")
+        )))
     }
 
     /// StatefulSet fields the API refuses to update. Growing a claim
@@ -329,12 +445,23 @@ impl Resource for ComponentStep {
             .filter(|d| d.component == self.component)
             .count();
         let work = self.work().await?;
-        Ok(summarize(&work, desired_count))
+        self.refuse_downgrade(&work)?;
+        let mut change = summarize(&work, desired_count);
+        if !work.versions.is_empty() {
+            let moves: Vec<String> = work.versions.iter().map(VersionMove::describe).collect();
+            change.reason = format!(
+                "{} (new images: the pods restart); {}",
+                moves.join(", "),
+                change.reason
+            );
+        }
+        Ok(change)
     }
 
     async fn apply(&self, ctx: &StepContext, _change: &Change) -> Result<Value, ProviderError> {
         let rt = &self.rt;
         let work = self.work().await?;
+        self.refuse_downgrade(&work)?;
         // Grow claims before re-creating their StatefulSet, so the new
         // template and the claims agree.
         for (selector, size) in &work.grow {

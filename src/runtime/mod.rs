@@ -68,6 +68,8 @@ pub struct Runtime {
     pub step_timeout: Duration,
     /// Delete PVCs and retained secrets on `down` (policy delete or --delete-data).
     pub delete_data: bool,
+    /// `--allow-downgrade`: a version going back is planned, not refused.
+    pub allow_downgrade: bool,
     live: OnceCell<Live>,
     password: OnceCell<SecretText>,
     digest_key: OnceCell<SecretText>,
@@ -82,6 +84,7 @@ impl Runtime {
         outputs: Outputs,
         step_timeout: Duration,
         delete_data_flag: bool,
+        allow_downgrade: bool,
     ) -> Arc<Runtime> {
         let delete_data = delete_data_flag || stack.storage.data_policy == DataPolicy::Delete;
         Arc::new(Runtime {
@@ -91,6 +94,7 @@ impl Runtime {
             outputs,
             step_timeout,
             delete_data,
+            allow_downgrade,
             live: OnceCell::new(),
             password: OnceCell::new(),
             digest_key: OnceCell::new(),
