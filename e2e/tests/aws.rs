@@ -246,6 +246,11 @@ async fn aws_empty_to_verified_to_empty() {
     let out = up.all();
     // The cluster was seen CREATING and waited for, with an estimate.
     assert!(out.contains("CREATING (about"), "{out}");
+    // The summary says how to reach the new cluster with kubectl.
+    assert!(
+        out.contains(&format!("howdah kubeconfig -f {}", path(&spec))),
+        "{out}"
+    );
     assert!(out.contains("runtime.verify"), "{out}");
     // Node groups were created in parallel: both started before either finished.
     let pos = |needle: &str| {

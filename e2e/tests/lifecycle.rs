@@ -435,3 +435,24 @@ async fn version_changes_are_upgrades_or_refused_downgrades() {
         allowed.stdout
     );
 }
+
+/// After `up`, the summary says what to do next, with the stack file as
+/// given: reach pachd and the console, point pachctl at it, look again.
+#[tokio::test]
+async fn the_up_summary_says_what_to_do_next() {
+    let env = Env::start().await;
+    let spec = env.stack("howdah.yaml", "next", "");
+    let up = env.up_ok(&spec).await;
+    let file = path(&spec);
+    for wanted in [
+        "Next:".to_string(),
+        format!("howdah console -f {file}"),
+        "http://localhost:4000".to_string(),
+        "pachctl connect grpc://localhost:30650".to_string(),
+        format!("howdah status -f {file} --deep"),
+    ] {
+        assert!(up.stdout.contains(&wanted), "{wanted}:\n{}", up.stdout);
+    }
+    // A cluster the user already reaches needs no kubeconfig from howdah.
+    assert!(!up.stdout.contains("howdah kubeconfig"), "{}", up.stdout);
+}

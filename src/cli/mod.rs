@@ -820,7 +820,7 @@ async fn run(cli: Cli) -> u8 {
                 ..options(&run, false, sink.clone())
             };
             match ops::up::up(&session, &opts).await {
-                Ok(report) => output::up_done(sink.as_ref(), &report),
+                Ok(report) => output::up_done(sink.as_ref(), &report, &session),
                 Err(e) => fail(&shown, e),
             }
         }

@@ -466,7 +466,35 @@ pub fn manifests(objects: &[DesiredObject]) {
     out!("{out}");
 }
 
-pub fn up_done(sink: &dyn EventSink, report: &UpReport) -> u8 {
+/// What to do with a stack that is up: reach pachd, point pachctl at it,
+/// reach the cluster, look again.
+fn next_steps(session: &Session) -> String {
+    let file = session.spec_path.display();
+    let stack = &session.stack;
+    let mut lines = vec![
+        "Next:".to_string(),
+        format!(
+            "  howdah console -f {file}          forwards pachd to localhost:30650{}",
+            if stack.pachyderm.console.enabled {
+                " and the console to http://localhost:4000"
+            } else {
+                ""
+            }
+        ),
+        "  pachctl connect grpc://localhost:30650   points pachctl at it (while `howdah console` runs)".to_string(),
+    ];
+    if stack.target.is_cloud() {
+        lines.push(format!(
+            "  howdah kubeconfig -f {file}       adds a kubectl context for the cluster"
+        ));
+    }
+    lines.push(format!(
+        "  howdah status -f {file} --deep    checks every part, and pachd's storage, again"
+    ));
+    lines.join("\n")
+}
+
+pub fn up_done(sink: &dyn EventSink, report: &UpReport, session: &Session) -> u8 {
     let run = &report.run;
     let failed = run.failures();
     let changed = run
@@ -520,6 +548,11 @@ pub fn up_done(sink: &dyn EventSink, report: &UpReport) -> u8 {
             secs(run.elapsed.as_secs_f64()),
             verified.unwrap_or_default()
         )
+    };
+    let message = if run.ok() {
+        format!("{message}\n{}", next_steps(session))
+    } else {
+        message
     };
     sink.emit(&Event::Summary {
         command: "up".into(),
