@@ -64,6 +64,35 @@ impl Plan {
     pub fn item(&self, id: &str) -> Option<&PlanItem> {
         self.items.iter().find(|i| i.id == id)
     }
+
+    /// Expected time left on the critical path while the plan runs: a
+    /// finished step counts nothing, a running one what is left of its
+    /// usual duration (`running`: seconds since it started), the rest their
+    /// whole usual duration.
+    pub fn remaining_s(
+        &self,
+        finished: &std::collections::HashSet<String>,
+        running: &std::collections::HashMap<String, f64>,
+    ) -> f64 {
+        let left: Vec<PlanItem> = self
+            .items
+            .iter()
+            .map(|i| {
+                let expected_s = if finished.contains(&i.id) {
+                    0.0
+                } else if let Some(elapsed) = running.get(&i.id) {
+                    (i.expected_s - elapsed).max(0.0)
+                } else {
+                    i.expected_s
+                };
+                PlanItem {
+                    expected_s,
+                    ..i.clone()
+                }
+            })
+            .collect();
+        critical_path(&left).0
+    }
 }
 
 /// A plan line from a resource's planned change.
@@ -146,6 +175,40 @@ mod tests {
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             expected_s: secs,
         }
+    }
+
+    #[test]
+    fn time_left_counts_what_is_not_done_along_the_slowest_chain() {
+        let item = |id: &str, deps: &[&str], s: f64| PlanItem {
+            id: id.into(),
+            action: Action::Create,
+            reason: String::new(),
+            fields: Vec::new(),
+            documents: BTreeMap::new(),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            expected_s: s,
+        };
+        let plan = Plan::new(
+            "s",
+            "up",
+            "aws",
+            vec![
+                item("network", &[], 60.0),
+                item("cluster", &["network"], 600.0),
+                item("bucket", &[], 5.0),
+                item("runtime", &["cluster", "bucket"], 120.0),
+            ],
+        );
+        let none = std::collections::HashSet::new();
+        let idle = std::collections::HashMap::new();
+        assert_eq!(plan.remaining_s(&none, &idle), 780.0);
+        let finished: std::collections::HashSet<String> =
+            ["network".to_string(), "bucket".to_string()].into();
+        let running = std::collections::HashMap::from([("cluster".to_string(), 450.0)]);
+        assert_eq!(plan.remaining_s(&finished, &running), 270.0);
+        // A step slower than usual leaves nothing of its own, not less.
+        let late = std::collections::HashMap::from([("cluster".to_string(), 900.0)]);
+        assert_eq!(plan.remaining_s(&finished, &late), 120.0);
     }
 
     #[test]

@@ -372,3 +372,17 @@ async fn quiet_prints_only_errors_and_the_summary() {
     assert!(!down.stdout.contains("started"), "{}", down.stdout);
     assert!(down.stdout.contains("down: "), "{}", down.stdout);
 }
+
+/// On a terminal `up` shows one header line for the whole run: steps done
+/// of all, elapsed, and the time left on the critical path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_has_a_header_with_overall_progress() {
+    let env = Env::start().await;
+    let spec = env.stack("howdah.yaml", "header", "");
+    let command = format!("{BIN} up -f {} --timeout 60s", path(&spec));
+    let shown = on_a_terminal(&command, true).expect("util-linux `script` drives a terminal");
+    assert!(shown.contains("up: 0/"), "{shown}");
+    assert!(shown.contains("steps done · about"), "{shown}");
+    assert!(shown.contains("left on the critical path"), "{shown}");
+    assert!(shown.contains("elapsed"), "{shown}");
+}

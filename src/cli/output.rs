@@ -165,11 +165,41 @@ impl EventSink for PlainLines {
     }
 }
 
-/// indicatif bars, one per running step, with elapsed against expected.
+/// indicatif bars, one per running step, with elapsed against expected,
+/// under a header with the whole run's progress.
 pub struct LiveView {
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
     paint: Paint,
+    overall: Mutex<Option<Overall>>,
+}
+
+/// The header: steps done of all, elapsed, and time left on the critical
+/// path (what a 20-minute EKS run most needs at a glance).
+struct Overall {
+    bar: ProgressBar,
+    plan: Plan,
+    finished: std::collections::HashSet<String>,
+    started: HashMap<String, std::time::Instant>,
+}
+
+impl Overall {
+    fn refresh(&self) {
+        let running: HashMap<String, f64> = self
+            .started
+            .iter()
+            .filter(|(id, _)| !self.finished.contains(*id))
+            .map(|(id, at)| (id.clone(), at.elapsed().as_secs_f64()))
+            .collect();
+        let left = self.plan.remaining_s(&self.finished, &running);
+        self.bar.set_message(format!(
+            "{}: {}/{} steps done · about {} left on the critical path",
+            self.plan.command,
+            self.finished.len(),
+            self.plan.items.len(),
+            secs(left)
+        ));
+    }
 }
 
 impl LiveView {
@@ -178,11 +208,29 @@ impl LiveView {
             multi: MultiProgress::new(),
             bars: Mutex::new(HashMap::new()),
             paint,
+            overall: Mutex::new(None),
         }
     }
 
     fn bar(&self, step: &str) -> Option<ProgressBar> {
         self.bars.lock().ok()?.get(step).cloned()
+    }
+
+    /// Records a step starting (`started`) or ending, and redraws the header.
+    fn track(&self, step: &str, started: bool) {
+        let Ok(mut overall) = self.overall.lock() else {
+            return;
+        };
+        if let Some(o) = overall.as_mut() {
+            if started {
+                o.started
+                    .entry(step.to_string())
+                    .or_insert_with(std::time::Instant::now);
+            } else {
+                o.finished.insert(step.to_string());
+            }
+            o.refresh();
+        }
     }
 }
 
@@ -191,12 +239,29 @@ impl EventSink for LiveView {
         match event {
             Event::Plan { plan } => {
                 self.multi.suspend(|| print_plan(plan));
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{msg} · {elapsed} elapsed")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.enable_steady_tick(Duration::from_secs(1));
+                let overall = Overall {
+                    bar,
+                    plan: plan.clone(),
+                    finished: std::collections::HashSet::new(),
+                    started: HashMap::new(),
+                };
+                overall.refresh();
+                if let Ok(mut slot) = self.overall.lock() {
+                    *slot = Some(overall);
+                }
             }
             Event::StepStarted {
                 step,
                 action,
                 expected_s,
             } => {
+                self.track(step, true);
                 if action == "no-op" && !step.ends_with("verify") {
                     return;
                 }
@@ -217,6 +282,7 @@ impl EventSink for LiveView {
                 }
             }
             Event::StepProgress { step, message } => {
+                self.track(step, true);
                 if let Some(bar) = self.bar(step) {
                     bar.set_message(message.lines().next().unwrap_or_default().to_string());
                 }
@@ -226,6 +292,7 @@ impl EventSink for LiveView {
                 action,
                 elapsed_s,
             } => {
+                self.track(step, false);
                 if let Some(bar) = self.bar(step) {
                     bar.set_style(
                         ProgressStyle::with_template(&format!(
@@ -243,6 +310,7 @@ impl EventSink for LiveView {
                 error,
                 elapsed_s,
             } => {
+                self.track(step, false);
                 let bar = self
                     .bar(step)
                     .unwrap_or_else(|| self.multi.add(ProgressBar::new_spinner()));
@@ -260,6 +328,7 @@ impl EventSink for LiveView {
                 ));
             }
             Event::StepSkipped { step, reason } => {
+                self.track(step, false);
                 let _ = self
                     .multi
                     .println(format!("- {step:<22} skipped ({reason})"));
@@ -272,6 +341,9 @@ impl EventSink for LiveView {
             Event::Summary { message, .. } => {
                 // The bars are done: stop redrawing them, so the summary
                 // printed below is not drawn over.
+                if let Ok(Some(overall)) = self.overall.lock().as_deref() {
+                    overall.bar.finish();
+                }
                 self.multi.set_draw_target(ProgressDrawTarget::hidden());
                 outln!("{message}");
             }
