@@ -352,9 +352,17 @@ async fn quiet_prints_only_errors_and_the_summary() {
         .howdah(&["up", "-f", path(&spec), "--timeout", "60s", "-q"])
         .await;
     assert_eq!(up.code, 0, "{}", up.all());
+    // The summary (its first line, then what to do next) and nothing else.
     let lines: Vec<&str> = up.stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "{}", up.stdout);
     assert!(lines[0].contains("up: "), "{}", up.stdout);
+    assert_eq!(lines.get(1).copied(), Some("Next:"), "{}", up.stdout);
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("started") && !l.contains("done in")),
+        "{}",
+        up.stdout
+    );
     assert!(up.stderr.is_empty(), "{}", up.stderr);
     let down = env
         .howdah(&[

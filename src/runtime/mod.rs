@@ -610,6 +610,17 @@ pub fn down_resources(rt: &Arc<Runtime>) -> Vec<Arc<dyn Resource>> {
 mod tests {
     use super::*;
 
+    /// The objects a stack file's text renders to, secrets redacted.
+    fn rendered(text: &str) -> Vec<DesiredObject> {
+        let stack = crate::spec::parse("t.yaml", text).unwrap_or_else(|e| panic!("{e}"));
+        render_stack(
+            &stack,
+            &howdah_provider::RuntimeInputs::default(),
+            &RenderSecrets::redacted(),
+        )
+        .expect("renders")
+    }
+
     /// The rendered object of `kind` named `name`; the test fails without it.
     fn rendered_object(objects: &[DesiredObject], kind: &str, name: &str) -> Value {
         objects
@@ -764,22 +775,14 @@ mod tests {
     /// AKS's pod label on pachd and pachw only.
     #[test]
     fn identity_settings_annotate_both_service_accounts() {
-        let stack = crate::spec::parse(
-            "t.yaml",
+        let objects = rendered(
             "name: t\ntarget:\n  kubeconfig: {}\nstorage:\n  bucket:\n    \
              url: s3://data?region=eu-west-1\npachyderm:\n  serviceAccounts:\n    \
              awsRoleArn: arn:aws:iam::123456789012:role/pach\n    \
              gcpServiceAccount: pach-data@proj.iam.gserviceaccount.com\n    \
              azureClientId: 0a1b2c3d-0000-4000-8000-00000000abcd\n    \
              annotations: {example.com/owner: data}\n",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let objects = render_stack(
-            &stack,
-            &howdah_provider::RuntimeInputs::default(),
-            &RenderSecrets::redacted(),
-        )
-        .expect("renders");
+        );
         let find = |kind: &str, name: &str| rendered_object(&objects, kind, name);
         for account in ["pachyderm", "pachyderm-worker"] {
             let annotations = &find("ServiceAccount", account)["metadata"]["annotations"];
@@ -846,19 +849,11 @@ mod tests {
     /// scrape annotations on Service/pachd with metrics on.
     #[test]
     fn scheduling_pachw_and_metrics_settings_render_as_the_chart_does() {
-        let stack = crate::spec::parse(
-            "t.yaml",
+        let objects = rendered(
             "name: t\ntarget:\n  kubeconfig: {}\npachyderm:\n  priorityClassName: data-low\n  \
              etcd:\n    priorityClassName: data-critical\n  pachd:\n    metrics: true\n    \
              pachw: {minReplicas: 1, maxReplicas: 6}\n",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let objects = render_stack(
-            &stack,
-            &howdah_provider::RuntimeInputs::default(),
-            &RenderSecrets::redacted(),
-        )
-        .expect("renders");
+        );
         let find = |kind: &str, name: &str| rendered_object(&objects, kind, name);
         let class = |kind: &str, name: &str| {
             find(kind, name)["spec"]["template"]["spec"]["priorityClassName"].clone()
@@ -888,14 +883,7 @@ mod tests {
         assert_eq!(annotations["prometheus.io/scrape"], json!("true"));
         assert_eq!(annotations["prometheus.io/port"], json!("1656"));
 
-        let quiet = crate::spec::parse("t.yaml", "name: t\ntarget:\n  kubeconfig: {}\n")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let objects = render_stack(
-            &quiet,
-            &howdah_provider::RuntimeInputs::default(),
-            &RenderSecrets::redacted(),
-        )
-        .expect("renders");
+        let objects = rendered("name: t\ntarget:\n  kubeconfig: {}\n");
         let service = rendered_object(&objects, "Service", "pachd");
         assert!(service["metadata"]["annotations"]["prometheus.io/scrape"].is_null());
         let pachd = rendered_object(&objects, "Deployment", "pachd");
