@@ -394,3 +394,81 @@ async fn the_live_view_has_a_header_with_overall_progress() {
     assert!(shown.contains("left on the critical path"), "{shown}");
     assert!(shown.contains("elapsed"), "{shown}");
 }
+
+/// What a terminal shows, without escape sequences, one row per line
+/// (carriage returns start a row again, as redraws do).
+fn visible_rows(raw: &str) -> Vec<String> {
+    let mut text = String::new();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+            continue;
+        }
+        text.push(c);
+    }
+    text.split(['\n', '\r'])
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// At 80 and 120 columns the plan's rows fit the terminal (reasons wrap
+/// between words), and verification is a `check`, not a `no-op`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_fits_80_and_120_columns() {
+    for columns in [80, 120] {
+        let env = Env::start().await;
+        let spec = env.stack(
+            "howdah.yaml",
+            "narrow",
+            "pachyderm:\n  version: \"2.11.5\"\n",
+        );
+        env.up_ok(&spec).await;
+        // An upgrade: the pachd row's reason is far longer than 80 columns.
+        let spec = env.stack("howdah.yaml", "narrow", "");
+        let command = format!(
+            "stty cols {columns} rows 60; {BIN} up -f {} --timeout 60s",
+            path(&spec)
+        );
+        let raw = on_a_terminal(&command, true).expect("util-linux `script` drives a terminal");
+        let rows = visible_rows(&raw);
+        let plan: Vec<&String> = rows
+            .iter()
+            .skip_while(|r| !r.starts_with("Plan for stack"))
+            .take_while(|r| !r.starts_with("Expected time") && !r.starts_with("No changes"))
+            .collect();
+        assert!(plan.len() > 5, "{columns}: no plan in\n{}", rows.join("\n"));
+        for row in &plan {
+            assert!(
+                row.chars().count() <= columns,
+                "{columns}: a plan row is wider than the terminal: {row:?}"
+            );
+        }
+        assert!(
+            plan.iter().any(|r| r.contains("upgrade pachd/pachd")),
+            "{columns}: {plan:?}"
+        );
+        let verify: Vec<&String> = rows
+            .iter()
+            .filter(|r| r.contains("runtime.verify"))
+            .collect();
+        assert!(
+            verify.iter().any(|r| r.contains("check")),
+            "{columns}: {verify:?}"
+        );
+        assert!(
+            verify.iter().all(|r| !r.contains("no-op")),
+            "{columns}: {verify:?}"
+        );
+    }
+}

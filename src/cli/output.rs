@@ -139,7 +139,11 @@ impl EventSink for PlainLines {
             } if action != "no-op" || step.ends_with("verify") => {
                 format!(
                     "{step}: {}",
-                    paint.green(&format!("{action} done in {}", secs(*elapsed_s)))
+                    paint.green(&format!(
+                        "{} done in {}",
+                        label(step, action),
+                        secs(*elapsed_s)
+                    ))
                 )
             }
             Event::StepFailed {
@@ -216,6 +220,15 @@ impl LiveView {
         self.bars.lock().ok()?.get(step).cloned()
     }
 
+    /// The step-id column's width: the plan's longest id.
+    fn ids(&self) -> usize {
+        self.overall
+            .lock()
+            .ok()
+            .and_then(|o| o.as_ref().map(|o| id_width(&o.plan)))
+            .unwrap_or(24)
+    }
+
     /// Records a step starting (`started`) or ending, and redraws the header.
     fn track(&self, step: &str, started: bool) {
         let Ok(mut overall) = self.overall.lock() else {
@@ -265,11 +278,13 @@ impl EventSink for LiveView {
                 if action == "no-op" && !step.ends_with("verify") {
                     return;
                 }
+                let action = label(step, action);
+                let ids = self.ids();
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 // The spinner is literal text to indicatif; colour is
                 // ours to decide, not the terminal library's.
                 let style = ProgressStyle::with_template(&format!(
-                    "{} {{prefix:<22}} {action:<8} {{elapsed:>4}} / ~{:<6} {{wide_msg}}",
+                    "{} {{prefix:<{ids}}} {action:<8} {{elapsed:>4}} / ~{:<6} {{wide_msg}}",
                     self.paint.yellow("{spinner}"),
                     secs(*expected_s)
                 ))
@@ -294,14 +309,19 @@ impl EventSink for LiveView {
             } => {
                 self.track(step, false);
                 if let Some(bar) = self.bar(step) {
+                    let ids = self.ids();
                     bar.set_style(
                         ProgressStyle::with_template(&format!(
-                            "{} {{prefix:<22}} {{msg}}",
+                            "{} {{prefix:<{ids}}} {{msg}}",
                             self.paint.green("✓")
                         ))
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
-                    bar.finish_with_message(format!("{action:<8} {}", secs(*elapsed_s)));
+                    bar.finish_with_message(format!(
+                        "{:<8} {:>4}",
+                        label(step, action),
+                        secs(*elapsed_s)
+                    ));
                 }
             }
             Event::StepFailed {
@@ -315,16 +335,20 @@ impl EventSink for LiveView {
                     .bar(step)
                     .unwrap_or_else(|| self.multi.add(ProgressBar::new_spinner()));
                 bar.set_prefix(step.clone());
+                let ids = self.ids();
                 bar.set_style(
                     ProgressStyle::with_template(&format!(
-                        "{} {{prefix:<22}} {{msg}}",
+                        "{} {{prefix:<{ids}}} {{wide_msg}}",
                         self.paint.red("✗")
                     ))
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
+                // One line here; the summary below gives the whole error.
                 bar.finish_with_message(format!(
-                    "{action:<8} {} FAILED: {error}",
-                    secs(*elapsed_s)
+                    "{:<8} {:>4} FAILED: {}",
+                    label(step, action),
+                    secs(*elapsed_s),
+                    error.lines().next().unwrap_or_default()
                 ));
             }
             Event::StepSkipped { step, reason } => {
@@ -360,6 +384,16 @@ fn secs(s: f64) -> String {
     }
 }
 
+/// What a step's row calls its action: the verification step does not
+/// change anything, but it is not "no-op" either.
+fn label<'a>(step: &str, action: &'a str) -> &'a str {
+    if step.ends_with("verify") && action == "no-op" {
+        "check"
+    } else {
+        action
+    }
+}
+
 fn symbol(action: Action) -> &'static str {
     match action {
         Action::Create => "+",
@@ -370,7 +404,6 @@ fn symbol(action: Action) -> &'static str {
     }
 }
 
-/// The plan as a reviewer reads it.
 /// Plan items whose delete removes data, not just what serves it.
 const DATA_ITEMS: &[&str] = &[howdah::runtime::teardown::VOLUMES_ID, "aws.s3_bucket"];
 
@@ -418,26 +451,105 @@ pub fn confirm_destroy(plan: &Plan, stack: &str, paint: Paint) -> bool {
     std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == wanted
 }
 
+/// The width of the terminal stdout goes to, if it is one.
+fn terminal_width() -> Option<usize> {
+    console::Term::stdout()
+        .size_checked()
+        .map(|(_, cols)| usize::from(cols))
+        .filter(|cols| *cols >= 40)
+}
+
+/// The width of the step-id column: the longest id of the plan.
+fn id_width(plan: &Plan) -> usize {
+    plan.items
+        .iter()
+        .map(|i| i.id.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(16)
+}
+
+/// A word too long for a line, cut after `.`, `/`, `[` or `,` where it
+/// can be (a field path, an image), else at the line's end.
+fn split_long(word: &str, room: usize) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut rest: Vec<char> = word.chars().collect();
+    while rest.len() > room {
+        let cut = rest[..room]
+            .iter()
+            .rposition(|c| matches!(c, '.' | '/' | '[' | ','))
+            .map(|i| i + 1)
+            .filter(|i| *i > room / 3)
+            .unwrap_or(room);
+        pieces.push(rest[..cut].iter().collect());
+        rest = rest[cut..].to_vec();
+    }
+    pieces.push(rest.into_iter().collect());
+    pieces
+}
+
+/// `text` broken at spaces into lines of at most `width` characters, the
+/// lines after the first indented by `indent`; a word longer than a line
+/// is cut where it has a natural break.
+fn wrap(text: &str, first: usize, width: usize, indent: usize) -> String {
+    let mut out = String::new();
+    let mut room = width.saturating_sub(first).max(20);
+    let mut used = 0;
+    let full = width.saturating_sub(indent).max(20);
+    let words = text
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .flat_map(|w| split_long(w, full));
+    for word in words {
+        let word = word.as_str();
+        let len = word.chars().count();
+        if used > 0 && used + 1 + len > room {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            room = width.saturating_sub(indent).max(20);
+            used = 0;
+        } else if used > 0 {
+            out.push(' ');
+            used += 1;
+        }
+        out.push_str(word);
+        used += len;
+    }
+    out
+}
+
+/// The plan as a reviewer reads it: on a terminal, reasons wrap at word
+/// boundaries under their own column.
 pub fn print_plan(plan: &Plan) {
+    print_plan_at(plan, terminal_width());
+}
+
+fn print_plan_at(plan: &Plan, width: Option<usize>) {
     let mut out = String::new();
     out.push_str(&format!(
         "Plan for stack `{}` ({} on {}):\n\n",
         plan.stack, plan.command, plan.target
     ));
+    let ids = id_width(plan);
     for item in &plan.items {
         let expected = if item.action.is_change() {
             format!("~{}", secs(item.expected_s))
         } else {
             String::new()
         };
-        out.push_str(&format!(
-            "  {} {:<24} {:<8} {:<7} {}\n",
+        let head = format!(
+            "  {} {:<ids$} {:<8} {:<7} ",
             symbol(item.action),
             item.id,
-            item.action.as_str(),
+            label(&item.id, item.action.as_str()),
             expected,
-            item.reason
-        ));
+        );
+        let column = head.chars().count();
+        let reason = match width {
+            Some(width) => wrap(&item.reason, column, width, column),
+            None => item.reason.clone(),
+        };
+        out.push_str(&format!("{head}{reason}\n"));
         for f in &item.fields {
             let line = match (&f.old, &f.new) {
                 (None, Some(new)) if new == "(new object)" => format!("+ {}", f.path),
@@ -446,6 +558,10 @@ pub fn print_plan(plan: &Plan) {
                 (None, Some(new)) => format!("+ {}: {new}", f.path),
                 (Some(old), None) => format!("- {}: {old}", f.path),
                 (None, None) => format!("~ {}", f.path),
+            };
+            let line = match width {
+                Some(width) => wrap(&line, 8, width, 10),
+                None => line,
             };
             out.push_str(&format!("        {line}\n"));
         }
@@ -469,12 +585,17 @@ pub fn print_plan(plan: &Plan) {
             plan.count(Action::Delete),
             plan.count(Action::Keep)
         ));
-        out.push_str(&format!(
-            "Expected time: {} along the critical path ({}); {} if run one step after another.\n",
+        let expected = format!(
+            "Expected time: {} along the critical path ({}); {} if run one step after another.",
             secs(plan.critical_path_s),
             plan.critical_path.join(" → "),
             secs(plan.sequential_s)
-        ));
+        );
+        let expected = match width {
+            Some(width) => wrap(&expected, 0, width, 2),
+            None => expected,
+        };
+        out.push_str(&format!("{expected}\n"));
     } else {
         out.push_str("No changes. Everything is as the stack file says.\n");
     }
@@ -778,6 +899,25 @@ mod tests {
                     .push(message.clone());
             }
         }
+    }
+
+    /// Reasons wrap at spaces under their own column, never past the width.
+    #[test]
+    fn plan_lines_fit_the_terminal_and_break_between_words() {
+        let long = "upgrade pachd/pachd 2.11.5 → 2.11.6, upgrade pachw/pachw 2.11.5 → \
+                    2.11.6 (new images: the pods restart); 4 field(s) differ";
+        for width in [80, 120] {
+            let text = wrap(long, 40, width, 40);
+            for (i, line) in text.lines().enumerate() {
+                let room = if i == 0 { width - 40 } else { width };
+                assert!(line.chars().count() <= room, "{width}: {line:?}");
+            }
+            let words: Vec<&str> = long.split(' ').collect();
+            let rewrapped: Vec<&str> = text.split_whitespace().collect();
+            assert_eq!(rewrapped, words, "no word is cut");
+        }
+        assert_eq!(label("runtime.verify", "no-op"), "check");
+        assert_eq!(label("runtime.pachd", "no-op"), "no-op");
     }
 
     /// What is left is removed with a command the user can paste: the
