@@ -20,6 +20,9 @@ pub struct PlanItem {
     pub documents: BTreeMap<String, serde_json::Value>,
     pub depends_on: Vec<String>,
     pub expected_s: f64,
+    /// Deleting it removes the stack's data (volumes, bucket contents).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub data: bool,
 }
 
 /// The whole plan.
@@ -96,7 +99,13 @@ impl Plan {
 }
 
 /// A plan line from a resource's planned change.
-pub fn item(id: &str, change: Change, depends_on: Vec<String>, expected: Duration) -> PlanItem {
+pub fn item(
+    id: &str,
+    change: Change,
+    depends_on: Vec<String>,
+    expected: Duration,
+    data: bool,
+) -> PlanItem {
     PlanItem {
         id: id.into(),
         action: change.action,
@@ -105,6 +114,7 @@ pub fn item(id: &str, change: Change, depends_on: Vec<String>, expected: Duratio
         documents: change.documents,
         depends_on,
         expected_s: expected.as_secs_f64(),
+        data,
     }
 }
 
@@ -174,20 +184,13 @@ mod tests {
             documents: BTreeMap::new(),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             expected_s: secs,
+            data: false,
         }
     }
 
     #[test]
     fn time_left_counts_what_is_not_done_along_the_slowest_chain() {
-        let item = |id: &str, deps: &[&str], s: f64| PlanItem {
-            id: id.into(),
-            action: Action::Create,
-            reason: String::new(),
-            fields: Vec::new(),
-            documents: BTreeMap::new(),
-            depends_on: deps.iter().map(|d| d.to_string()).collect(),
-            expected_s: s,
-        };
+        let item = it;
         let plan = Plan::new(
             "s",
             "up",

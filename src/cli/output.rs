@@ -404,9 +404,6 @@ fn symbol(action: Action) -> &'static str {
     }
 }
 
-/// Plan items whose delete removes data, not just what serves it.
-const DATA_ITEMS: &[&str] = &[howdah::runtime::teardown::VOLUMES_ID, "aws.s3_bucket"];
-
 /// On a terminal, before `down`: what it will delete, data first and in
 /// red, then asks. Deleting data takes the stack's name typed back;
 /// anything else a `yes`. Nothing to delete asks nothing. True to go on.
@@ -419,9 +416,7 @@ pub fn confirm_destroy(plan: &Plan, stack: &str, paint: Paint) -> bool {
     if deleted.is_empty() {
         return true;
     }
-    let (data, rest): (Vec<_>, Vec<_>) = deleted
-        .into_iter()
-        .partition(|i| DATA_ITEMS.contains(&i.id.as_str()));
+    let (data, rest): (Vec<_>, Vec<_>) = deleted.into_iter().partition(|i| i.data);
     let mut err = std::io::stderr();
     if !data.is_empty() {
         let _ = writeln!(err, "{}", paint.red("These delete data, for good:"));

@@ -53,6 +53,12 @@ impl Resource for Teardown {
     fn expected(&self, action: Action) -> Duration {
         self.inner.expected(action)
     }
+    fn holds_data(&self) -> bool {
+        self.inner.holds_data()
+    }
+    fn interruptible(&self) -> bool {
+        self.inner.interruptible()
+    }
     async fn plan_up(&self, ctx: &StepContext) -> Result<Change, ProviderError> {
         self.inner.plan_up(ctx).await
     }

@@ -267,7 +267,10 @@ pub async fn plan_resources(
     let items = resources
         .iter()
         .zip(&ok)
-        .map(|(r, c)| plan::item(r.id(), c.clone(), r.depends_on(), r.expected(c.action)))
+        .map(|(r, c)| {
+            let expected = r.expected(c.action);
+            plan::item(r.id(), c.clone(), r.depends_on(), expected, r.holds_data())
+        })
         .collect();
     Ok((Plan::new(&stack.name, command, target, items), ok))
 }

@@ -133,12 +133,15 @@ impl Volumes {
 }
 
 macro_rules! down_only {
-    ($ty:ty, $id:expr, $what:expr, $deps:expr) => {
+    ($ty:ty, $id:expr, $what:expr, $deps:expr, holds_data: $data:expr) => {
         // $what names the resource for readers of the invocation.
         #[async_trait]
         impl Resource for $ty {
             fn id(&self) -> &str {
                 $id
+            }
+            fn holds_data(&self) -> bool {
+                $data
             }
             fn depends_on(&self) -> Vec<String> {
                 $deps
@@ -381,19 +384,22 @@ down_only!(
     LoadBalancers,
     LOAD_BALANCERS_ID,
     "load balancers",
-    Vec::new()
+    Vec::new(),
+    holds_data: false
 );
 down_only!(
     Workers,
     WORKERS_ID,
     "workers",
-    vec![step_id(Component::Pachd)]
+    vec![step_id(Component::Pachd)],
+    holds_data: false
 );
 down_only!(
     Volumes,
     VOLUMES_ID,
     "volumes",
-    vec![step_id(Component::Etcd), step_id(Component::Postgres)]
+    vec![step_id(Component::Etcd), step_id(Component::Postgres)],
+    holds_data: true
 );
 
 /// Everything of the stack still in the cluster, by ownership label, in

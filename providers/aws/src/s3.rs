@@ -311,6 +311,10 @@ impl Resource for Bucket {
         ids::BUCKET
     }
 
+    fn holds_data(&self) -> bool {
+        true
+    }
+
     fn depends_on(&self) -> Vec<String> {
         Vec::new()
     }

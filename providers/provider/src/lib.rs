@@ -201,6 +201,11 @@ pub trait Resource: Send + Sync {
     fn interruptible(&self) -> bool {
         false
     }
+    /// Whether deleting this removes the stack's data (volumes, bucket
+    /// contents), not only what serves it: `down` asks for more before it.
+    fn holds_data(&self) -> bool {
+        false
+    }
 }
 
 /// How pachd reaches its object store, as the target arranged it.
