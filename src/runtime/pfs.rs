@@ -171,7 +171,7 @@ fn failed(step: &str, status: &tonic::Status, identity: &str) -> ProviderError {
     if storage {
         ProviderError::retryable(format!(
             "pachd could not use its object store ({step}: {message}); pachd reaches the \
-             store as {identity}: check that this identity may read and write the bucket"
+             store as {identity}: check that it may read and write there"
         ))
     } else {
         ProviderError::retryable(format!("pachd {step} failed: {message}"))

@@ -184,10 +184,22 @@ pub struct GetFileRequest {
     pub offset: i64,
 }
 
+/// Where a commit is (pfs.proto CommitState, as far as a client sees it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum CommitState {
+    /// Started: takes files.
+    #[default]
+    Open,
+    /// FinishCommit was accepted; pachd finishes it in the background, so
+    /// a reader must wait (InspectCommit with wait FINISHED) first.
+    Finishing,
+    Finished,
+}
+
 #[derive(Debug, Default)]
 struct CommitData {
     files: BTreeMap<String, Vec<u8>>,
-    finished: bool,
+    state: CommitState,
 }
 
 #[derive(Debug, Default)]
@@ -372,7 +384,7 @@ impl Pfs {
             .get_mut(&key)
             .and_then(|r| r.commits.get_mut(&id))
             .ok_or_else(|| not_found(&key))?;
-        if data.finished {
+        if data.state != CommitState::Open {
             return Err(tonic::Status::failed_precondition(format!(
                 "commit {id} in repo {key} is finished"
             )));
@@ -395,24 +407,29 @@ impl Pfs {
         let mut repos = self.lock_repos();
         let (key, id) = commit_of(&repos, req.commit.as_ref())?;
         if let Some(data) = repos.get_mut(&key).and_then(|r| r.commits.get_mut(&id)) {
-            data.finished = true;
+            if data.state == CommitState::Open {
+                data.state = CommitState::Finishing;
+            }
         }
         Ok(())
     }
 
     fn inspect(&self, req: InspectCommitRequest) -> Result<CommitInfo, tonic::Status> {
-        let repos = self.lock_repos();
+        let mut repos = self.lock_repos();
         let (key, id) = commit_of(&repos, req.commit.as_ref())?;
-        let finished = repos
-            .get(&key)
-            .and_then(|r| r.commits.get(&id))
-            .is_some_and(|c| c.finished);
-        // Waiting for FINISHED on an open commit would block; a client that
-        // asks before FinishCommit is told so instead.
-        if req.wait == 4 && !finished {
-            return Err(tonic::Status::deadline_exceeded(format!(
-                "commit {id} in repo {key} is not finished"
-            )));
+        if let Some(commit) = repos.get_mut(&key).and_then(|r| r.commits.get_mut(&id)) {
+            // pachd blocks a wait for FINISHED until the commit is: one that
+            // is finishing gets there; on an open one it would wait for ever,
+            // so the client is told instead of hanging the test.
+            match (req.wait, commit.state) {
+                (4, CommitState::Finishing) => commit.state = CommitState::Finished,
+                (4, CommitState::Open) => {
+                    return Err(tonic::Status::deadline_exceeded(format!(
+                        "commit {id} in repo {key} is not finished"
+                    )))
+                }
+                _ => {}
+            }
         }
         Ok(CommitInfo {
             commit: req.commit,
@@ -427,9 +444,15 @@ impl Pfs {
             .ok_or_else(|| tonic::Status::invalid_argument("file must be set"))?;
         let repos = self.lock_repos();
         let (key, id) = commit_of(&repos, file.commit.as_ref())?;
-        let mut bytes = repos
-            .get(&key)
-            .and_then(|r| r.commits.get(&id))
+        let commit = repos.get(&key).and_then(|r| r.commits.get(&id));
+        // The least pachd promises: data is readable once the commit is
+        // finished, not as soon as FinishCommit returns.
+        if commit.is_some_and(|c| c.state != CommitState::Finished) {
+            return Err(tonic::Status::failed_precondition(format!(
+                "commit {id} in repo {key} is not finished; wait for it with InspectCommit"
+            )));
+        }
+        let mut bytes = commit
             .and_then(|c| c.files.get(&file.path))
             .cloned()
             .ok_or_else(|| {
