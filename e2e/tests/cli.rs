@@ -395,30 +395,17 @@ async fn the_live_view_has_a_header_with_overall_progress() {
     assert!(shown.contains("elapsed"), "{shown}");
 }
 
-/// What a terminal shows, without escape sequences, one row per line
-/// (carriage returns start a row again, as redraws do).
-fn visible_rows(raw: &str) -> Vec<String> {
-    let mut text = String::new();
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            } else {
-                chars.next();
-            }
-            continue;
-        }
-        text.push(c);
-    }
-    text.split(['\n', '\r'])
-        .map(|l| l.trim_end().to_string())
-        .filter(|l| !l.is_empty())
+/// The screen a user sees after the run: `raw` played on a terminal
+/// emulator `cols` wide and tall enough that nothing scrolls away (run the
+/// command with `stty rows 1000`), one string per non-empty row.
+fn visible_rows(raw: &str, cols: u16) -> Vec<String> {
+    let mut terminal = vt100::Parser::new(1000, cols, 0);
+    terminal.process(raw.as_bytes());
+    terminal
+        .screen()
+        .rows(0, cols)
+        .map(|r| r.trim_end().to_string())
+        .filter(|r| !r.is_empty())
         .collect()
 }
 
@@ -426,7 +413,7 @@ fn visible_rows(raw: &str) -> Vec<String> {
 /// between words), and verification is a `check`, not a `no-op`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_view_fits_80_and_120_columns() {
-    for columns in [80, 120] {
+    for columns in [80u16, 120] {
         let env = Env::start().await;
         let spec = env.stack(
             "howdah.yaml",
@@ -437,11 +424,11 @@ async fn the_live_view_fits_80_and_120_columns() {
         // An upgrade: the pachd row's reason is far longer than 80 columns.
         let spec = env.stack("howdah.yaml", "narrow", "");
         let command = format!(
-            "stty cols {columns} rows 60; {BIN} up -f {} --timeout 60s",
+            "stty cols {columns} rows 1000; {BIN} up -f {} --timeout 60s",
             path(&spec)
         );
         let raw = on_a_terminal(&command, true).expect("util-linux `script` drives a terminal");
-        let rows = visible_rows(&raw);
+        let rows = visible_rows(&raw, columns);
         let plan: Vec<&String> = rows
             .iter()
             .skip_while(|r| !r.starts_with("Plan for stack"))
@@ -450,7 +437,7 @@ async fn the_live_view_fits_80_and_120_columns() {
         assert!(plan.len() > 5, "{columns}: no plan in\n{}", rows.join("\n"));
         for row in &plan {
             assert!(
-                row.chars().count() <= columns,
+                row.chars().count() <= usize::from(columns),
                 "{columns}: a plan row is wider than the terminal: {row:?}"
             );
         }
@@ -470,5 +457,112 @@ async fn the_live_view_fits_80_and_120_columns() {
             verify.iter().all(|r| !r.contains("no-op")),
             "{columns}: {verify:?}"
         );
+    }
+}
+
+/// A failure on a terminal: the failed rows come first, each with its
+/// whole error once (the summary only names the steps), then the steps
+/// it made skip; finished rows are printed once, never redrawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_shows_a_failure_once_and_before_what_it_skipped() {
+    let env = Env::with(howdah_kube_fake::FakeOptions {
+        default_storage_class: false,
+        ..Default::default()
+    })
+    .await;
+    let spec = env.stack("howdah.yaml", "failing", "");
+    let command = format!(
+        "stty cols 80 rows 1000; {BIN} up -f {} --timeout 60s",
+        path(&spec)
+    );
+    let raw = on_a_terminal(&command, true).expect("util-linux `script` drives a terminal");
+    let rows = visible_rows(&raw, 80);
+    let failed: Vec<usize> = (0..rows.len())
+        .filter(|i| rows[*i].starts_with("✗ "))
+        .collect();
+    assert!(!failed.is_empty(), "{}", rows.join("\n"));
+    for i in &failed {
+        // The error's first line follows its row, and is shown once.
+        let error = rows[i + 1].trim();
+        assert!(rows[i + 1].starts_with("    "), "{}", rows.join("\n"));
+        let shown = rows.iter().filter(|r| r.contains(error)).count();
+        assert_eq!(
+            shown,
+            1,
+            "{error:?} shown {shown} times:\n{}",
+            rows.join("\n")
+        );
+    }
+    let skipped: Vec<usize> = (0..rows.len())
+        .filter(|i| rows[*i].starts_with("- ") && rows[*i].contains("skipped"))
+        .collect();
+    assert!(!skipped.is_empty(), "{}", rows.join("\n"));
+    assert!(
+        skipped.iter().all(|s| *s > failed[0]),
+        "a skipped step is above the failure that made it skip:\n{}",
+        rows.join("\n")
+    );
+    for row in rows
+        .iter()
+        .filter(|r| r.starts_with("- ") || r.starts_with("✓ "))
+    {
+        assert!(row.chars().count() <= 80, "{row:?}");
+    }
+    let summary = rows
+        .iter()
+        .find(|r| r.starts_with("up failed:"))
+        .unwrap_or_else(|| panic!("no summary:\n{}", rows.join("\n")));
+    assert!(summary.contains("runtime.postgres"), "{summary}");
+    // Finished rows are printed once, not redrawn with every tick.
+    let namespace = rows
+        .iter()
+        .filter(|r| r.starts_with("✓ runtime.namespace"))
+        .count();
+    assert_eq!(namespace, 1, "{}", rows.join("\n"));
+}
+
+/// Ctrl-C on a terminal: what finished before it is shown once, the rest
+/// as skipped, and the summary says how to carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_after_ctrl_c_draws_each_finished_step_once() {
+    for columns in [80u16, 120] {
+        let env = Env::start().await;
+        let spec = env.stack("howdah.yaml", "interrupted", "");
+        let command = format!(
+            "stty cols {columns} rows 1000; timeout -s INT 2 {BIN} up -f {} --timeout 60s",
+            path(&spec)
+        );
+        let raw = on_a_terminal(&command, true).expect("util-linux `script` drives a terminal");
+        let rows = visible_rows(&raw, columns);
+        assert!(
+            rows.iter().any(|r| r.contains("interrupted")),
+            "{columns}: {}",
+            rows.join("\n")
+        );
+        let mut seen = std::collections::HashMap::new();
+        for row in rows.iter().filter(|r| r.starts_with("✓ ")) {
+            let id = row
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            *seen.entry(id).or_insert(0) += 1;
+        }
+        assert!(
+            seen.contains_key("runtime.namespace"),
+            "{columns}: {}",
+            rows.join("\n")
+        );
+        assert!(
+            seen.values().all(|n| *n == 1),
+            "{columns}: a finished row drawn more than once: {seen:?}\n{}",
+            rows.join("\n")
+        );
+        for row in &rows {
+            assert!(
+                row.chars().count() <= usize::from(columns),
+                "{columns}: {row:?}"
+            );
+        }
     }
 }

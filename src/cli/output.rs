@@ -220,6 +220,31 @@ impl LiveView {
         self.bars.lock().ok()?.get(step).cloned()
     }
 
+    /// Ends a step's running row, if it had one: finished steps are
+    /// printed once, above the running ones, in the order they ended
+    /// (so a failure comes before the steps it made skip, and a redraw
+    /// never repeats a finished row).
+    fn take_bar(&self, step: &str) -> bool {
+        let bar = self.bars.lock().ok().and_then(|mut b| b.remove(step));
+        match bar {
+            Some(bar) => {
+                bar.finish_and_clear();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Prints a finished row above the running ones, cut to the
+    /// terminal's width with an ellipsis.
+    fn row(&self, text: String) {
+        let text = match stderr_width() {
+            Some(width) => fit(&text, width),
+            None => text,
+        };
+        let _ = self.multi.println(text);
+    }
+
     /// The step-id column's width: the plan's longest id.
     fn ids(&self) -> usize {
         self.overall
@@ -299,7 +324,13 @@ impl EventSink for LiveView {
             Event::StepProgress { step, message } => {
                 self.track(step, true);
                 if let Some(bar) = self.bar(step) {
-                    bar.set_message(message.lines().next().unwrap_or_default().to_string());
+                    let first = message.lines().next().unwrap_or_default();
+                    // What the row's fixed columns leave (see StepStarted);
+                    // a cut message ends in an ellipsis, not mid-word.
+                    let room = stderr_width()
+                        .map(|w| w.saturating_sub(self.ids() + RUNNING_ROW_FIXED))
+                        .unwrap_or(usize::MAX);
+                    bar.set_message(fit(first, room));
                 }
             }
             Event::StepFinished {
@@ -308,17 +339,12 @@ impl EventSink for LiveView {
                 elapsed_s,
             } => {
                 self.track(step, false);
-                if let Some(bar) = self.bar(step) {
+                // A step that showed no row (an unchanged object) gets none.
+                if self.take_bar(step) {
                     let ids = self.ids();
-                    bar.set_style(
-                        ProgressStyle::with_template(&format!(
-                            "{} {{prefix:<{ids}}} {{msg}}",
-                            self.paint.green("✓")
-                        ))
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    bar.finish_with_message(format!(
-                        "{:<8} {:>4}",
+                    self.row(format!(
+                        "{} {step:<ids$} {:<8} {:>4}",
+                        self.paint.green("✓"),
                         label(step, action),
                         secs(*elapsed_s)
                     ));
@@ -331,36 +357,37 @@ impl EventSink for LiveView {
                 elapsed_s,
             } => {
                 self.track(step, false);
-                let bar = self
-                    .bar(step)
-                    .unwrap_or_else(|| self.multi.add(ProgressBar::new_spinner()));
-                bar.set_prefix(step.clone());
+                self.take_bar(step);
                 let ids = self.ids();
-                bar.set_style(
-                    ProgressStyle::with_template(&format!(
-                        "{} {{prefix:<{ids}}} {{wide_msg}}",
-                        self.paint.red("✗")
-                    ))
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                // One line here; the summary below gives the whole error.
-                bar.finish_with_message(format!(
-                    "{:<8} {:>4} FAILED: {}",
+                let width = stderr_width();
+                let mut text = format!(
+                    "{} {step:<ids$} {:<8} {:>4} {}",
+                    self.paint.red("✗"),
                     label(step, action),
                     secs(*elapsed_s),
-                    error.lines().next().unwrap_or_default()
-                ));
+                    self.paint.red("FAILED")
+                );
+                if let Some(width) = width {
+                    text = fit(&text, width);
+                }
+                // The whole error, once (the summary only names the
+                // step), in one print so no other row lands inside it.
+                for line in error.lines().filter(|l| !l.trim().is_empty()) {
+                    let line = wrap(line.trim_end(), 4, width.unwrap_or(usize::MAX), 6);
+                    text.push_str(&format!("\n    {line}"));
+                }
+                let _ = self.multi.println(text);
             }
             Event::StepSkipped { step, reason } => {
                 self.track(step, false);
-                let _ = self
-                    .multi
-                    .println(format!("- {step:<22} skipped ({reason})"));
+                self.take_bar(step);
+                let ids = self.ids();
+                self.row(format!("- {step:<ids$} skipped ({reason})"));
             }
             Event::Warning { message } => {
-                let _ = self
-                    .multi
-                    .println(self.paint.yellow(&format!("warning: {message}")));
+                let width = stderr_width().unwrap_or(usize::MAX);
+                let text = wrap(&format!("warning: {message}"), 0, width, 2);
+                let _ = self.multi.println(self.paint.yellow(&text));
             }
             Event::Summary { message, .. } => {
                 // The bars are done: stop redrawing them, so the summary
@@ -446,8 +473,27 @@ pub fn confirm_destroy(plan: &Plan, stack: &str, paint: Paint) -> bool {
     std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == wanted
 }
 
+/// Columns of a running row before its message: the spinner, the id
+/// column's padding, the action, elapsed, " / ~" and the expected time,
+/// and one to spare so the terminal never wraps.
+const RUNNING_ROW_FIXED: usize = 2 + 1 + 8 + 1 + 4 + 4 + 6 + 1 + 1;
+
+/// `text` in at most `width` columns, ending in "…" when cut (colour
+/// escapes kept and not counted).
+fn fit(text: &str, width: usize) -> String {
+    console::truncate_str(text, width, "…").into_owned()
+}
+
+/// The width of the terminal the live view draws on (stderr).
+fn stderr_width() -> Option<usize> {
+    console::Term::stderr()
+        .size_checked()
+        .map(|(_, cols)| usize::from(cols))
+        .filter(|cols| *cols >= 40)
+}
+
 /// The width of the terminal stdout goes to, if it is one.
-fn terminal_width() -> Option<usize> {
+pub fn terminal_width() -> Option<usize> {
     console::Term::stdout()
         .size_checked()
         .map(|(_, cols)| usize::from(cols))
@@ -682,6 +728,16 @@ fn next_steps(session: &Session) -> String {
     lines.join("\n")
 }
 
+/// "runtime.pachd failed" or "2 steps failed: a, b".
+fn failed_steps(failed: &[&howdah::engine::StepResult]) -> String {
+    let ids: Vec<&str> = failed.iter().map(|f| f.id.as_str()).collect();
+    match ids.as_slice() {
+        [] => "a step did not finish".to_string(),
+        [one] => format!("{one} failed"),
+        many => format!("{} steps failed: {}", many.len(), many.join(", ")),
+    }
+}
+
 pub fn up_done(sink: &dyn EventSink, report: &UpReport, session: &Session) -> u8 {
     let run = &report.run;
     let failed = run.failures();
@@ -714,12 +770,11 @@ pub fn up_done(sink: &dyn EventSink, report: &UpReport, session: &Session) -> u8
     let message = if run.interrupted {
         "up interrupted: state saved; run `howdah up` again to carry on".to_string()
     } else if !failed.is_empty() {
-        let mut m = format!("up failed: {} step(s) failed", failed.len());
-        for f in &failed {
-            if let Outcome::Failed(e) = &f.outcome {
-                m.push_str(&format!("\n  {}: {e}", f.id));
-            }
-        }
+        // Each error was shown with its step; here only which ones.
+        let mut m = format!(
+            "up failed: {} (the error is with the step above)",
+            failed_steps(&failed)
+        );
         m.push_str(
             "\nFix the cause and run `howdah up` again: it carries on from where it stopped.",
         );
@@ -767,13 +822,10 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
     let mut message = if run.interrupted {
         "down interrupted: state saved; run `howdah down` again to carry on".to_string()
     } else if !run.ok() {
-        let mut m = String::from("down failed:");
-        for f in run.failures() {
-            if let Outcome::Failed(e) = &f.outcome {
-                m.push_str(&format!("\n  {}: {e}", f.id));
-            }
-        }
-        m
+        format!(
+            "down failed: {} (the error is with the step above); fix the cause and run `howdah down` again: it carries on from where it stopped",
+            failed_steps(&run.failures())
+        )
     } else if leaked.is_empty() && retained.is_empty() {
         format!(
             "down: everything removed in {}; leak scan found nothing left",
