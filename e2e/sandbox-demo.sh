@@ -88,6 +88,10 @@ export HOWDAH_AWS_POLL_MAX_MS=250
 step validate -f aws.yaml;               "$howdah" validate -f aws.yaml
 step plan -f aws.yaml;                   "$howdah" plan -f aws.yaml
 step up -f aws.yaml;                     "$howdah" up -f aws.yaml --timeout 120s
+step "timeline -f aws.yaml --svg aws-up.svg (where the time went)"
+"$howdah" timeline -f aws.yaml --svg aws-up.svg
+# HOWDAH_DEMO_SVG=path keeps the chart (README's picture is made so).
+[ -z "${HOWDAH_DEMO_SVG:-}" ] || cp aws-up.svg "$HOWDAH_DEMO_SVG"
 step status -f aws.yaml;                 "$howdah" status -f aws.yaml
 step "up -f aws.yaml (again: nothing to do)"; "$howdah" up -f aws.yaml --timeout 120s
 step "kubeconfig -f aws.yaml --out eks.kubeconfig"; "$howdah" kubeconfig -f aws.yaml --out eks.kubeconfig

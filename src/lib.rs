@@ -11,5 +11,7 @@ pub mod events;
 pub mod ops;
 pub mod plan;
 pub mod runtime;
+pub mod saved_plan;
 pub mod spec;
 pub mod state;
+pub mod timeline;

@@ -6,27 +6,27 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use howdah_provider::{Action, Change, FieldChange};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One resource's line in the plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanItem {
     pub id: String,
     pub action: Action,
     pub reason: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub documents: BTreeMap<String, serde_json::Value>,
     pub depends_on: Vec<String>,
     pub expected_s: f64,
     /// Deleting it removes the stack's data (volumes, bucket contents).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub data: bool,
 }
 
 /// The whole plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub stack: String,
     /// up or down.

@@ -62,6 +62,25 @@ pub struct RunRecord {
     pub finished_at: Option<DateTime<Utc>>,
     pub ok: bool,
     pub interrupted: bool,
+    /// When each step of the run started and ended, in the order they
+    /// ended (`howdah timeline`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepTiming>,
+}
+
+/// One step of a run, for the timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepTiming {
+    pub id: String,
+    /// create, update, replace, delete, no-op.
+    pub action: String,
+    /// done, failed or skipped.
+    pub outcome: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// The steps it waited for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
 }
 
 /// Who holds the lock.

@@ -19,6 +19,7 @@ mod recorded;
 mod resume;
 mod safe_destroy;
 mod sandbox_demo;
+mod saved_plan;
 mod state_safety;
 mod storage_check;
 mod teardown;

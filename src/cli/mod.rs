@@ -301,6 +301,10 @@ enum Command {
         /// Plan a Pachyderm version going back instead of refusing it.
         #[arg(long)]
         allow_downgrade: bool,
+        /// Also write the plan to FILE, for `howdah up --plan FILE` to
+        /// carry out exactly (it holds no secret).
+        #[arg(long, value_name = "FILE", conflicts_with = "destroy")]
+        out: Option<PathBuf>,
     },
     /// Create or repair everything, wait until ready, verify Pachyderm.
     Up {
@@ -317,6 +321,11 @@ enum Command {
         /// pachd's database migrations only go forward).
         #[arg(long)]
         allow_downgrade: bool,
+        /// Carry out exactly the plan `howdah plan --out FILE` wrote; refused,
+        /// changing nothing, if the stack file, the state or what is live
+        /// no longer give that plan.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["allow_downgrade", "no_verify"])]
+        plan: Option<PathBuf>,
         #[command(flatten)]
         take_over: TakeOverArgs,
     },
@@ -388,6 +397,15 @@ enum Command {
         #[arg(long)]
         profile: Option<String>,
     },
+    /// Show where the time of the last `up` or `down` went: a chart of its
+    /// steps with the critical path marked.
+    Timeline {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Also write the chart as an SVG image to this file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
     /// Print the JSON Schema of the stack file.
     Schema,
     /// Print a shell completion script.
@@ -441,6 +459,7 @@ impl Command {
             | Command::Console { stack, .. }
             | Command::Down { stack, .. }
             | Command::Kubeconfig { stack, .. }
+            | Command::Timeline { stack, .. }
             | Command::State {
                 command: StateCommand::Show { stack } | StateCommand::Unlock { stack, .. },
             } => stack.display.clone(),
@@ -621,6 +640,7 @@ fn options(run: &RunArgs, delete_data: bool, sink: Arc<dyn EventSink>) -> Option
         sink,
         cancel,
         take_over_state: false,
+        saved_plan: None,
     }
 }
 
@@ -654,6 +674,51 @@ fn fail(shown: &Shown, e: OpsError) -> u8 {
             exit::INTERRUPTED
         }
         _ => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+/// `howdah timeline`: the last run's chart, printed, and drawn to `svg`.
+fn timeline(session: &Session, svg: Option<&std::path::Path>) -> u8 {
+    let state = match session.state.load() {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::STATE;
+        }
+    };
+    let Some(run) = state.and_then(|s| s.last_run) else {
+        eprintln!(
+            "no run recorded yet in {} (run `howdah up`)",
+            session.state.path().display()
+        );
+        return exit::FAILED;
+    };
+    let Some(chart) = howdah::timeline::of_run(&run) else {
+        eprintln!(
+            "the last `{}` recorded no step times (it stopped before any step, or an older howdah ran it); run `howdah up` again",
+            run.command
+        );
+        return exit::FAILED;
+    };
+    let width = output::terminal_width().unwrap_or(100).max(60);
+    out!("{}", howdah::timeline::text(&chart, width));
+    let Some(path) = svg else {
+        return exit::OK;
+    };
+    let written = howdah::timeline::svg(&chart)
+        .map_err(|e| format!("cannot draw the chart: {e}"))
+        .and_then(|doc| {
+            std::fs::write(path, doc).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        });
+    match written {
+        Ok(()) => {
+            outln!("wrote {}", path.display());
+            exit::OK
+        }
+        Err(e) => {
             eprintln!("error: {e}");
             exit::FAILED
         }
@@ -768,6 +833,7 @@ async fn run(cli: Cli) -> u8 {
             json,
             detailed_exitcode,
             allow_downgrade,
+            out,
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
@@ -779,6 +845,17 @@ async fn run(cli: Cli) -> u8 {
             };
             let plan = if destroy {
                 ops::down::plan(&session, &opts).await
+            } else if let Some(out) = &out {
+                match ops::up::save_plan(&session, &opts).await {
+                    Ok(saved) => match saved.write(out) {
+                        Ok(()) => Ok(saved.plan),
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return exit::FAILED;
+                        }
+                    },
+                    Err(e) => Err(e),
+                }
             } else {
                 ops::up::plan(&session, &opts).await
             };
@@ -791,6 +868,13 @@ async fn run(cli: Cli) -> u8 {
                         );
                     } else {
                         output::print_plan(&plan);
+                    }
+                    if let Some(out) = &out {
+                        eprintln!(
+                            "Saved the plan to {0}; `howdah up -f {1} --plan {0}` carries out exactly this.",
+                            out.display(),
+                            stack.file.display()
+                        );
                     }
                     if detailed_exitcode && plan.has_changes() {
                         exit::CHANGES
@@ -806,17 +890,28 @@ async fn run(cli: Cli) -> u8 {
             run,
             no_verify,
             allow_downgrade,
+            plan,
             take_over,
         } => {
             let session = match open(&stack) {
                 Ok(s) => s,
                 Err(e) => return fail(&shown, e),
             };
+            let saved = match plan.as_deref().map(howdah::saved_plan::SavedPlan::read) {
+                None => None,
+                Some(Ok(saved)) => Some(Arc::new(saved)),
+                Some(Err(e)) => {
+                    eprintln!("error: {e}");
+                    return exit::INVALID;
+                }
+            };
             let sink = sink(&shown);
             let opts = Options {
                 verify: !no_verify,
-                allow_downgrade,
+                allow_downgrade: allow_downgrade
+                    || saved.as_ref().is_some_and(|s| s.allow_downgrade),
                 take_over_state: take_over.take_over_state,
+                saved_plan: saved,
                 ..options(&run, false, sink.clone())
             };
             match ops::up::up(&session, &opts).await {
@@ -952,6 +1047,10 @@ async fn run(cli: Cli) -> u8 {
                 }
             }
         }
+        Command::Timeline { stack, svg } => match open(&stack) {
+            Ok(session) => timeline(&session, svg.as_deref()),
+            Err(e) => fail(&shown, e),
+        },
         Command::State { command } => match command {
             StateCommand::Show { stack } => match open(&stack) {
                 Ok(s) => match s.state.load() {

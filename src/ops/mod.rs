@@ -185,6 +185,8 @@ pub struct Options {
     /// Make a state file of another stack or target this stack's
     /// (`--take-over-state`); its records are dropped.
     pub take_over_state: bool,
+    /// `up --plan FILE`: carry out exactly this plan, or nothing.
+    pub saved_plan: Option<Arc<crate::saved_plan::SavedPlan>>,
 }
 
 /// Why an operation could not be carried out.
@@ -204,6 +206,9 @@ pub enum OpsError {
     /// leak scan): nothing had been changed by then.
     #[error("interrupted while {0}; nothing was changed")]
     Interrupted(String),
+    /// `up --plan`: the saved plan no longer holds.
+    #[error("{0}")]
+    PlanStale(String),
 }
 
 /// Runs reads that come before or after the steps (preflight, plan,
@@ -322,18 +327,25 @@ pub(crate) async fn begin(
         }
         Err(e) => return Err(e.into()),
     };
-    let outputs = Outputs::default();
-    for (id, record) in &state.resources {
-        if !record.outputs.is_null() {
-            outputs.set(id, record.outputs.clone());
-        }
-    }
+    let outputs = recorded_outputs(Some(&state));
     Ok(Begun {
         _lock: lock,
         state,
         outputs,
         started,
     })
+}
+
+/// The outputs earlier runs recorded (ids, endpoints, ARNs), so that a
+/// plan and the run after it see the same values.
+pub(crate) fn recorded_outputs(state: Option<&State>) -> Outputs {
+    let outputs = Outputs::default();
+    for (id, record) in state.iter().flat_map(|s| &s.resources) {
+        if !record.outputs.is_null() {
+            outputs.set(id, record.outputs.clone());
+        }
+    }
+    outputs
 }
 
 /// The target's preflight and the plan, at once (both only read; on a

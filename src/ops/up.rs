@@ -7,12 +7,15 @@ use std::time::Duration;
 use chrono::Utc;
 use howdah_provider::{Action, Change, Outputs, Resource};
 
-use super::{begin, plan_resources, preflight_and_plan, Begun, OpsError, Options, Session};
+use super::{
+    begin, plan_resources, preflight_and_plan, recorded_outputs, Begun, OpsError, Options, Session,
+};
 use crate::engine::{self, Outcome, RunOptions, RunReport, Step, StepResult};
 use crate::events::Event;
 use crate::plan::Plan;
 use crate::runtime::{self, Runtime};
-use crate::state::{ResourceRecord, RunRecord, State, StateStore};
+use crate::saved_plan::{self, SavedPlan};
+use crate::state::{ResourceRecord, RunRecord, State, StateStore, StepTiming};
 
 /// What `up` did.
 pub struct UpReport {
@@ -42,16 +45,50 @@ pub fn up_graph(
     (rt, resources)
 }
 
-/// The plan `up` would carry out; writes nothing.
+/// The plan `up` would carry out; writes nothing. It sees the outputs
+/// earlier runs recorded, as `up` will.
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
-    session.recorded_state()?;
-    let (rt, resources) = up_graph(session, opts, &Outputs::default());
+    Ok(plan_with_inputs(session, opts).await?.0)
+}
+
+/// The plan, and the digest of the state records it was made from.
+async fn plan_with_inputs(session: &Session, opts: &Options) -> Result<(Plan, String), OpsError> {
+    let state = session.recorded_state()?;
+    let outputs = recorded_outputs(state.as_ref());
+    let (rt, resources) = up_graph(session, opts, &outputs);
     let (plan, _) = preflight_and_plan(session, opts, async {
         check_references(&rt).await?;
         plan_resources(&session.stack, "up", session.provider.name(), &resources).await
     })
     .await?;
-    Ok(plan)
+    Ok((
+        plan,
+        saved_plan::state_digest(state.as_ref().map(|s| &s.resources)),
+    ))
+}
+
+/// `plan --out FILE`: the plan, written with what it was made from, for
+/// `up --plan FILE`.
+pub async fn save_plan(session: &Session, opts: &Options) -> Result<SavedPlan, OpsError> {
+    let (plan, state_digest) = plan_with_inputs(session, opts).await?;
+    Ok(SavedPlan {
+        format: saved_plan::FORMAT,
+        howdah: env!("CARGO_PKG_VERSION").to_string(),
+        written_at: Utc::now(),
+        stack_file: session.spec_path.display().to_string(),
+        stack_digest: saved_plan::stack_digest(&session.stack),
+        state_digest,
+        allow_downgrade: opts.allow_downgrade,
+        plan,
+    })
+}
+
+/// `up --plan`: nothing is done unless the saved plan is still the plan.
+fn stale(saved: &SavedPlan, why: &str) -> OpsError {
+    OpsError::PlanStale(format!(
+        "the saved plan of {} no longer holds: {why}.\nNothing was changed; run `howdah plan --out FILE` again, review it, and apply that.",
+        saved.stack_file
+    ))
 }
 
 /// Fails before any write when the stack names Secrets that are not there
@@ -79,12 +116,33 @@ pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError>
         outputs,
         started,
     } = begin(session, opts, "up").await?;
+    if let Some(saved) = &opts.saved_plan {
+        if let Some(why) = saved.stale_inputs(
+            &session.stack,
+            session.provider.name(),
+            Some(&state.resources),
+        ) {
+            return Err(stale(saved, &why));
+        }
+    }
     let (rt, resources) = up_graph(session, opts, &outputs);
     let (plan, changes) = preflight_and_plan(session, opts, async {
         check_references(&rt).await?;
         plan_resources(&session.stack, "up", session.provider.name(), &resources).await
     })
     .await?;
+    if let Some(saved) = &opts.saved_plan {
+        let moved = saved_plan::differences(&saved.plan, &plan);
+        if !moved.is_empty() {
+            return Err(stale(
+                saved,
+                &format!(
+                    "what is live changed since it was planned:\n  {}",
+                    moved.join("\n  ")
+                ),
+            ));
+        }
+    }
     opts.sink.emit(&Event::Plan { plan: plan.clone() });
     let steps = resources
         .iter()
@@ -138,8 +196,13 @@ pub async fn run_and_record(
         finished_at: None,
         ok: false,
         interrupted: false,
+        steps: Vec::new(),
     });
     store.save(state)?;
+    let waits_for: std::collections::HashMap<String, Vec<String>> = steps
+        .iter()
+        .map(|s| (s.id.clone(), s.deps.clone()))
+        .collect();
     let run_opts = RunOptions {
         parallelism: opts.parallelism,
         cancel: opts.cancel.clone(),
@@ -148,6 +211,9 @@ pub async fn run_and_record(
     let mut save_error = None;
     let run = engine::run(steps, &run_opts, outputs, opts.sink.clone(), |r| {
         record(state, r, command);
+        if let Some(last) = state.last_run.as_mut() {
+            last.steps.push(timing(r, &waits_for));
+        }
         if let Err(e) = store.save(state) {
             save_error.get_or_insert(e);
         }
@@ -164,6 +230,32 @@ pub async fn run_and_record(
     state.updated_at = Utc::now();
     store.save(state)?;
     Ok(run)
+}
+
+/// A step's start and end, taken as it ends (the engine reports a
+/// step once, when it is over).
+fn timing(
+    r: &StepResult,
+    waits_for: &std::collections::HashMap<String, Vec<String>>,
+) -> StepTiming {
+    let finished_at = Utc::now();
+    let started_at = chrono::Duration::from_std(r.elapsed)
+        .ok()
+        .and_then(|d| finished_at.checked_sub_signed(d))
+        .unwrap_or(finished_at);
+    StepTiming {
+        id: r.id.clone(),
+        action: r.action.as_str().into(),
+        outcome: match r.outcome {
+            Outcome::Done(_) => "done",
+            Outcome::Failed(_) => "failed",
+            Outcome::Skipped(_) => "skipped",
+        }
+        .into(),
+        started_at,
+        finished_at,
+        depends_on: waits_for.get(&r.id).cloned().unwrap_or_default(),
+    }
 }
 
 fn record(state: &mut State, r: &StepResult, command: &str) {
