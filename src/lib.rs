@@ -14,4 +14,5 @@ pub mod runtime;
 pub mod saved_plan;
 pub mod spec;
 pub mod state;
+pub mod text;
 pub mod timeline;

@@ -147,12 +147,13 @@ pub fn text(t: &Timeline, width: usize) -> String {
     } else {
         0.0
     };
-    let mut out = format!(
-        "Last `{}` of this stack, started {}: {} in all.\n\n",
+    let heading = format!(
+        "Last `{}` of this stack, started {}: {} in all.",
         t.command,
         t.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
         secs(t.total_s)
     );
+    let mut out = format!("{}\n\n", crate::text::wrap(&heading, 0, width, 0));
     // The axis: 0 at the left, the total at the right, the middle between.
     let mut axis = vec![' '; cols + 8];
     for (pos, label) in [
@@ -193,15 +194,16 @@ pub fn text(t: &Timeline, width: usize) -> String {
     }
     out.push('\n');
     if t.hidden > 0 {
-        out.push_str(&format!(
-            "{} unchanged step(s) took no time and are not drawn.\n",
+        let hidden = format!(
+            "{} unchanged step(s) took no time and are not drawn.",
             t.hidden
-        ));
+        );
+        out.push_str(&crate::text::wrap(&hidden, 0, width, 0));
+        out.push('\n');
     }
-    out.push_str(&format!(
-        "* critical path: {}\n",
-        t.critical_path.join(" → ")
-    ));
+    let path = format!("* critical path: {}", t.critical_path.join(" → "));
+    out.push_str(&crate::text::wrap(&path, 0, width, 4));
+    out.push('\n');
     out
 }
 
@@ -376,6 +378,15 @@ mod tests {
             shown.contains("critical path: aws.network → aws.cluster"),
             "{shown}"
         );
+        // Narrow: the path wraps between steps rather than overflowing.
+        let narrow = text(&t, 40);
+        for line in narrow
+            .lines()
+            .filter(|l| !l.contains('█') && !l.contains('░'))
+        {
+            assert!(line.chars().count() <= 40, "{line:?}");
+        }
+        assert!(narrow.contains("\n    aws.cluster"), "{narrow}");
     }
 
     #[test]
