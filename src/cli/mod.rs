@@ -340,14 +340,15 @@ enum Command {
         #[command(flatten)]
         stack: StackArgs,
     },
-    /// Port-forward pachd and the console to this machine until Ctrl-C.
+    /// Port-forward pachd and the console (through pachyderm-proxy when it
+    /// runs, with pachd's file preview and download) to this machine until Ctrl-C.
     Console {
         #[command(flatten)]
         stack: StackArgs,
         /// Local port for pachd's gRPC API.
         #[arg(long, default_value_t = 30650)]
         pachd_port: u16,
-        /// Local port for the console.
+        /// Local port for the console (pachyderm-proxy's address when it runs).
         #[arg(long, default_value_t = 4000)]
         console_port: u16,
     },

@@ -45,6 +45,7 @@ pub fn up_graph(
 /// The plan `up` would carry out; writes nothing.
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
     session.recorded_state()?;
+    warn_of_settings(session, opts);
     let (rt, resources) = up_graph(session, opts, &Outputs::default());
     let (plan, _) = preflight_and_plan(session, opts, async {
         check_references(&rt).await?;
@@ -52,6 +53,14 @@ pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
     })
     .await?;
     Ok(plan)
+}
+
+/// Settings that are valid but leave something not working (the console
+/// without pachyderm-proxy), said before the plan.
+fn warn_of_settings(session: &Session, opts: &Options) {
+    for message in session.stack.pachyderm.warnings() {
+        opts.sink.emit(&crate::events::Event::Warning { message });
+    }
 }
 
 /// Fails before any write when the stack names Secrets that are not there
@@ -79,6 +88,7 @@ pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError>
         outputs,
         started,
     } = begin(session, opts, "up").await?;
+    warn_of_settings(session, opts);
     let (rt, resources) = up_graph(session, opts, &outputs);
     let (plan, changes) = preflight_and_plan(session, opts, async {
         check_references(&rt).await?;
