@@ -853,6 +853,7 @@ workload_struct! {
 /// pachyderm-proxy (Envoy): one HTTP address for the console and pachd. It
 /// sends `/pfs`, `/archive`, `/api` and `/jsonschema` to pachd's HTTP port,
 /// gRPC and S3 requests to pachd, and everything else to the console.
+#[derive(Default)]
 pub struct Proxy {
     /// Run the proxy; unset: exactly when the console runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -864,21 +865,6 @@ pub struct Proxy {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub service_annotations: BTreeMap<String, String>,
 }
-}
-
-impl Default for Proxy {
-    fn default() -> Self {
-        Proxy {
-            enabled: None,
-            service_type: ServiceType::default(),
-            service_annotations: BTreeMap::new(),
-            resources: None,
-            node_selector: None,
-            tolerations: None,
-            pod_annotations: BTreeMap::new(),
-            priority_class_name: None,
-        }
-    }
 }
 
 impl Pachyderm {
