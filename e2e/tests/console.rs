@@ -218,6 +218,8 @@ async fn the_console_without_its_proxy_is_forwarded_directly_with_a_warning() {
         "{}",
         validate.all()
     );
+    let plan = env.howdah(&["plan", "-f", path(&spec)]).await;
+    assert!(plan.all().contains("cannot preview"), "{}", plan.all());
     let up = env.up_ok(&spec).await;
     assert!(up.all().contains("cannot preview"), "{}", up.all());
     assert!(get(&env, "Deployment", Some(NS), "pachyderm-proxy")

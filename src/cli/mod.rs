@@ -791,6 +791,11 @@ async fn run(cli: Cli) -> u8 {
                             serde_json::to_string_pretty(&plan).unwrap_or_default()
                         );
                     } else {
+                        // The plan's own sink is quiet; a setting that leaves
+                        // something not working is still worth saying.
+                        for message in session.stack.pachyderm.warnings() {
+                            eprintln!("warning: {message}");
+                        }
                         output::print_plan(&plan);
                     }
                     if detailed_exitcode && plan.has_changes() {
