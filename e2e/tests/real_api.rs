@@ -79,6 +79,7 @@ async fn up_says_done_only_when_workloads_are_ready() {
         ("Deployment", "pg-bouncer"),
         ("Deployment", "pachd"),
         ("Deployment", "console"),
+        ("Deployment", "pachyderm-proxy"),
     ] {
         let o = get(&env, kind, Some(NS), name)
             .await

@@ -1,11 +1,14 @@
 //! `howdah console`: local ports forwarded through the API server to pachd
 //! and the console, one port-forward per accepted connection, until Ctrl-C.
+//! With pachyderm-proxy deployed the web address is the proxy's: the
+//! console and pachd's HTTP paths (file preview and download) behind one
+//! origin, as the console expects; without it, the console's own port.
 
 use howdah::ops::{OpsError, Session};
 use howdah::runtime::chart::Component;
 use howdah::runtime::component::Verify;
 use howdah::runtime::health::match_labels;
-use howdah::runtime::verify::{forward, ready_pod, CONSOLE_PORT, PACHD_GRPC_PORT};
+use howdah::runtime::verify::{forward, ready_pod, CONSOLE_PORT, PACHD_GRPC_PORT, PROXY_HTTP_PORT};
 use howdah_provider::Outputs;
 use tokio::net::TcpListener;
 
@@ -25,20 +28,26 @@ pub async fn serve(session: &Session, pachd_port: u16, console_port: u16) -> Res
         "pachd gRPC",
         "grpc",
     )];
-    if session.stack.pachyderm.console.enabled {
-        let desired = rt.desired().await?;
-        if let Some(d) = desired
+    let desired = rt.desired().await?;
+    let selector_of = |component: Component| {
+        desired
             .iter()
-            .find(|d| d.component == Component::Console && d.key.kind == "Deployment")
-        {
-            forwards.push((
-                match_labels(&d.object["spec"]["selector"]),
-                CONSOLE_PORT,
-                console_port,
-                "console",
-                "http",
-            ));
+            .find(|d| d.component == component && d.key.kind == "Deployment")
+            .map(|d| match_labels(&d.object["spec"]["selector"]))
+    };
+    if let Some(selector) = selector_of(Component::Proxy) {
+        forwards.push((
+            selector,
+            PROXY_HTTP_PORT,
+            console_port,
+            "console and pachd's HTTP API (/pfs, /archive, /api) through pachyderm-proxy",
+            "http",
+        ));
+    } else if let Some(selector) = selector_of(Component::Console) {
+        for warning in session.stack.pachyderm.warnings() {
+            eprintln!("warning: {warning}");
         }
+        forwards.push((selector, CONSOLE_PORT, console_port, "console", "http"));
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (selector, remote, local, what, scheme) in forwards {

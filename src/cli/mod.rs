@@ -349,14 +349,15 @@ enum Command {
         #[command(flatten)]
         stack: StackArgs,
     },
-    /// Port-forward pachd and the console to this machine until Ctrl-C.
+    /// Port-forward pachd and the console (through pachyderm-proxy when it
+    /// runs, with pachd's file preview and download) to this machine until Ctrl-C.
     Console {
         #[command(flatten)]
         stack: StackArgs,
         /// Local port for pachd's gRPC API.
         #[arg(long, default_value_t = 30650)]
         pachd_port: u16,
-        /// Local port for the console.
+        /// Local port for the console (pachyderm-proxy's address when it runs).
         #[arg(long, default_value_t = 4000)]
         console_port: u16,
     },
@@ -867,6 +868,11 @@ async fn run(cli: Cli) -> u8 {
                             serde_json::to_string_pretty(&plan).unwrap_or_default()
                         );
                     } else {
+                        // The plan's own sink is quiet; a setting that leaves
+                        // something not working is still worth saying.
+                        for message in session.stack.pachyderm.warnings() {
+                            eprintln!("warning: {message}");
+                        }
                         output::print_plan(&plan);
                     }
                     if let Some(out) = &out {

@@ -629,10 +629,17 @@ pub fn invalid(error: &howdah::spec::SpecError) {
 }
 
 pub fn validated(mode: OutputMode, session: &Session) {
+    let warnings = session.stack.pachyderm.warnings();
     if mode == OutputMode::Json {
+        for message in &warnings {
+            json_line(serde_json::json!({"event": "warning", "message": message}));
+        }
         json_line(serde_json::json!({"event": "valid", "valid": true,
             "stack": session.stack.name, "target": session.provider.name()}));
     } else {
+        for message in &warnings {
+            eprintln!("warning: {message}");
+        }
         outln!(
             "{}: valid (stack `{}`, target {})",
             session.spec_path.display(),
@@ -661,10 +668,11 @@ fn next_steps(session: &Session) -> String {
         "Next:".to_string(),
         format!(
             "  howdah console -f {file}          forwards pachd to localhost:30650{}",
-            if stack.pachyderm.console.enabled {
-                " and the console to http://localhost:4000"
-            } else {
-                ""
+            match (stack.pachyderm.console.enabled, stack.pachyderm.proxy_enabled()) {
+                (true, true) => " and the console (with file preview) to http://localhost:4000",
+                (true, false) => " and the console to http://localhost:4000",
+                (false, true) => " and pachd's HTTP API to http://localhost:4000",
+                (false, false) => "",
             }
         ),
         "  pachctl connect grpc://localhost:30650   points pachctl at it (while `howdah console` runs)".to_string(),

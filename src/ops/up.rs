@@ -54,6 +54,7 @@ pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
 /// The plan, and the digest of the state records it was made from.
 async fn plan_with_inputs(session: &Session, opts: &Options) -> Result<(Plan, String), OpsError> {
     let state = session.recorded_state()?;
+    warn_of_settings(session, opts);
     let outputs = recorded_outputs(state.as_ref());
     let (rt, resources) = up_graph(session, opts, &outputs);
     let (plan, _) = preflight_and_plan(session, opts, async {
@@ -91,6 +92,14 @@ fn stale(saved: &SavedPlan, why: &str) -> OpsError {
     ))
 }
 
+/// Settings that are valid but leave something not working (the console
+/// without pachyderm-proxy), said before the plan.
+fn warn_of_settings(session: &Session, opts: &Options) {
+    for message in session.stack.pachyderm.warnings() {
+        opts.sink.emit(&crate::events::Event::Warning { message });
+    }
+}
+
 /// Fails before any write when the stack names Secrets that are not there
 /// or lack the keys their readers read.
 /// Only where the cluster exists before the run (the runtime waits on no
@@ -116,6 +125,7 @@ pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError>
         outputs,
         started,
     } = begin(session, opts, "up").await?;
+    warn_of_settings(session, opts);
     if let Some(saved) = &opts.saved_plan {
         if let Some(why) = saved.stale_inputs(
             &session.stack,

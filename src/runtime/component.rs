@@ -809,7 +809,11 @@ impl Resource for Verify {
     }
 
     fn depends_on(&self) -> Vec<String> {
-        vec![step_id(Component::Pachd), step_id(Component::Console)]
+        vec![
+            step_id(Component::Pachd),
+            step_id(Component::Console),
+            step_id(Component::Proxy),
+        ]
     }
 
     fn expected(&self, _action: Action) -> Duration {

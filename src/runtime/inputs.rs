@@ -229,6 +229,17 @@ fn pod(stack: &Stack, settings: &spec::WorkloadSettings<'_>) -> PodValues {
     }
 }
 
+/// The proxy's resources when the stack file sets none, the official
+/// chart's: Envoy is told to shed load before its heap reaches 500 MB
+/// (charts/pachyderm/2.x/proxy.yaml), so 512Mi is the limit that fits it;
+/// it needs little CPU.
+fn proxy_default_resources() -> Value {
+    json!({
+        "requests": {"cpu": "100m", "memory": "512Mi"},
+        "limits": {"memory": "512Mi"},
+    })
+}
+
 /// Images for a version the chart does not know. Validation refuses such
 /// versions before anything renders, so this only keeps rendering total.
 fn unreachable_images(version: &str) -> Images {
@@ -239,7 +250,8 @@ fn unreachable_images(version: &str) -> Images {
         etcd: missing.clone(),
         postgres: missing.clone(),
         pg_bouncer: missing.clone(),
-        console: missing,
+        console: missing.clone(),
+        proxy: missing,
     }
 }
 
@@ -381,6 +393,18 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
         console: ConsoleValues {
             enabled: p.console.enabled,
             pod: pod(stack, &p.console.settings()),
+        },
+        proxy: ProxyValues {
+            enabled: p.proxy_enabled(),
+            service_type: format!("{:?}", p.proxy.service_type),
+            service_annotations: p.proxy.service_annotations.clone(),
+            pod: {
+                let mut pod = pod(stack, &p.proxy.settings());
+                if p.proxy.resources.is_none() {
+                    pod.resources = proxy_default_resources();
+                }
+                pod
+            },
         },
         secrets: SecretValues {
             postgres_password_b64: base64::engine::general_purpose::STANDARD

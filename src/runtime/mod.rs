@@ -509,6 +509,9 @@ pub fn up_deps(component: Component) -> &'static [Component] {
         PgBouncer => &[Postgres],
         Pachd => &[Rbac, Storage, Etcd, PgBouncer],
         Console => &[Pachd],
+        // Envoy starts without its backends; after pachd so the routes it
+        // is asked through lead somewhere soon.
+        Proxy => &[Pachd],
     }
 }
 
@@ -523,6 +526,7 @@ pub fn expected(component: Component) -> Duration {
         PgBouncer => 20,
         Pachd => 90,
         Console => 30,
+        Proxy => 10,
     })
 }
 
@@ -566,8 +570,13 @@ pub fn down_resources(rt: &Arc<Runtime>) -> Vec<Arc<dyn Resource>> {
         Arc::new(component::ComponentStep::new(rt.clone(), Console, vec![])),
         Arc::new(component::ComponentStep::new(
             rt.clone(),
+            Proxy,
+            vec![teardown::LOAD_BALANCERS_ID.into()],
+        )),
+        Arc::new(component::ComponentStep::new(
+            rt.clone(),
             Pachd,
-            vec![id(Console), teardown::LOAD_BALANCERS_ID.into()],
+            vec![id(Console), id(Proxy), teardown::LOAD_BALANCERS_ID.into()],
         )),
         Arc::new(teardown::Workers { rt: rt.clone() }),
         Arc::new(component::ComponentStep::new(

@@ -43,6 +43,7 @@ pub struct Values {
     pub pg_bouncer: PgBouncerValues,
     pub pachd: PachdValues,
     pub console: ConsoleValues,
+    pub proxy: ProxyValues,
     /// Generated secrets. During `render` and `plan` these hold a redaction
     /// marker, never the real value.
     pub secrets: SecretValues,
@@ -56,6 +57,8 @@ pub struct Images {
     pub postgres: String,
     pub pg_bouncer: String,
     pub console: String,
+    /// pachyderm-proxy's Envoy.
+    pub proxy: String,
 }
 
 /// Pod scheduling settings shared by every workload, already merged with the
@@ -140,6 +143,14 @@ pub struct PachdValues {
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsoleValues {
     pub enabled: bool,
+    pub pod: PodValues,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyValues {
+    pub enabled: bool,
+    pub service_type: String,
+    pub service_annotations: BTreeMap<String, String>,
     pub pod: PodValues,
 }
 

@@ -19,6 +19,8 @@ use super::cluster::{map_err, ClusterHandle};
 pub const PACHD_GRPC_PORT: u16 = 1650;
 /// The console's HTTP port.
 pub const CONSOLE_PORT: u16 = 4000;
+/// pachyderm-proxy's HTTP port (container port behind its Service's 80).
+pub const PROXY_HTTP_PORT: u16 = 8080;
 
 /// pachd's answer to GetVersion (versionpb_v2.Version), written out by hand:
 /// two messages do not justify a protoc build step.

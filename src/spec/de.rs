@@ -12,7 +12,7 @@ use serde::de::{
 };
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::types::{AwsTarget, Console, KubeconfigTarget, Target};
+use super::types::{AwsTarget, Console, KubeconfigTarget, Proxy, Target};
 
 /// The keys `target` accepts, in the order `howdah init` lists them.
 pub const TARGETS: &[&str] = &["kubeconfig", "aws"];
@@ -185,6 +185,34 @@ pub(crate) fn console<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Cons
     deserializer.deserialize_any(ConsoleVisitor)
 }
 
+/// `proxy: true` / `proxy: false` as shorthand for `proxy: {enabled: …}`;
+/// `proxy:` with nothing under it means the defaults (on with the console).
+pub(crate) fn proxy<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Proxy, D::Error> {
+    struct ProxyVisitor;
+    impl<'de> Visitor<'de> for ProxyVisitor {
+        type Value = Proxy;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("true, false or a mapping")
+        }
+        fn visit_bool<E: de::Error>(self, enabled: bool) -> Result<Proxy, E> {
+            Ok(Proxy {
+                enabled: Some(enabled),
+                ..Proxy::default()
+            })
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Proxy, E> {
+            Ok(Proxy::default())
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Proxy, E> {
+            Ok(Proxy::default())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Proxy, A::Error> {
+            Proxy::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+    deserializer.deserialize_any(ProxyVisitor)
+}
+
 /// For optional blocks whose presence means something (`storage.local`):
 /// written with nothing under it, the block is present with its defaults
 /// rather than absent.
@@ -244,6 +272,48 @@ mod tests {
         ] {
             assert!(stack(yaml).is_err(), "{yaml}");
         }
+    }
+
+    #[test]
+    fn the_proxy_follows_the_console_unless_written() {
+        let enabled = |yaml: &str| {
+            let parsed = stack(&format!("name: a\ntarget: {{kubeconfig: {{}}}}\n{yaml}"));
+            parsed.map(|s| s.pachyderm.proxy_enabled()).ok()
+        };
+        assert_eq!(enabled(""), Some(true));
+        assert_eq!(enabled("pachyderm: {console: false}\n"), Some(false));
+        // On alone, without the console.
+        assert_eq!(
+            enabled("pachyderm: {console: false, proxy: true}\n"),
+            Some(true)
+        );
+        assert_eq!(
+            enabled("pachyderm:\n  console: false\n  proxy: {serviceType: NodePort}\n"),
+            Some(false)
+        );
+        assert_eq!(
+            enabled("pachyderm:\n  console: false\n  proxy: {enabled: true}\n"),
+            Some(true)
+        );
+        assert_eq!(enabled("pachyderm: {proxy: false}\n"), Some(false));
+        assert_eq!(enabled("pachyderm: {proxy: }\n"), Some(true));
+        let typo = stack("name: a\ntarget: {kubeconfig: {}}\npachyderm: {proxy: {enabld: true}}\n");
+        assert!(typo.is_err());
+    }
+
+    #[test]
+    fn the_console_without_its_proxy_is_allowed_with_a_warning() {
+        let warnings = |yaml: &str| {
+            stack(&format!("name: a\ntarget: {{kubeconfig: {{}}}}\n{yaml}"))
+                .map(|s| s.pachyderm.warnings())
+                .unwrap_or_default()
+        };
+        let off = warnings("pachyderm: {proxy: false}\n");
+        assert_eq!(off.len(), 1);
+        assert!(off[0].contains("cannot preview"), "{off:?}");
+        assert!(warnings("").is_empty());
+        assert!(warnings("pachyderm: {console: false, proxy: false}\n").is_empty());
+        assert!(warnings("pachyderm: {console: false, proxy: true}\n").is_empty());
     }
 
     #[test]

@@ -365,6 +365,38 @@ pachyderm:
     }
 
     #[test]
+    fn the_proxys_settings_are_checked_where_they_are_written() {
+        let source = "\
+name: demo
+target: {kubeconfig: {}}
+pachyderm:
+  proxy:
+    serviceType: NodePort
+    serviceAnnotations: {\"bad key!\": x}
+    resources: {limits: {memory: 512MB}}
+";
+        let error = parse("howdah.yaml", source).unwrap_err();
+        let paths: Vec<&str> = error.problems().iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "pachyderm.proxy.serviceAnnotations[\"bad key!\"]",
+                "pachyderm.proxy.resources.limits.memory"
+            ],
+            "{error}"
+        );
+        let stack = parse(
+            "howdah.yaml",
+            "name: demo\ntarget: {kubeconfig: {}}\npachyderm:\n  console: false\n  proxy: {serviceType: LoadBalancer}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !stack.pachyderm.proxy_enabled(),
+            "settings alone do not switch it on"
+        );
+    }
+
+    #[test]
     fn the_fancy_report_underlines_each_problem() {
         let source = "name: demo\ntarget: {kubeconfig: {}}\npachyderm:\n  etcd:\n    size: 10GB\n";
         let error = parse("howdah.yaml", source).unwrap_err();

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::aws::AWS_REGIONS;
 use super::location::{Segment, YamlPath};
-use super::types::{Console, Stack, KUBERNETES_VERSIONS};
+use super::types::{Console, Proxy, Stack, KUBERNETES_VERSIONS};
 
 /// A Kubernetes quantity, for editors; `quantity.rs` is the real check.
 pub(crate) const QUANTITY_PATTERN: &str =
@@ -49,6 +49,14 @@ pub(crate) fn console_schema(generator: &mut SchemaGenerator) -> Schema {
     let console = generator.subschema_for::<Console>();
     json_schema!({
         "anyOf": [{"type": "boolean"}, console, {"type": "null"}]
+    })
+}
+
+/// `proxy`: like `console`, a bool shorthand, the mapping, or empty.
+pub(crate) fn proxy_schema(generator: &mut SchemaGenerator) -> Schema {
+    let proxy = generator.subschema_for::<Proxy>();
+    json_schema!({
+        "anyOf": [{"type": "boolean"}, proxy, {"type": "null"}]
     })
 }
 
@@ -315,7 +323,8 @@ mod tests {
                 "postgres": {"external": {"host": "h", "user": "u", "passwordSecret": "s"}},
                 "pgBouncer": {},
                 "pachd": {},
-                "console": {}
+                "console": {},
+                "proxy": {}
             }
         })
     }
@@ -353,6 +362,7 @@ mod tests {
         "/pachyderm/pgBouncer",
         "/pachyderm/pachd",
         "/pachyderm/console",
+        "/pachyderm/proxy",
     ];
 
     fn yaml_path(pointer: &str) -> YamlPath {

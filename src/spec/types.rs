@@ -410,6 +410,12 @@ pub struct Pachyderm {
     #[serde(default, deserialize_with = "super::de::console")]
     #[schemars(schema_with = "super::schema::console_schema")]
     pub console: Console,
+    /// pachyderm-proxy, the one HTTP entry point in front of the console
+    /// and pachd: `true`, `false`, or its settings. Default: on when the
+    /// console is, which needs it to preview and download files.
+    #[serde(default, deserialize_with = "super::de::proxy")]
+    #[schemars(schema_with = "super::schema::proxy_schema")]
+    pub proxy: Proxy,
     /// Workload identity on a cluster howdah did not make: what the
     /// `pachyderm` and `pachyderm-worker` service accounts carry.
     #[serde(default, skip_serializing_if = "ServiceAccounts::is_empty")]
@@ -481,6 +487,7 @@ impl Default for Pachyderm {
             pg_bouncer: PgBouncer::default(),
             pachd: Pachd::default(),
             console: Console::default(),
+            proxy: Proxy::default(),
             service_accounts: ServiceAccounts::default(),
         }
     }
@@ -840,6 +847,46 @@ pub struct Console {
 
 fn yes() -> bool {
     true
+}
+
+workload_struct! {
+/// pachyderm-proxy (Envoy): one HTTP address for the console and pachd. It
+/// sends `/pfs`, `/archive`, `/api` and `/jsonschema` to pachd's HTTP port,
+/// gRPC and S3 requests to pachd, and everything else to the console.
+#[derive(Default)]
+pub struct Proxy {
+    /// Run the proxy; unset: exactly when the console runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Type of the `pachyderm-proxy` Service (port 80; NodePort pins 30080).
+    #[serde(default)]
+    pub service_type: ServiceType,
+    /// Extra annotations on the `pachyderm-proxy` Service.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_annotations: BTreeMap<String, String>,
+}
+}
+
+impl Pachyderm {
+    /// Whether pachyderm-proxy runs: as written, else with the console.
+    pub fn proxy_enabled(&self) -> bool {
+        self.proxy.enabled.unwrap_or(self.console.enabled)
+    }
+
+    /// Settings that are valid but leave something a user would expect
+    /// not working; said by `validate`, `plan` and `up`, never refused.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.console.enabled && !self.proxy_enabled() {
+            out.push(
+                "pachyderm.proxy is off while the console runs: the console cannot preview \
+                 or download files (it fetches them from pachd through pachyderm-proxy); \
+                 drop `proxy: false` to have both"
+                    .to_string(),
+            );
+        }
+        out
+    }
 }
 
 impl Default for Console {

@@ -380,6 +380,13 @@ impl Checker<'_> {
         let console = base.key("console");
         let c = &p.console;
         self.workload(&console, &c.settings());
+
+        let proxy = base.key("proxy");
+        self.annotation_keys(
+            &proxy.key("serviceAnnotations"),
+            &p.proxy.service_annotations,
+        );
+        self.workload(&proxy, &p.proxy.settings());
     }
 
     fn version(&mut self, path: &YamlPath, version: &str) {

@@ -33,6 +33,7 @@ mod pachd;
 mod patch;
 mod pfs;
 mod portforward;
+mod proxy;
 mod resources;
 mod schema;
 mod selectors;

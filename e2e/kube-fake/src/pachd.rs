@@ -3,7 +3,8 @@
 //! `versionpb_v2.API/GetVersion` answering the version from the pod's image
 //! tag, and the part of `pfs_v2.API` a storage round trip uses, keeping
 //! repos and files per fake cluster, as pachd keeps them in its bucket) and
-//! the console's HTTP endpoint. Each forwarded connection is served over an
+//! the console's HTTP endpoint, and pachd's HTTP port with the file server
+//! the console's preview and download use. Each forwarded connection is served over an
 //! in-memory duplex stream; nothing listens on a real port.
 
 use std::convert::Infallible;
@@ -124,9 +125,190 @@ pub async fn serve_console(io: DuplexStream) {
         .await;
 }
 
+/// Serves one connection as pachd's HTTP port (1659), as its mux routes:
+/// `/pfs/` is the file server the console's preview and download use,
+/// `/healthz` answers, `/archive/`, `/api/` and `/jsonschema/` exist in
+/// pachd but not in this stand-in (501), anything else is Go's 404.
+pub async fn serve_pachd_http(io: DuplexStream, pfs: Arc<crate::pfs::Pfs>) {
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let pfs = pfs.clone();
+        async move { Ok::<_, Infallible>(pachd_http(&pfs, &req)) }
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
+}
+
+fn text(status: u16, content_type: &str, body: String) -> Response<crate::http::Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .body(crate::http::full(body))
+        .expect("valid response")
+}
+
+fn redirect(to: String) -> Response<crate::http::Body> {
+    let body = format!("<a href=\"{to}\">Moved Permanently</a>.\n\n");
+    Response::builder()
+        .status(301)
+        .header("location", to)
+        .header("content-type", "text/html; charset=utf-8")
+        .body(crate::http::full(body))
+        .expect("valid response")
+}
+
+fn pachd_http(pfs: &crate::pfs::Pfs, req: &Request<Incoming>) -> Response<crate::http::Body> {
+    let path = req.uri().path();
+    if path == "/healthz" {
+        return text(200, "text/plain; charset=utf-8", "healthy\n".into());
+    }
+    if path == "/pfs" || path == "/archive" || path == "/api" || path == "/jsonschema" {
+        // Go's ServeMux sends a subtree's bare name to the subtree.
+        return redirect(format!("{path}/"));
+    }
+    if path.starts_with("/pfs/") {
+        return file_server(pfs, req);
+    }
+    if ["/archive/", "/api/", "/jsonschema/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
+        return text(
+            501,
+            "text/plain; charset=utf-8",
+            format!("{path} is pachd's, but not served by the fake pachd\n"),
+        );
+    }
+    text(
+        404,
+        "text/plain; charset=utf-8",
+        "404 page not found\n".into(),
+    )
+}
+
+/// pachd's file server (src/internal/fileserver in 2.11): GET and HEAD of
+/// `/pfs/<project>/<repo>/<commit|branch>/<path...>`; plain-text errors
+/// with gRPC codes mapped to HTTP (NotFound 404, others 500).
+fn file_server(pfs: &crate::pfs::Pfs, req: &Request<Incoming>) -> Response<crate::http::Body> {
+    let error = |status: u16, message: String| text(status, "text/plain", message);
+    let head = req.method() == http::Method::HEAD;
+    if !(head || req.method() == http::Method::GET) {
+        return error(
+            405,
+            format!("unknown HTTP method {:?}", req.method().as_str()),
+        );
+    }
+    let path = req.uri().path();
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts.len() == 5 && !parts[4].is_empty() {
+        return redirect(format!("{path}/"));
+    }
+    if parts.len() < 6 {
+        return error(
+            404,
+            format!(
+                "invalid URL; expecting /pfs/<project>/<repo>/<commit|branch>/<path...>, got {path}"
+            ),
+        );
+    }
+    let (project, repo, commitish) = (parts[2], parts[3], parts[4]);
+    let file = parts[5..].join("/");
+    let cache = if crate::pfs::is_commit_id(commitish) {
+        "private"
+    } else {
+        "private, no-cache"
+    };
+    let entry = match pfs.lookup(project, repo, commitish, &file) {
+        Ok(entry) => entry,
+        Err(status) => {
+            let code = match status.code() {
+                tonic::Code::NotFound => 404,
+                tonic::Code::Unauthenticated => 401,
+                tonic::Code::PermissionDenied => 403,
+                _ => 500,
+            };
+            return error(
+                code,
+                format!(
+                    "problem inspecting file: rpc error: code = {:?} desc = {}",
+                    status.code(),
+                    status.message()
+                ),
+            );
+        }
+    };
+    match entry {
+        crate::pfs::PathEntry::Dir(entries) => {
+            if !path.ends_with('/') {
+                return redirect(format!("{path}/"));
+            }
+            let mut listing = String::new();
+            for (p, dir, size) in entries {
+                listing.push_str(&format!("{}\t{size}\t{p}\n", if dir { "d" } else { "-" }));
+            }
+            let mut resp = text(200, "text/plain; charset=utf-8", listing);
+            resp.headers_mut()
+                .insert("cache-control", http::HeaderValue::from_static(cache));
+            resp
+        }
+        crate::pfs::PathEntry::File(bytes) => {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut hasher);
+            let builder = Response::builder()
+                .status(200)
+                .header("cache-control", cache)
+                .header("vary", "authn-token")
+                .header("etag", format!("\"{:016x}\"", hasher.finish()))
+                .header("accept-ranges", "bytes")
+                .header("content-type", sniff(&bytes))
+                .header("content-length", bytes.len());
+            let body = if head { Vec::new() } else { bytes };
+            builder
+                .body(crate::http::full(body))
+                .expect("valid response")
+        }
+    }
+}
+
+/// The content type Go's http server gives a body that names none
+/// (net/http DetectContentType), for the kinds a test writes.
+fn sniff(bytes: &[u8]) -> &'static str {
+    let start = bytes
+        .iter()
+        .position(|b| !b" \t\n\r\x0c".contains(b))
+        .map_or(&[][..], |i| &bytes[i..]);
+    let lower: Vec<u8> = start.iter().take(14).map(u8::to_ascii_lowercase).collect();
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if bytes.starts_with(b"%PDF-") {
+        "application/pdf"
+    } else if lower.starts_with(b"<!doctype html") || lower.starts_with(b"<html") {
+        "text/html; charset=utf-8"
+    } else if bytes
+        .iter()
+        .take(512)
+        .any(|b| matches!(b, 0x00..=0x08 | 0x0b | 0x0e..=0x1a | 0x1c..=0x1f))
+    {
+        "application/octet-stream"
+    } else {
+        "text/plain; charset=utf-8"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_get_the_content_type_go_would_sniff() {
+        assert_eq!(sniff(b"a tabby cat\n"), "text/plain; charset=utf-8");
+        assert_eq!(sniff(b""), "text/plain; charset=utf-8");
+        assert_eq!(sniff(b"  <!DOCTYPE html><p>"), "text/html; charset=utf-8");
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0"), "image/png");
+        assert_eq!(sniff(&[0, 1, 2, 3]), "application/octet-stream");
+    }
 
     #[test]
     fn parses_versions_from_tags() {

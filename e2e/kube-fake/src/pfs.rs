@@ -470,6 +470,152 @@ impl Pfs {
     }
 }
 
+/// What a path of a commit is, as pachd's file server finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathEntry {
+    File(Vec<u8>),
+    /// The entries right under a directory: (full path, is a directory,
+    /// size in bytes), directories with a trailing slash as pachd lists
+    /// them.
+    Dir(Vec<(String, bool, usize)>),
+}
+
+/// A path as pachd keeps it: absolute, no trailing slash ("/" for the root).
+fn clean_path(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// A commit id as pachd prints it: a UUID without dashes.
+pub fn is_commit_id(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Pfs {
+    /// Commits `bytes` at `path` on `branch` of a repo (made if missing) and
+    /// finishes the commit, as `pachctl put file repo@branch:path` does; the
+    /// branch's earlier files stay. Returns the commit id.
+    pub fn put_file(
+        &self,
+        project: &str,
+        repo: &str,
+        branch: &str,
+        path: &str,
+        bytes: &[u8],
+    ) -> String {
+        let id = {
+            let mut next = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
+            *next += 1;
+            format!("{:032x}", *next)
+        };
+        let mut repos = self.lock_repos();
+        let data = repos
+            .entry(format!("{project}/{repo}"))
+            .or_insert_with(|| RepoData {
+                r#type: "user".into(),
+                ..RepoData::default()
+            });
+        let mut files = data
+            .branches
+            .get(branch)
+            .and_then(|head| data.commits.get(head))
+            .map(|c| c.files.clone())
+            .unwrap_or_default();
+        files.insert(clean_path(path), bytes.to_vec());
+        data.commits.insert(
+            id.clone(),
+            CommitData {
+                files,
+                state: CommitState::Finished,
+            },
+        );
+        data.branches.insert(branch.to_string(), id.clone());
+        id
+    }
+
+    /// What `path` is at `commitish` (a commit id or a branch name) of
+    /// `project/repo`: pachd's InspectFile and ListFile, with their errors.
+    pub fn lookup(
+        &self,
+        project: &str,
+        repo: &str,
+        commitish: &str,
+        path: &str,
+    ) -> Result<PathEntry, tonic::Status> {
+        let repo_ref = Repo {
+            name: repo.into(),
+            r#type: "user".into(),
+            project: Some(Project {
+                name: project.into(),
+            }),
+        };
+        let (branch, id) = if is_commit_id(commitish) {
+            (String::new(), commitish.to_string())
+        } else {
+            (commitish.to_string(), String::new())
+        };
+        let commit = Commit {
+            branch: Some(Branch {
+                repo: Some(repo_ref),
+                name: branch,
+            }),
+            id,
+        };
+        let repos = self.lock_repos();
+        let (key, id) = commit_of(&repos, Some(&commit))?;
+        let Some(data) = repos.get(&key).and_then(|r| r.commits.get(&id)) else {
+            return Err(not_found(&key));
+        };
+        if data.state != CommitState::Finished {
+            return Err(tonic::Status::unavailable(format!(
+                "commit {id} in repo {key} is not finished"
+            )));
+        }
+        let wanted = clean_path(path);
+        let stored = |p: &String| clean_path(p);
+        if let Some((_, bytes)) = data.files.iter().find(|(p, _)| stored(p) == wanted) {
+            let mut bytes = bytes.clone();
+            if self.corrupt_reads.load(Ordering::SeqCst) {
+                if let Some(first) = bytes.first_mut() {
+                    *first ^= 0x20;
+                }
+            }
+            return Ok(PathEntry::File(bytes));
+        }
+        let dir = if wanted == "/" {
+            String::new()
+        } else {
+            wanted.clone()
+        };
+        let mut entries: BTreeMap<String, (bool, usize)> = BTreeMap::new();
+        for (p, bytes) in &data.files {
+            let p = stored(p);
+            let Some(rest) = p.strip_prefix(&format!("{dir}/")) else {
+                continue;
+            };
+            match rest.split_once('/') {
+                Some((child, _)) => {
+                    let e = entries
+                        .entry(format!("{dir}/{child}/"))
+                        .or_insert((true, 0));
+                    e.1 += bytes.len();
+                }
+                None => {
+                    entries.insert(p.clone(), (false, bytes.len()));
+                }
+            }
+        }
+        if entries.is_empty() && wanted != "/" {
+            return Err(tonic::Status::not_found(format!(
+                "file {wanted} not found in repo {key} at commit {id}"
+            )));
+        }
+        Ok(PathEntry::Dir(
+            entries.into_iter().map(|(p, (d, n))| (p, d, n)).collect(),
+        ))
+    }
+}
+
 /// Answers one `/pfs_v2.API/<method>` call.
 pub async fn serve(
     pfs: &std::sync::Arc<Pfs>,
@@ -603,5 +749,46 @@ impl tonic::server::ClientStreamingService<ModifyFileRequest> for Modify {
             }
             pfs.modify(messages).map(tonic::Response::new)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_servers_lookup_is_pachds_view_of_a_commit() {
+        let pfs = Pfs::default();
+        let first = pfs.put_file("default", "images", "master", "cats/tabby.txt", b"purr");
+        pfs.put_file("default", "images", "master", "/dogs/rex.txt", b"woof!");
+        let file = |commitish: &str, path: &str| {
+            pfs.lookup("default", "images", commitish, path)
+                .map_err(|s| s.code())
+        };
+        assert_eq!(
+            file("master", "/cats/tabby.txt"),
+            Ok(PathEntry::File(b"purr".to_vec()))
+        );
+        // The first commit has only the first file; the branch has both.
+        assert_eq!(file(&first, "dogs/rex.txt"), Err(tonic::Code::NotFound));
+        assert_eq!(
+            file("master", "/"),
+            Ok(PathEntry::Dir(vec![
+                ("/cats/".into(), true, 4),
+                ("/dogs/".into(), true, 5)
+            ]))
+        );
+        for (commitish, path) in [("master", "/cats/lion.txt"), ("dev", "/cats/tabby.txt")] {
+            assert_eq!(
+                file(commitish, path),
+                Err(tonic::Code::NotFound),
+                "{commitish} {path}"
+            );
+        }
+        assert_eq!(
+            pfs.lookup("default", "videos", "master", "/")
+                .map_err(|s| s.code()),
+            Err(tonic::Code::NotFound)
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! channel 2i and an error channel 2i+1, the first frame on each carrying
 //! the port as two little-endian bytes, then `[channel, payload...]` binary
 //! frames. Ports with no server behind them get an error message on their
-//! error channel ("connection refused"), like a real kubelet.
+//! error channel ("connection refused"), like a real kubelet. Behind the
+//! ports: pachd's gRPC and HTTP servers, the console, pachyderm-proxy.
 
 use std::sync::Arc;
 
@@ -22,23 +23,56 @@ use crate::errors::ApiError;
 use crate::http::{error_response, full, Body, Query, Route, Shared};
 use crate::store::{name_of, ns_of, uid_of};
 
-enum Backend {
+/// The stand-in that answers on one port of one pod.
+pub(crate) enum Backend {
+    /// pachd's gRPC API (1650, and the peer port 1653).
     Pachd(crate::pachd::Version),
+    /// pachd's HTTP server (1659): file preview and download.
+    PachdHttp,
     Console,
+    /// pachyderm-proxy's listener on this port of this pod.
+    Proxy(Box<Value>, u16),
 }
 
 /// What answers on `port` of this pod, by its containers' images.
-fn backend_for(pod: &Value, port: u16) -> Option<Backend> {
+pub(crate) fn backend_for(pod: &Value, port: u16) -> Option<Backend> {
     let images: Vec<&str> = pod["spec"]["containers"]
         .as_array()
         .map(|cs| cs.iter().filter_map(|c| c["image"].as_str()).collect())
         .unwrap_or_default();
     let find = |needle: &str| images.iter().find(|i| i.contains(needle)).copied();
-    match (port, find("pachd"), find("haberdashery")) {
-        (1650 | 1653, Some(img), _) => Some(Backend::Pachd(crate::pachd::version_from_image(img))),
-        (4000, _, Some(_)) => Some(Backend::Console),
+    match (port, find("pachd"), find("haberdashery"), find("envoy")) {
+        (1650 | 1653, Some(img), _, _) => {
+            Some(Backend::Pachd(crate::pachd::version_from_image(img)))
+        }
+        (1659, Some(_), _, _) => Some(Backend::PachdHttp),
+        (4000, _, Some(_), _) => Some(Backend::Console),
+        (8080, _, _, Some(_)) => Some(Backend::Proxy(Box::new(pod.clone()), port)),
         _ => None,
     }
+}
+
+/// Starts the stand-in for `backend` on one connection.
+pub(crate) fn serve_backend(
+    backend: Backend,
+    io: DuplexStream,
+    store: &Arc<crate::store::Store>,
+    pfs: &Arc<crate::pfs::Pfs>,
+) {
+    match backend {
+        Backend::Pachd(v) => tokio::spawn(crate::pachd::serve_pachd(io, v, pfs.clone())),
+        Backend::PachdHttp => tokio::spawn(crate::pachd::serve_pachd_http(io, pfs.clone())),
+        Backend::Console => tokio::spawn(crate::pachd::serve_console(io)),
+        Backend::Proxy(pod, port) => tokio::spawn(crate::proxy::serve_proxy(
+            io,
+            crate::proxy::ProxyContext {
+                store: store.clone(),
+                pfs: pfs.clone(),
+                pod: *pod,
+                port,
+            },
+        )),
+    };
 }
 
 fn pick_protocol(offered: &str) -> Option<&'static str> {
@@ -107,12 +141,13 @@ pub async fn handle(
     let upgrade = hyper::upgrade::on(&mut req);
     let shutdown = shared.shutdown.clone();
     let pfs = shared.pfs.clone();
+    let store = shared.store.clone();
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = forward(ws, pod, ports, pfs) => {}
+            _ = forward(ws, pod, ports, store, pfs) => {}
         }
     });
     Response::builder()
@@ -132,8 +167,13 @@ fn frame(channel: u8, payload: &[u8]) -> Message {
     Message::binary(v)
 }
 
-async fn forward<S>(ws: WebSocketStream<S>, pod: Value, ports: Vec<u16>, pfs: Arc<crate::pfs::Pfs>)
-where
+async fn forward<S>(
+    ws: WebSocketStream<S>,
+    pod: Value,
+    ports: Vec<u16>,
+    store: Arc<crate::store::Store>,
+    pfs: Arc<crate::pfs::Pfs>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = ws.split();
@@ -164,10 +204,7 @@ where
             continue;
         };
         let (ours, theirs) = tokio::io::duplex(256 * 1024);
-        match backend {
-            Backend::Pachd(v) => tokio::spawn(crate::pachd::serve_pachd(theirs, v, pfs.clone())),
-            Backend::Console => tokio::spawn(crate::pachd::serve_console(theirs)),
-        };
+        serve_backend(backend, theirs, &store, &pfs);
         let (mut reader, writer) = tokio::io::split(ours);
         writers.push(Some(writer));
         open += 1;

@@ -38,6 +38,7 @@ pub struct VersionImages {
     pub postgres: ImageRef,
     pub pg_bouncer: ImageRef,
     pub console: ImageRef,
+    pub proxy: ImageRef,
 }
 
 /// The environment differences between minor lines, as templates see them
@@ -75,6 +76,7 @@ impl VersionInfo {
             postgres: self.images.postgres.qualified(registry),
             pg_bouncer: self.images.pg_bouncer.qualified(registry),
             console: self.images.console.qualified(registry),
+            proxy: self.images.proxy.qualified(registry),
         }
     }
 }
@@ -98,6 +100,7 @@ struct Repositories {
     postgres: String,
     pg_bouncer: String,
     console: String,
+    proxy: String,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +120,7 @@ struct LineTags {
     etcd: String,
     postgres: String,
     pg_bouncer: String,
+    proxy: String,
 }
 
 fn catalog() -> &'static Catalog {
@@ -166,6 +170,7 @@ pub fn version_info(version: &str) -> Option<VersionInfo> {
             postgres: image(&repos.postgres, &line.tags.postgres),
             pg_bouncer: image(&repos.pg_bouncer, &line.tags.pg_bouncer),
             console: image(&repos.console, version),
+            proxy: image(&repos.proxy, &line.tags.proxy),
         },
         features: line.features,
         templates: line.templates.clone(),

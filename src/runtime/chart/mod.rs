@@ -28,11 +28,12 @@ pub enum Component {
     PgBouncer,
     Pachd,
     Console,
+    Proxy,
 }
 
 impl Component {
     /// Every component, in render (and apply) order.
-    pub const ALL: [Component; 8] = [
+    pub const ALL: [Component; 9] = [
         Component::Namespace,
         Component::Rbac,
         Component::Storage,
@@ -41,6 +42,7 @@ impl Component {
         Component::PgBouncer,
         Component::Pachd,
         Component::Console,
+        Component::Proxy,
     ];
 
     /// The component's name: its template's file stem and the value of the
@@ -55,6 +57,7 @@ impl Component {
             Component::PgBouncer => "pg-bouncer",
             Component::Pachd => "pachd",
             Component::Console => "console",
+            Component::Proxy => "proxy",
         }
     }
 }
@@ -183,6 +186,11 @@ const TEMPLATES_2X: TemplateSet = TemplateSet {
             "console.yaml",
             include_str!("../../../charts/pachyderm/2.x/console.yaml"),
         ),
+        (
+            Component::Proxy,
+            "proxy.yaml",
+            include_str!("../../../charts/pachyderm/2.x/proxy.yaml"),
+        ),
     ],
 };
 
@@ -219,6 +227,7 @@ impl TemplateSet {
         env.add_filter("b64encode", filter_b64encode);
         env.add_filter("merge", filter_merge);
         env.add_filter("compact", filter_compact);
+        env.add_filter("sha256", filter_sha256);
         let helpers = self.helpers.iter().copied();
         let components = self
             .components
@@ -235,6 +244,16 @@ impl TemplateSet {
 fn filter_tojson(value: Value) -> Result<String, minijinja::Error> {
     serde_json::to_string(&value)
         .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+}
+
+/// Hex SHA-256 of a text: a digest of rendered configuration on a pod
+/// template, so a change rolls the pods that read it only at start.
+fn filter_sha256(text: String) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn filter_b64encode(text: String) -> String {

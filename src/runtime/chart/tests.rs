@@ -8,7 +8,7 @@ use serde_json::{json, Value as Json};
 
 use super::super::values::{
     ConsoleValues, EtcdValues, PachdValues, PgBouncerValues, PodValues, PostgresValues,
-    SecretValues, StorageValues,
+    ProxyValues, SecretValues, StorageValues,
 };
 use super::*;
 
@@ -117,6 +117,12 @@ fn sample_values() -> Values {
             enabled: true,
             pod: pod(),
         },
+        proxy: ProxyValues {
+            enabled: true,
+            service_type: "ClusterIP".into(),
+            service_annotations: BTreeMap::new(),
+            pod: pod(),
+        },
         secrets: SecretValues {
             postgres_password_b64: MARKER_B64.into(),
             stack_key_secret: "howdah-stack-keys".into(),
@@ -212,6 +218,12 @@ fn versions_pin_the_images_their_chart_pins() {
         info.images.pg_bouncer.qualified(""),
         "pachyderm/pgbouncer:1.16.2"
     );
+    // pachyderm-proxy runs the upstream Envoy image the chart pins.
+    assert_eq!(
+        info.images.proxy.qualified(""),
+        "envoyproxy/envoy-distroless:v1.29.3"
+    );
+    assert_eq!(version_info("2.9.7").unwrap().images.proxy.tag, "v1.27.4");
 }
 
 #[test]
@@ -404,6 +416,244 @@ fn console_objects_absent_when_disabled() {
     let objects = render(&values).unwrap();
     assert!(objects.iter().all(|o| o.component != Component::Console));
     assert!(objects.iter().all(|o| o.name() != "console"));
+}
+
+/// The proxy's Envoy configuration, parsed from its ConfigMap.
+fn envoy_config(objects: &[RenderedObject]) -> Json {
+    let config = find(objects, "ConfigMap", "pachyderm-proxy-config");
+    let text = config.object["data"]["envoy.yaml"]
+        .as_str()
+        .expect("envoy.yaml is text");
+    serde_norway::from_str(text).expect("envoy.yaml is YAML")
+}
+
+/// (prefix or separated prefix, cluster) of the HTTP listener's routes, in
+/// the order Envoy tries them, and the address each cluster dials.
+fn envoy_routes(config: &Json) -> (Vec<(String, String)>, BTreeMap<String, String>) {
+    let listener = &config["static_resources"]["listeners"][0];
+    assert_eq!(listener["address"]["socket_address"]["port_value"], 8080);
+    let manager = &listener["filter_chains"][0]["filters"][0]["typed_config"];
+    let routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .map(|r| {
+            let m = &r["match"];
+            let mut what = m["prefix"]
+                .as_str()
+                .or(m["path_separated_prefix"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            if m.get("grpc").is_some() {
+                what.push_str(" (grpc)");
+            }
+            if let Some(h) = m["headers"][0]["string_match"]["prefix"].as_str() {
+                what.push_str(&format!(" (authorization: {h})"));
+            }
+            (
+                what,
+                r["route"]["cluster"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let clusters = config["static_resources"]["clusters"]
+        .as_array()
+        .expect("clusters")
+        .iter()
+        .map(|c| {
+            let address = &c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+                ["address"]["socket_address"];
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                format!(
+                    "{}:{}",
+                    address["address"].as_str().unwrap_or_default(),
+                    address["port_value"]
+                ),
+            )
+        })
+        .collect();
+    (routes, clusters)
+}
+
+#[test]
+fn the_proxy_sends_file_paths_to_pachds_http_port_and_the_rest_to_the_console() {
+    let objects = render(&sample_values()).unwrap();
+    let (routes, clusters) = envoy_routes(&envoy_config(&objects));
+    let route = |what: &str| {
+        routes
+            .iter()
+            .find(|(w, _)| w == what)
+            .map(|(_, c)| c.as_str())
+            .unwrap_or_else(|| panic!("no route {what}: {routes:?}"))
+    };
+    for path in ["/pfs", "/archive/", "/api/", "/jsonschema/"] {
+        assert_eq!(route(path), "pachd-http", "{path}");
+    }
+    assert_eq!(route("/ (grpc)"), "pachd-grpc");
+    assert_eq!(route("/ (authorization: AWS4-HMAC-SHA256)"), "pachd-s3");
+    // The catch-all is the console's, and it comes last.
+    assert_eq!(
+        routes.last().map(|(w, c)| (w.as_str(), c.as_str())),
+        Some(("/", "console"))
+    );
+    let ns = "pachyderm-demo.svc.cluster.local";
+    assert_eq!(
+        clusters["pachd-http"],
+        format!("pachd-proxy-backend.{ns}:1659")
+    );
+    assert_eq!(
+        clusters["pachd-grpc"],
+        format!("pachd-proxy-backend.{ns}:1650")
+    );
+    assert_eq!(
+        clusters["pachd-s3"],
+        format!("pachd-proxy-backend.{ns}:1600")
+    );
+    assert_eq!(
+        clusters["console"],
+        format!("console-proxy-backend.{ns}:4000")
+    );
+
+    // Each backend port is one the backend Service has, aimed at a port
+    // pachd's (or the console's) container names.
+    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    let backend = find(&objects, "Service", "pachd-proxy-backend");
+    assert_eq!(backend.object["spec"]["clusterIP"], "None");
+    assert_eq!(
+        backend.object["spec"]["selector"],
+        find(&objects, "Deployment", "pachd").object["spec"]["selector"]["matchLabels"]
+    );
+    for port in [1650, 1600, 1659] {
+        let entry = backend.object["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == port)
+            .unwrap_or_else(|| panic!("pachd-proxy-backend has no port {port}"));
+        let named = pachd["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == entry["targetPort"])
+            .unwrap_or_else(|| panic!("pachd names no port {}", entry["targetPort"]));
+        assert_eq!(named["containerPort"], port);
+    }
+    let console = find(&objects, "Service", "console-proxy-backend");
+    assert_eq!(console.object["spec"]["ports"][0]["port"], 4000);
+    assert_eq!(
+        console.object["spec"]["ports"][0]["targetPort"],
+        "console-http"
+    );
+}
+
+#[test]
+fn the_proxy_is_a_deployment_with_a_service_like_every_component() {
+    let mut values = sample_values();
+    values.proxy.service_type = "NodePort".into();
+    values.proxy.service_annotations = map(&[("example.com/lb", "internal")]);
+    let objects = render(&values).unwrap();
+    let proxy: Vec<&RenderedObject> = objects
+        .iter()
+        .filter(|o| o.component == Component::Proxy)
+        .collect();
+    let names: Vec<(&str, &str)> = proxy.iter().map(|o| (o.kind(), o.name())).collect();
+    assert_eq!(
+        names,
+        [
+            ("ConfigMap", "pachyderm-proxy-config"),
+            ("Service", "pachd-proxy-backend"),
+            ("Service", "console-proxy-backend"),
+            ("Service", "pachyderm-proxy"),
+            ("Deployment", "pachyderm-proxy"),
+        ]
+    );
+    for o in &proxy {
+        assert_eq!(o.object["metadata"]["labels"]["component"], "proxy");
+        assert_eq!(o.object["metadata"]["labels"]["howdah.io/stack"], "demo");
+        assert_eq!(o.namespace(), Some("pachyderm-demo"));
+    }
+    let service = find(&objects, "Service", "pachyderm-proxy");
+    assert_eq!(service.object["spec"]["type"], "NodePort");
+    assert_eq!(service.object["spec"]["ports"][0]["port"], 80);
+    assert_eq!(service.object["spec"]["ports"][0]["nodePort"], 30080);
+    assert_eq!(
+        service.object["metadata"]["annotations"]["example.com/lb"],
+        "internal"
+    );
+    let deployment = find(&objects, "Deployment", "pachyderm-proxy");
+    assert_eq!(
+        service.object["spec"]["selector"],
+        deployment.object["spec"]["selector"]["matchLabels"]
+    );
+    let envoy = container(deployment, "envoy");
+    assert_eq!(
+        envoy["image"],
+        format!("{REGISTRY}/envoyproxy/envoy-distroless:v1.29.3")
+    );
+    let http = envoy["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "http-port");
+    assert_eq!(http.map(|p| p["containerPort"].clone()), Some(json!(8080)));
+    assert_eq!(envoy["readinessProbe"]["httpGet"]["path"], "/ready");
+    assert_eq!(envoy["securityContext"]["readOnlyRootFilesystem"], true);
+    let pod = &deployment.object["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(
+        pod["volumes"][0]["configMap"]["name"],
+        "pachyderm-proxy-config"
+    );
+}
+
+#[test]
+fn a_changed_envoy_configuration_rolls_the_proxy_pods() {
+    let digest = |values: &Values| {
+        let objects = render(values).unwrap();
+        find(&objects, "Deployment", "pachyderm-proxy").object["spec"]["template"]["metadata"]
+            ["annotations"]["howdah.io/envoy-config-digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let values = sample_values();
+    let first = digest(&values);
+    assert_eq!(first.len(), 64);
+    assert_eq!(digest(&values), first);
+    let mut moved = sample_values();
+    moved.namespace = "elsewhere".into();
+    assert_ne!(digest(&moved), first);
+}
+
+#[test]
+fn the_proxy_can_run_alone_and_be_left_out() {
+    let mut values = sample_values();
+    values.console.enabled = false;
+    let objects = render(&values).unwrap();
+    assert!(objects.iter().any(|o| o.name() == "pachyderm-proxy"));
+    assert!(objects.iter().all(|o| o.component != Component::Console));
+
+    let mut values = sample_values();
+    values.proxy.enabled = false;
+    let objects = render(&values).unwrap();
+    assert!(objects.iter().all(|o| o.component != Component::Proxy));
+    // The console then takes its subscriptions on its own port; behind the
+    // proxy on the address the page came from.
+    let console = container(find(&objects, "Deployment", "console"), "console");
+    assert_eq!(
+        env_value(console, "REACT_APP_RUNTIME_SUBSCRIPTIONS_PREFIX").as_deref(),
+        Some(":4000/graphql")
+    );
+    let objects = render(&sample_values()).unwrap();
+    let console = container(find(&objects, "Deployment", "console"), "console");
+    assert_eq!(
+        env_value(console, "REACT_APP_RUNTIME_SUBSCRIPTIONS_PREFIX"),
+        None
+    );
 }
 
 #[test]
