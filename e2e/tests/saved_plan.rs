@@ -235,11 +235,15 @@ async fn the_timeline_shows_the_last_run_and_draws_it() {
     }
     // pachd waits for the database; verification for pachd: the path
     // ends with verification, and its rows are marked.
-    let path_line = out
+    // The path may wrap onto indented lines.
+    let path_text = out
         .lines()
-        .find(|l| l.starts_with("* critical path:"))
-        .unwrap_or_default();
-    assert!(path_line.ends_with("runtime.verify"), "{out}");
+        .skip_while(|l| !l.starts_with("* critical path:"))
+        .take_while(|l| !l.starts_with("wrote"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(path_text.ends_with("runtime.verify"), "{out}");
     assert!(
         out.lines()
             .any(|l| l.starts_with("* runtime.verify") && l.contains('█')),
