@@ -742,7 +742,8 @@ fn amazon_secret_has_bucket_and_region_and_no_keys() {
         pachd["envFrom"],
         json!([
             {"secretRef": {"name": "pachyderm-storage-secret"}},
-            {"secretRef": {"name": "pachyderm-deployment-id-secret"}}
+            {"secretRef": {"name": "pachyderm-deployment-id-secret"}},
+            {"configMapRef": {"name": "pachd-config", "optional": true}}
         ])
     );
 }
@@ -1201,4 +1202,34 @@ fn pg_bouncer_authenticates_the_way_the_server_wants() {
         env_value(bouncer, "POSTGRESQL_HOST").as_deref(),
         Some("db.example.com")
     );
+}
+
+/// `pachctl enterprise pause` works as with the chart: it writes
+/// `MODE=paused` into the ConfigMap `pachd-config` and rolls pachd, which
+/// must read its mode from there (Deployment/pachd
+/// spec.template.spec.containers[0].args `--mode $(MODE)`, envFrom
+/// configMapRef pachd-config optional) and know what unpause restores
+/// (env UNPAUSED_MODE=full). pachw keeps its fixed mode but reads the
+/// ConfigMap too, as the chart has it.
+#[test]
+fn pachd_reads_its_mode_from_the_optional_pachd_config_map() {
+    let objects = render(&sample_values()).unwrap();
+    let pachd = container(find(&objects, "Deployment", "pachd"), "pachd");
+    assert_eq!(pachd["args"], json!(["--mode", "$(MODE)"]));
+    assert_eq!(env_value(pachd, "UNPAUSED_MODE").as_deref(), Some("full"));
+    let pachw = container(find(&objects, "Deployment", "pachw"), "pachw");
+    assert_eq!(pachw["args"], json!(["--mode", "pachw"]));
+    assert!(env(pachw, "UNPAUSED_MODE").is_none());
+    for c in [pachd, pachw] {
+        let env_from = c["envFrom"].as_array().expect("envFrom");
+        assert!(
+            env_from.contains(&json!({"configMapRef": {"name": "pachd-config", "optional": true}})),
+            "{} envFrom: {env_from:?}",
+            c["name"]
+        );
+    }
+    // howdah never makes the ConfigMap: applying it would undo a pause.
+    assert!(!objects
+        .iter()
+        .any(|o| o.kind() == "ConfigMap" && o.name() == "pachd-config"));
 }
