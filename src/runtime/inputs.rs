@@ -240,6 +240,13 @@ fn proxy_default_resources() -> Value {
     })
 }
 
+/// PostgreSQL's resources when the stack file sets none: the requests of
+/// the Bitnami PostgreSQL chart the official chart runs (`resources` in
+/// its values), and no limits, so the scheduler reserves room for it.
+fn postgres_default_resources() -> Value {
+    json!({"requests": {"cpu": "250m", "memory": "256Mi"}})
+}
+
 /// Images for a version the chart does not know. Validation refuses such
 /// versions before anything renders, so this only keeps rendering total.
 fn unreachable_images(version: &str) -> Images {
@@ -373,7 +380,13 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
                 .unwrap_or_else(|| "md5".into()),
             password_secret,
             password_key: POSTGRES_PASSWORD_KEY.into(),
-            pod: pod(stack, &p.postgres.settings()),
+            pod: {
+                let mut pod = pod(stack, &p.postgres.settings());
+                if p.postgres.resources.is_none() {
+                    pod.resources = postgres_default_resources();
+                }
+                pod
+            },
         },
         pg_bouncer: PgBouncerValues {
             replicas: p.pg_bouncer.replicas,

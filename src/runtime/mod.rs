@@ -898,4 +898,29 @@ mod tests {
         let pachd = rendered_object(&objects, "Deployment", "pachd");
         assert!(pachd["spec"]["template"]["spec"]["priorityClassName"].is_null());
     }
+
+    /// PostgreSQL gets the requests the official chart's PostgreSQL has
+    /// (StatefulSet/postgres spec.template.spec.containers[0].resources)
+    /// unless the stack file sets its own, which replace them whole.
+    #[test]
+    fn postgres_has_the_charts_requests_unless_the_stack_file_sets_resources() {
+        let resources = |yaml: &str| {
+            let objects = rendered(yaml);
+            rendered_object(&objects, "StatefulSet", "postgres")["spec"]["template"]["spec"]
+                ["containers"][0]["resources"]
+                .clone()
+        };
+        assert_eq!(
+            resources("name: t\ntarget:\n  kubeconfig: {}\n"),
+            json!({"requests": {"cpu": "250m", "memory": "256Mi"}})
+        );
+        assert_eq!(
+            resources(
+                "name: t\ntarget:\n  kubeconfig: {}\npachyderm:\n  postgres:\n    \
+                 resources: {limits: {memory: 2Gi}}\n"
+            ),
+            json!({"limits": {"memory": "2Gi"}})
+        );
+    }
+
 }
