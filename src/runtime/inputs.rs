@@ -184,6 +184,9 @@ fn pod(stack: &Stack, settings: &spec::WorkloadSettings<'_>) -> PodValues {
         tolerations,
         pod_annotations,
         priority_class_name,
+        affinity,
+        pod_labels,
+        service_labels,
     } = *settings;
     let quantities = |list: &spec::ResourceList| {
         let mut m = serde_json::Map::new();
@@ -226,6 +229,13 @@ fn pod(stack: &Stack, settings: &spec::WorkloadSettings<'_>) -> PodValues {
             .clone()
             .or_else(|| p.priority_class_name.clone())
             .unwrap_or_default(),
+        affinity: affinity
+            .as_ref()
+            .or(p.affinity.as_ref())
+            .and_then(|a| serde_json::to_value(a).ok())
+            .unwrap_or_else(|| json!({})),
+        pod_labels: pod_labels.clone().unwrap_or_else(|| p.pod_labels.clone()),
+        service_labels: service_labels.clone(),
     }
 }
 

@@ -923,4 +923,76 @@ mod tests {
         );
     }
 
+    /// `affinity` and `podLabels` as the chart renders them: the affinity
+    /// at spec.template.spec.affinity and the labels in
+    /// spec.template.metadata.labels of every workload (a component's own
+    /// over the `pachyderm` default; pachw follows pachd), never in a
+    /// selector; `serviceLabels` in metadata.labels of the component's
+    /// Service only.
+    #[test]
+    fn affinity_pod_labels_and_service_labels_render_as_the_chart_does() {
+        let objects = rendered(
+            "name: t\ntarget:\n  kubeconfig: {}\npachyderm:\n  podLabels: {team: ml}\n  \
+             affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        \
+             nodeSelectorTerms:\n        - matchExpressions: [{key: pool, operator: In, values: [data]}]\n  \
+             etcd:\n    podLabels: {tier: metadata}\n    serviceLabels: {tier: metadata}\n    \
+             affinity:\n      podAntiAffinity:\n        requiredDuringSchedulingIgnoredDuringExecution:\n        \
+             - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: etcd}}}\n",
+        );
+        let find = |kind: &str, name: &str| rendered_object(&objects, kind, name);
+        let default_affinity = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": ["data"]}]}]}}});
+        let etcd = find("StatefulSet", "etcd");
+        assert_eq!(
+            etcd["spec"]["template"]["spec"]["affinity"],
+            json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                [{"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "etcd"}}}]}})
+        );
+        let etcd_labels = &etcd["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(etcd_labels["tier"], json!("metadata"));
+        assert!(
+            etcd_labels["team"].is_null(),
+            "etcd's own podLabels replace the default"
+        );
+        assert_eq!(etcd_labels["app"], json!("etcd"));
+        for (kind, name) in [
+            ("Deployment", "pachd"),
+            ("Deployment", "pachw"),
+            ("Deployment", "pg-bouncer"),
+            ("StatefulSet", "postgres"),
+            ("Deployment", "console"),
+            ("Deployment", "pachyderm-proxy"),
+        ] {
+            let object = find(kind, name);
+            assert_eq!(
+                object["spec"]["template"]["spec"]["affinity"], default_affinity,
+                "{name}"
+            );
+            assert_eq!(
+                object["spec"]["template"]["metadata"]["labels"]["team"],
+                json!("ml"),
+                "{name}"
+            );
+            assert!(
+                object["spec"]["selector"]["matchLabels"]["team"].is_null(),
+                "{name}"
+            );
+        }
+        assert!(etcd["spec"]["selector"]["matchLabels"]["tier"].is_null());
+        assert_eq!(
+            find("Service", "etcd")["metadata"]["labels"]["tier"],
+            json!("metadata")
+        );
+        assert_eq!(
+            find("Service", "etcd")["metadata"]["labels"]["app"],
+            json!("etcd")
+        );
+        assert!(find("Service", "etcd")["spec"]["selector"]["tier"].is_null());
+        assert!(find("Service", "etcd-headless")["metadata"]["labels"]["tier"].is_null());
+        assert!(find("Service", "pachd")["metadata"]["labels"]["tier"].is_null());
+
+        let objects = rendered("name: t\ntarget:\n  kubeconfig: {}\n");
+        let pachd = rendered_object(&objects, "Deployment", "pachd");
+        assert!(pachd["spec"]["template"]["spec"]["affinity"].is_null());
+    }
 }

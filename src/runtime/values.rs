@@ -73,6 +73,12 @@ pub struct PodValues {
     pub pod_annotations: BTreeMap<String, String>,
     /// PriorityClass of the pods; empty: none.
     pub priority_class_name: String,
+    /// A Kubernetes Affinity; `{}` when none.
+    pub affinity: serde_json::Value,
+    /// Extra labels on the pods, never in selectors.
+    pub pod_labels: BTreeMap<String, String>,
+    /// Extra labels on the component's Service, never in selectors.
+    pub service_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -8,11 +8,29 @@ use super::location::{Part, YamlPath};
 use super::names::dns1123_subdomain;
 use super::names::{label_value, qualified_key, RESERVED_PREFIX};
 use super::quantity::{parse_quantity, QuantityUse};
-use super::types::{Resources, Toleration, WorkloadSettings};
+use super::types::{Affinity, Resources, Toleration, WorkloadSettings};
 use super::validate::Checker;
 
 const OPERATORS: &[&str] = &["Exists", "Equal"];
 const EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
+/// The keys each part of an affinity takes.
+const AFFINITY_RULES: &[&str] = &[
+    "requiredDuringSchedulingIgnoredDuringExecution",
+    "preferredDuringSchedulingIgnoredDuringExecution",
+];
+/// Labels howdah puts on every pod and Service it renders (besides
+/// `howdah.io/*`); the selectors use them.
+const HOWDAH_LABELS: &[&str] = &["app", "component", "suite"];
+
+type TypeCheck = fn(serde_json::Value) -> Result<(), String>;
+/// One part of an affinity as the stack file holds it.
+type AffinityPart = BTreeMap<String, serde_json::Value>;
+
+fn reads_as<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<(), String> {
+    serde_json::from_value::<T>(value)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
 
 impl Checker<'_> {
     pub(super) fn workload(&mut self, path: &YamlPath, settings: &WorkloadSettings<'_>) {
@@ -22,7 +40,17 @@ impl Checker<'_> {
             tolerations,
             pod_annotations,
             priority_class_name,
+            affinity,
+            pod_labels,
+            service_labels,
         } = *settings;
+        if let Some(affinity) = affinity {
+            self.affinity(&path.key("affinity"), affinity);
+        }
+        if let Some(labels) = pod_labels {
+            self.own_labels(&path.key("podLabels"), labels);
+        }
+        self.own_labels(&path.key("serviceLabels"), service_labels);
         if let Some(class) = priority_class_name {
             self.priority_class(&path.key("priorityClassName"), class);
         }
@@ -36,6 +64,82 @@ impl Checker<'_> {
             self.tolerations(&path.key("tolerations"), tolerations);
         }
         self.annotation_keys(&path.key("podAnnotations"), pod_annotations);
+    }
+
+    /// A pod affinity: each part must read as its Kubernetes type, with
+    /// only the keys that type has (the API server would drop others
+    /// silently, leaving pods scheduled where the user did not mean).
+    pub(super) fn affinity(&mut self, path: &YamlPath, affinity: &Affinity) {
+        use k8s_openapi::api::core::v1::{NodeAffinity, PodAffinity, PodAntiAffinity};
+        let parts: [(&str, &Option<AffinityPart>, TypeCheck); 3] = [
+            (
+                "nodeAffinity",
+                &affinity.node_affinity,
+                reads_as::<NodeAffinity>,
+            ),
+            (
+                "podAffinity",
+                &affinity.pod_affinity,
+                reads_as::<PodAffinity>,
+            ),
+            (
+                "podAntiAffinity",
+                &affinity.pod_anti_affinity,
+                reads_as::<PodAntiAffinity>,
+            ),
+        ];
+        for (name, part, check) in parts {
+            let Some(part) = part else { continue };
+            let at = path.key(name);
+            for key in part.keys() {
+                if !AFFINITY_RULES.contains(&key.as_str()) {
+                    let help = super::structural::did_you_mean(key, AFFINITY_RULES)
+                        .map(|k| format!("did you mean `{k}`?"))
+                        .unwrap_or_else(|| {
+                            format!("{name} takes {}", AFFINITY_RULES.join(" and "))
+                        });
+                    self.report(
+                        &at.key(key),
+                        Part::Key,
+                        format!("unknown key `{key}` in {name}"),
+                        Some(help),
+                    );
+                }
+            }
+            let value = serde_json::Value::Object(part.clone().into_iter().collect());
+            if let Err(problem) = check(value) {
+                self.report(
+                    &at,
+                    Part::Key,
+                    format!("{name} is not a Kubernetes {name}: {problem}"),
+                    Some("see `kubectl explain pod.spec.affinity`".into()),
+                );
+            }
+        }
+    }
+
+    /// Labels the user adds to pods or Services: valid label keys and
+    /// values, none of which overrides one howdah's selectors and
+    /// ownership rely on.
+    pub(super) fn own_labels(&mut self, path: &YamlPath, labels: &BTreeMap<String, String>) {
+        self.labels(path, labels, true);
+        for key in labels.keys() {
+            if HOWDAH_LABELS.contains(&key.as_str()) {
+                self.report(
+                    &path.key(key),
+                    Part::Key,
+                    format!("label `{key}` is howdah's own: it selects and names the component"),
+                    Some(format!(
+                        "use another key; howdah sets {} and `howdah.io/*` itself",
+                        HOWDAH_LABELS
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                );
+            }
+        }
     }
 
     fn resources(&mut self, path: &YamlPath, resources: &Resources) {

@@ -394,6 +394,13 @@ pub struct Pachyderm {
     /// Defaults for every pod: PriorityClass name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
+    /// Defaults for every pod: affinity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Defaults for every pod: extra labels (never in selectors). `app`,
+    /// `component`, `suite` and `howdah.io/*` are howdah's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
     /// etcd, pachd's metadata store.
     #[serde(default)]
     pub etcd: Etcd,
@@ -482,6 +489,8 @@ impl Default for Pachyderm {
             tolerations: Vec::new(),
             annotations: BTreeMap::new(),
             priority_class_name: None,
+            affinity: None,
+            pod_labels: BTreeMap::new(),
             etcd: Etcd::default(),
             postgres: Postgres::default(),
             pg_bouncer: PgBouncer::default(),
@@ -535,6 +544,17 @@ macro_rules! workload_struct {
             /// PriorityClass of the pods; overrides `pachyderm.priorityClassName`.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub priority_class_name: Option<String>,
+            /// Pod affinity; overrides `pachyderm.affinity`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub affinity: Option<Affinity>,
+            /// Extra labels on the pods (never in selectors); override
+            /// `pachyderm.podLabels`. `app`, `component`, `suite` and
+            /// `howdah.io/*` are howdah's own.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub pod_labels: Option<BTreeMap<String, String>>,
+            /// Extra labels on the component's Service (never in selectors).
+            #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+            pub service_labels: BTreeMap<String, String>,
         }
 
         impl $name {
@@ -546,6 +566,9 @@ macro_rules! workload_struct {
                     tolerations: &self.tolerations,
                     pod_annotations: &self.pod_annotations,
                     priority_class_name: &self.priority_class_name,
+                    affinity: &self.affinity,
+                    pod_labels: &self.pod_labels,
+                    service_labels: &self.service_labels,
                 }
             }
         }
@@ -561,6 +584,25 @@ pub struct WorkloadSettings<'a> {
     pub tolerations: &'a Option<Vec<Toleration>>,
     pub pod_annotations: &'a BTreeMap<String, String>,
     pub priority_class_name: &'a Option<String>,
+    pub affinity: &'a Option<Affinity>,
+    pub pod_labels: &'a Option<BTreeMap<String, String>>,
+    pub service_labels: &'a BTreeMap<String, String>,
+}
+
+/// A Kubernetes pod affinity (`spec.affinity` of the pods), as the API
+/// takes it: each part is checked against the Kubernetes types.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Affinity {
+    /// Which nodes the pods may (required...) or would rather (preferred...) run on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_affinity: Option<BTreeMap<String, serde_json::Value>>,
+    /// Pods these pods should run near.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_affinity: Option<BTreeMap<String, serde_json::Value>>,
+    /// Pods these pods should run away from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_anti_affinity: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// Container resources.
@@ -640,6 +682,9 @@ impl Default for Etcd {
             tolerations: None,
             pod_annotations: BTreeMap::new(),
             priority_class_name: None,
+            affinity: None,
+            pod_labels: None,
+            service_labels: BTreeMap::new(),
         }
     }
 }
@@ -671,6 +716,9 @@ impl Default for Postgres {
             tolerations: None,
             pod_annotations: BTreeMap::new(),
             priority_class_name: None,
+            affinity: None,
+            pod_labels: None,
+            service_labels: BTreeMap::new(),
         }
     }
 }
@@ -744,6 +792,9 @@ impl Default for PgBouncer {
             tolerations: None,
             pod_annotations: BTreeMap::new(),
             priority_class_name: None,
+            affinity: None,
+            pod_labels: None,
+            service_labels: BTreeMap::new(),
         }
     }
 }
@@ -819,6 +870,9 @@ impl Default for Pachd {
             tolerations: None,
             pod_annotations: BTreeMap::new(),
             priority_class_name: None,
+            affinity: None,
+            pod_labels: None,
+            service_labels: BTreeMap::new(),
         }
     }
 }
@@ -898,6 +952,9 @@ impl Default for Console {
             tolerations: None,
             pod_annotations: BTreeMap::new(),
             priority_class_name: None,
+            affinity: None,
+            pod_labels: None,
+            service_labels: BTreeMap::new(),
         }
     }
 }

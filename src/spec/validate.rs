@@ -276,6 +276,10 @@ impl Checker<'_> {
         if let Some(class) = &p.priority_class_name {
             self.priority_class(&base.key("priorityClassName"), class);
         }
+        if let Some(affinity) = &p.affinity {
+            self.affinity(&base.key("affinity"), affinity);
+        }
+        self.own_labels(&base.key("podLabels"), &p.pod_labels);
 
         let etcd = base.key("etcd");
         self.quantity(&etcd.key("size"), &p.etcd.size, QuantityUse::VolumeSize);

@@ -33,6 +33,9 @@ fn pod() -> PodValues {
         ],
         pod_annotations: BTreeMap::new(),
         priority_class_name: String::new(),
+        affinity: json!({}),
+        pod_labels: BTreeMap::new(),
+        service_labels: BTreeMap::new(),
     }
 }
 
