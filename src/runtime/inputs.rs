@@ -367,6 +367,12 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
         } else {
             BTreeMap::new()
         },
+        outbound_proxy_env: p
+            .outbound_proxy
+            .iter()
+            .flat_map(|proxy| proxy.env())
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect(),
         etcd: EtcdValues {
             replicas: p.etcd.replicas,
             size: p.etcd.size.clone(),

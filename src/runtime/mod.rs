@@ -995,4 +995,64 @@ mod tests {
         let pachd = rendered_object(&objects, "Deployment", "pachd");
         assert!(pachd["spec"]["template"]["spec"]["affinity"].is_null());
     }
+
+    /// `outboundProxy` becomes the env the chart's `global.proxy` and
+    /// `global.noProxy` give: http_proxy, https_proxy, HTTP_PROXY,
+    /// HTTPS_PROXY, no_proxy, NO_PROXY in
+    /// spec.template.spec.containers[0].env of Deployment/pachd and
+    /// Deployment/console, httpsProxy defaulting to httpProxy; pachw does
+    /// not get them in the chart either.
+    #[test]
+    fn outbound_proxy_env_is_on_pachd_and_the_console_as_the_chart_sets_it() {
+        let objects = rendered(
+            "name: t\ntarget:\n  kubeconfig: {}\npachyderm:\n  outboundProxy:\n    \
+             httpProxy: http://proxy.corp:3128\n    noProxy: .svc,10.0.0.0/8\n",
+        );
+        let proxy_env = |name: &str| -> Vec<(String, String)> {
+            let object = rendered_object(&objects, "Deployment", name);
+            object["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| {
+                    e["name"]
+                        .as_str()
+                        .is_some_and(|n| n.to_lowercase().ends_with("_proxy"))
+                })
+                .map(|e| {
+                    (
+                        e["name"].as_str().unwrap_or_default().to_string(),
+                        e["value"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let want: Vec<(String, String)> = [
+            ("http_proxy", "http://proxy.corp:3128"),
+            ("https_proxy", "http://proxy.corp:3128"),
+            ("HTTP_PROXY", "http://proxy.corp:3128"),
+            ("HTTPS_PROXY", "http://proxy.corp:3128"),
+            ("no_proxy", ".svc,10.0.0.0/8"),
+            ("NO_PROXY", ".svc,10.0.0.0/8"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(proxy_env("pachd"), want);
+        assert_eq!(proxy_env("console"), want);
+        assert!(proxy_env("pachw").is_empty());
+
+        let objects = rendered("name: t\ntarget:\n  kubeconfig: {}\n");
+        let pachd = rendered_object(&objects, "Deployment", "pachd");
+        let names: Vec<&str> = pachd["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.to_lowercase().ends_with("_proxy")),
+            "{names:?}"
+        );
+    }
 }

@@ -38,6 +38,9 @@ pub struct Values {
     /// Labels on pachd's and pachw's pods for the cluster's workload
     /// identity (AKS: azure.workload.identity/use).
     pub identity_pod_labels: BTreeMap<String, String>,
+    /// `{name, value}` env entries for outbound HTTP(S) through a proxy,
+    /// on pachd and the console; empty: none.
+    pub outbound_proxy_env: Vec<serde_json::Value>,
     pub etcd: EtcdValues,
     pub postgres: PostgresValues,
     pub pg_bouncer: PgBouncerValues,

@@ -18,6 +18,7 @@ mod de;
 mod errors;
 mod location;
 mod names;
+mod outbound;
 mod pods;
 mod prescan;
 pub(crate) mod quantity;

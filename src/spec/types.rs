@@ -423,10 +423,60 @@ pub struct Pachyderm {
     #[serde(default, deserialize_with = "super::de::proxy")]
     #[schemars(schema_with = "super::schema::proxy_schema")]
     pub proxy: Proxy,
+    /// The HTTP(S) proxy for traffic leaving the cluster (object store,
+    /// identity providers, metrics), set on pachd and the console as the
+    /// official chart's `global.proxy` and `global.noProxy` set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_proxy: Option<OutboundProxy>,
     /// Workload identity on a cluster howdah did not make: what the
     /// `pachyderm` and `pachyderm-worker` service accounts carry.
     #[serde(default, skip_serializing_if = "ServiceAccounts::is_empty")]
     pub service_accounts: ServiceAccounts,
+}
+
+/// The proxy pachd and the console send outbound HTTP(S) through: the
+/// environment variables HTTP_PROXY, HTTPS_PROXY and NO_PROXY (and their
+/// lower-case forms).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutboundProxy {
+    /// Proxy for http:// requests, e.g. `http://proxy.corp:3128`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_proxy: Option<String>,
+    /// Proxy for https:// requests; default: `httpProxy` (the chart has one
+    /// address for both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_proxy: Option<String>,
+    /// Comma-separated hosts, domains (`.corp`) and CIDRs reached directly,
+    /// e.g. `.svc,.cluster.local,10.0.0.0/8`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<String>,
+}
+
+impl OutboundProxy {
+    /// The environment variables, in the chart's order: the proxies, then
+    /// the exclusions, each only when set.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        let http = self.http_proxy.as_ref();
+        let https = self.https_proxy.as_ref().or(http);
+        for (name, value) in [
+            ("http_proxy", http),
+            ("https_proxy", https),
+            ("HTTP_PROXY", http),
+            ("HTTPS_PROXY", https),
+        ] {
+            if let Some(value) = value {
+                env.push((name.to_string(), value.clone()));
+            }
+        }
+        if let Some(no_proxy) = &self.no_proxy {
+            for name in ["no_proxy", "NO_PROXY"] {
+                env.push((name.to_string(), no_proxy.clone()));
+            }
+        }
+        env
+    }
 }
 
 /// Workload identity on the kubeconfig target (an existing EKS, GKE or AKS
@@ -498,6 +548,7 @@ impl Default for Pachyderm {
             console: Console::default(),
             proxy: Proxy::default(),
             service_accounts: ServiceAccounts::default(),
+            outbound_proxy: None,
         }
     }
 }

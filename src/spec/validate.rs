@@ -280,6 +280,9 @@ impl Checker<'_> {
             self.affinity(&base.key("affinity"), affinity);
         }
         self.own_labels(&base.key("podLabels"), &p.pod_labels);
+        if let Some(proxy) = &p.outbound_proxy {
+            self.outbound_proxy(&base.key("outboundProxy"), proxy);
+        }
 
         let etcd = base.key("etcd");
         self.quantity(&etcd.key("size"), &p.etcd.size, QuantityUse::VolumeSize);

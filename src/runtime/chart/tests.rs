@@ -75,6 +75,7 @@ fn sample_values() -> Values {
             "arn:aws:iam::123456789012:role/demo-pachyderm",
         )]),
         identity_pod_labels: BTreeMap::new(),
+        outbound_proxy_env: Vec::new(),
         etcd: EtcdValues {
             replicas: 1,
             size: "25Gi".into(),
