@@ -257,6 +257,38 @@ fn postgres_default_resources() -> Value {
     json!({"requests": {"cpu": "250m", "memory": "256Mi"}})
 }
 
+/// PostgreSQL's affinity when none is set: the Bitnami chart's default
+/// soft anti-affinity (`primary.podAntiAffinityPreset: soft`), which
+/// keeps PostgreSQL pods of the stack off one node where it can.
+fn postgres_default_affinity(namespace: &str, selector_labels: &BTreeMap<String, String>) -> Value {
+    let mut match_labels = selector_labels.clone();
+    match_labels.insert("app".into(), "postgres".into());
+    json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+        "weight": 1,
+        "podAffinityTerm": {
+            "labelSelector": {"matchLabels": match_labels},
+            "namespaces": [namespace],
+            "topologyKey": "kubernetes.io/hostname",
+        },
+    }]}})
+}
+
+/// The proxy's affinity when none is set, the official chart's: on a node
+/// running pachd where it can, so proxy-to-pachd traffic stays on the node.
+fn proxy_default_affinity() -> Value {
+    json!({"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+        "weight": 100,
+        "podAffinityTerm": {
+            "topologyKey": "kubernetes.io/hostname",
+            "labelSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["pachd"]}]},
+        },
+    }]}})
+}
+
+fn is_empty_map(value: &Value) -> bool {
+    value.as_object().is_some_and(|m| m.is_empty())
+}
+
 /// Images for a version the chart does not know. Validation refuses such
 /// versions before anything renders, so this only keeps rendering total.
 fn unreachable_images(version: &str) -> Images {
@@ -345,7 +377,7 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
         namespace: p.namespace.clone(),
         version: p.version.clone(),
         labels,
-        selector_labels,
+        selector_labels: selector_labels.clone(),
         annotations: p.annotations.clone(),
         pod_labels: inputs.pod_labels.clone(),
         images: chart::version_info(&p.version)
@@ -401,6 +433,9 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
                 if p.postgres.resources.is_none() {
                     pod.resources = postgres_default_resources();
                 }
+                if is_empty_map(&pod.affinity) {
+                    pod.affinity = postgres_default_affinity(&p.namespace, &selector_labels);
+                }
                 pod
             },
         },
@@ -431,6 +466,9 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
                 let mut pod = pod(stack, &p.proxy.settings());
                 if p.proxy.resources.is_none() {
                     pod.resources = proxy_default_resources();
+                }
+                if is_empty_map(&pod.affinity) {
+                    pod.affinity = proxy_default_affinity();
                 }
                 pod
             },

@@ -992,8 +992,30 @@ mod tests {
         assert!(find("Service", "pachd")["metadata"]["labels"]["tier"].is_null());
 
         let objects = rendered("name: t\ntarget:\n  kubeconfig: {}\n");
-        let pachd = rendered_object(&objects, "Deployment", "pachd");
-        assert!(pachd["spec"]["template"]["spec"]["affinity"].is_null());
+        let affinity = |kind: &str, name: &str| {
+            rendered_object(&objects, kind, name)["spec"]["template"]["spec"]["affinity"].clone()
+        };
+        assert!(affinity("Deployment", "pachd").is_null());
+        // Without one, the chart's own: the proxy near pachd, PostgreSQL
+        // pods apart (Bitnami's soft anti-affinity).
+        assert_eq!(
+            affinity("Deployment", "pachyderm-proxy")["podAffinity"]
+                ["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+                ["labelSelector"],
+            json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["pachd"]}]})
+        );
+        let postgres = affinity("StatefulSet", "postgres");
+        let term =
+            &postgres["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+        assert_eq!(term["weight"], json!(1));
+        assert_eq!(
+            term["podAffinityTerm"]["labelSelector"]["matchLabels"]["app"],
+            json!("postgres")
+        );
+        assert_eq!(
+            term["podAffinityTerm"]["topologyKey"],
+            json!("kubernetes.io/hostname")
+        );
     }
 
     /// `outboundProxy` becomes the env the chart's `global.proxy` and
