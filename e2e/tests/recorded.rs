@@ -135,11 +135,18 @@ const NEW_SINCE_RECORDING: &[&str] = &[
 
 /// Fields rendered differently since, on purpose: CLUSTER_DEPLOYMENT_ID
 /// comes from that Secret (envFrom) instead of a value, and the storage
-/// digest is keyed.
+/// digest is keyed; pachd reads its mode from pachd-config (envFrom) for
+/// `pachctl enterprise pause`; PostgreSQL has the chart's default requests
+/// and soft anti-affinity, pachyderm-proxy its affinity to pachd.
 const CHANGED_SINCE_RECORDING: &[&str] = &[
     "env[CLUSTER_DEPLOYMENT_ID]",
     "envFrom",
     "howdah.io/storage-secret-digest",
+    "Deployment/pachd: spec.template.spec.containers[pachd].args",
+    "Deployment/pachd: spec.template.spec.containers[pachd].env[UNPAUSED_MODE]",
+    "StatefulSet/postgres: spec.template.spec.affinity",
+    "StatefulSet/postgres: spec.template.spec.containers[postgres].resources.requests",
+    "Deployment/pachyderm-proxy: spec.template.spec.affinity",
 ];
 
 #[test]
