@@ -61,6 +61,16 @@ fn peak_rss(dir: &Path, args: &[&str]) -> u64 {
 }
 
 fn main() {
+    // Figures from a debug build are slower than a release build's: a
+    // target met here is met with room to spare.
+    println!(
+        "build: {}",
+        if cfg!(debug_assertions) {
+            "debug, unoptimized (CI reuses the test build); `cargo bench` builds optimized"
+        } else {
+            "release (optimized)"
+        }
+    );
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let fake = rt
         .block_on(FakeCluster::start(FakeOptions {
