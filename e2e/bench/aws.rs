@@ -9,6 +9,8 @@
 //!
 //! Run: `cargo bench --bench aws` (needs moto: `e2e/aws/moto.sh install`).
 
+#[path = "common.rs"]
+mod common;
 use std::time::{Duration, Instant};
 
 use howdah_aws_proxy::{Moto, Proxy, ProxyOptions};
@@ -61,16 +63,7 @@ async fn run(args: &[&str], dir: &std::path::Path, proxy: &str, kube: &str) -> (
 
 #[tokio::main]
 async fn main() {
-    // Figures from a debug build are slower than a release build's: a
-    // target met here is met with room to spare.
-    println!(
-        "build: {}",
-        if cfg!(debug_assertions) {
-            "debug, unoptimized (CI reuses the test build); `cargo bench` builds optimized"
-        } else {
-            "release (optimized)"
-        }
-    );
+    common::print_build();
     let moto = Moto::start()
         .await
         .expect("moto starts (e2e/aws/moto.sh install)");

@@ -4,6 +4,8 @@
 //! < 50 ms, no-op up 0 writes and at most one read per resource, peak RSS
 //! < 100 MB.
 
+#[path = "common.rs"]
+mod common;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -61,16 +63,7 @@ fn peak_rss(dir: &Path, args: &[&str]) -> u64 {
 }
 
 fn main() {
-    // Figures from a debug build are slower than a release build's: a
-    // target met here is met with room to spare.
-    println!(
-        "build: {}",
-        if cfg!(debug_assertions) {
-            "debug, unoptimized (CI reuses the test build); `cargo bench` builds optimized"
-        } else {
-            "release (optimized)"
-        }
-    );
+    common::print_build();
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let fake = rt
         .block_on(FakeCluster::start(FakeOptions {

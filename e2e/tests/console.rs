@@ -272,35 +272,7 @@ async fn console_forwards_pachd_grpc_and_the_web_console() {
     let env = Env::start().await;
     let spec = env.stack("howdah.yaml", "ui", "");
     env.up_ok(&spec).await;
-    let (pachd_port, console_port) = (free_port(), free_port());
-    let mut child = tokio::process::Command::new(BIN)
-        .args([
-            "console",
-            "-f",
-            path(&spec),
-            "--pachd-port",
-            &pachd_port.to_string(),
-            "--console-port",
-            &console_port.to_string(),
-        ])
-        .current_dir(env.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = String::new();
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            printed.push_str(&line);
-            printed.push('\n');
-            if line.contains("Forwarding") {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("console starts");
+    let (mut child, printed, pachd_port, console_port) = start_console(&env, &spec).await;
     assert!(
         printed.contains(&format!("grpc://127.0.0.1:{pachd_port}")),
         "{printed}"

@@ -49,15 +49,7 @@ fn secret_values(env: &Env) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_plan_is_carried_out_exactly_and_holds_no_secret() {
     let env = Env::start().await;
-    let spec = env.stack("howdah.yaml", "saved", "");
-    env.up_ok(&spec).await;
-    let spec = env.stack("howdah.yaml", "saved", DEBUG_LOGS);
-    let file = env.dir.path().join("up.plan");
-    let plan = env
-        .howdah(&["plan", "-f", path(&spec), "--out", path(&file)])
-        .await;
-    assert_eq!(plan.code, 0, "{}", plan.all());
-    assert!(plan.stderr.contains("--plan"), "{}", plan.stderr);
+    let (spec, file) = planned(&env, "saved").await;
     // Planning changed nothing.
     assert_eq!(pachd_log_level(&env), "info");
     let text = std::fs::read_to_string(&file).unwrap();
@@ -113,40 +105,49 @@ async fn a_saved_plan_is_carried_out_exactly_and_holds_no_secret() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_saved_plan_is_refused_when_the_stack_file_changed() {
-    let env = Env::start().await;
-    let spec = env.stack("howdah.yaml", "stale", "");
+/// A converged stack, its file then asking for debug logs, and a saved
+/// plan of that change: (stack file, plan file).
+async fn planned(env: &Env, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let spec = env.stack("howdah.yaml", name, "");
     env.up_ok(&spec).await;
-    let spec = env.stack("howdah.yaml", "stale", DEBUG_LOGS);
+    let spec = env.stack("howdah.yaml", name, DEBUG_LOGS);
     let file = env.dir.path().join("up.plan");
     let plan = env
         .howdah(&["plan", "-f", path(&spec), "--out", path(&file)])
         .await;
     assert_eq!(plan.code, 0, "{}", plan.all());
-    // A comment is not a change; another value is.
-    let text = std::fs::read_to_string(&spec).unwrap();
-    std::fs::write(&spec, format!("# reviewed\n{text}")).unwrap();
-    let same = env
-        .howdah(&["plan", "-f", path(&spec), "--out", path(&file)])
-        .await;
-    assert_eq!(same.code, 0, "{}", same.all());
-    let spec = env.stack(
+    assert!(
+        plan.stderr.contains("--plan"),
+        "says how to apply it: {}",
+        plan.stderr
+    );
+    (spec, file)
+}
+
+async fn up_with_plan(env: &Env, spec: &std::path::Path, file: &std::path::Path) -> Run {
+    env.howdah(&[
+        "up",
+        "-f",
+        path(spec),
+        "--plan",
+        path(file),
+        "--timeout",
+        "60s",
+    ])
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_is_refused_when_the_stack_file_changed() {
+    let env = Env::start().await;
+    let (spec, file) = planned(&env, "stale").await;
+    let reviewed = std::fs::read_to_string(&spec).unwrap();
+    let other = env.stack(
         "howdah.yaml",
         "stale",
         "pachyderm:\n  pachd:\n    logLevel: error\n",
     );
-    let up = env
-        .howdah(&[
-            "up",
-            "-f",
-            path(&spec),
-            "--plan",
-            path(&file),
-            "--timeout",
-            "60s",
-        ])
-        .await;
+    let up = up_with_plan(&env, &other, &file).await;
     assert_eq!(up.code, 1, "{}", up.all());
     assert!(
         up.stderr.contains("the stack file changed"),
@@ -155,19 +156,17 @@ async fn a_saved_plan_is_refused_when_the_stack_file_changed() {
     );
     assert!(up.stderr.contains("Nothing was changed"), "{}", up.stderr);
     assert_eq!(pachd_log_level(&env), "info");
+    // A comment is not a change: the reviewed file with one is applied.
+    std::fs::write(&spec, format!("# reviewed by ops\n{reviewed}")).unwrap();
+    let up = up_with_plan(&env, &spec, &file).await;
+    assert_eq!(up.code, 0, "{}", up.all());
+    assert_eq!(pachd_log_level(&env), "debug");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_plan_is_refused_when_what_is_live_moved() {
     let env = Env::start().await;
-    let spec = env.stack("howdah.yaml", "moved", "");
-    env.up_ok(&spec).await;
-    let spec = env.stack("howdah.yaml", "moved", DEBUG_LOGS);
-    let file = env.dir.path().join("up.plan");
-    let plan = env
-        .howdah(&["plan", "-f", path(&spec), "--out", path(&file)])
-        .await;
-    assert_eq!(plan.code, 0, "{}", plan.all());
+    let (spec, file) = planned(&env, "moved").await;
     // Someone scales pachd by hand after the review.
     cluster(&env)
         .merge_patch(
@@ -178,17 +177,7 @@ async fn a_saved_plan_is_refused_when_what_is_live_moved() {
         )
         .await
         .unwrap();
-    let up = env
-        .howdah(&[
-            "up",
-            "-f",
-            path(&spec),
-            "--plan",
-            path(&file),
-            "--timeout",
-            "60s",
-        ])
-        .await;
+    let up = up_with_plan(&env, &spec, &file).await;
     assert_eq!(up.code, 1, "{}", up.all());
     assert!(up.stderr.contains("what is live changed"), "{}", up.stderr);
     assert!(up.stderr.contains("runtime.pachd"), "{}", up.stderr);
