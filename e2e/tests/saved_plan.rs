@@ -72,31 +72,11 @@ async fn a_saved_plan_is_carried_out_exactly_and_holds_no_secret() {
         );
     }
 
-    let up = env
-        .howdah(&[
-            "up",
-            "-f",
-            path(&spec),
-            "--plan",
-            path(&file),
-            "--timeout",
-            "60s",
-        ])
-        .await;
+    let up = up_with_plan(&env, &spec, &file).await;
     assert_eq!(up.code, 0, "{}", up.all());
     assert_eq!(pachd_log_level(&env), "debug");
     // Carried out: the same plan file is now stale (the state moved on).
-    let again = env
-        .howdah(&[
-            "up",
-            "-f",
-            path(&spec),
-            "--plan",
-            path(&file),
-            "--timeout",
-            "60s",
-        ])
-        .await;
+    let again = up_with_plan(&env, &spec, &file).await;
     assert_eq!(again.code, 1, "{}", again.all());
     assert!(
         again.stderr.contains("another run changed"),
