@@ -213,13 +213,13 @@ impl FakeCluster {
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// API read/write request counts since start or the last reset.
     /// What the cluster's pachd stand-ins keep in their object store, and
     /// its fault switches.
     pub fn pfs(&self) -> &Pfs {
         &self.shared.pfs
     }
 
+    /// API read/write request counts since start or the last reset.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
     }
