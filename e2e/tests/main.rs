@@ -10,6 +10,7 @@ mod cli;
 mod console;
 mod corpus;
 mod diagnostics;
+mod enterprise;
 mod faults;
 mod hostile;
 mod json_events;

@@ -89,6 +89,7 @@ pub const KINDS: &[Kind] = &[
     ),
     kind("apps", "v1", "Deployment", "deployments", true),
     kind("apps", "v1", "StatefulSet", "statefulsets", true),
+    kind("networking.k8s.io", "v1", "Ingress", "ingresses", true),
     kind("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
     kind(
         "rbac.authorization.k8s.io",

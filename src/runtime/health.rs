@@ -68,6 +68,10 @@ pub fn readiness(kind: &Kind, object: &Value) -> Result<(), String> {
         },
         // Nothing to wait for: these are in effect once they exist.
         "ServiceAccount" | "Secret" | "ConfigMap" | "Service" | "Role" | "RoleBinding" => Ok(()),
+        // The controller's address in status.loadBalancer comes later and
+        // may never come (no controller watches this class): the route is
+        // in place once it exists, and `status` says where it points.
+        "Ingress" => Ok(()),
         other => Err(format!("howdah does not know when a {other} is ready")),
     }
 }

@@ -314,7 +314,37 @@ pub struct RenderSecrets {
     pub deployment_id: SecretText,
     /// The user's credentials Secret's data (base64 values), if one is named.
     pub storage_credentials_b64: BTreeMap<String, String>,
+    /// Enterprise's generated secrets; read only when enterprise is on.
+    pub enterprise: EnterpriseSecrets,
 }
+
+/// Secrets howdah generates for enterprise and auth, kept in its Secrets.
+#[derive(Clone)]
+pub struct EnterpriseSecrets {
+    pub enterprise_secret: SecretText,
+    pub root_token: SecretText,
+    pub pachd_oauth_secret: SecretText,
+    pub console_oauth_secret: SecretText,
+}
+
+impl EnterpriseSecrets {
+    pub fn redacted() -> EnterpriseSecrets {
+        EnterpriseSecrets {
+            enterprise_secret: SecretText::new(REDACTED.into()),
+            root_token: SecretText::new(REDACTED.into()),
+            pachd_oauth_secret: SecretText::new(REDACTED.into()),
+            console_oauth_secret: SecretText::new(REDACTED.into()),
+        }
+    }
+}
+
+/// Where howdah keeps enterprise's generated secrets: (Secret, key).
+pub const ENTERPRISE_SECRET: (&str, &str) = ("pachyderm-enterprise", "enterprise-secret");
+pub const ROOT_TOKEN: (&str, &str) = ("pachyderm-auth", "root-token");
+pub const PACHD_OAUTH_SECRET: (&str, &str) = ("pachyderm-auth", "pachd-oauth-client-secret");
+pub const CONSOLE_OAUTH_SECRET: (&str, &str) = ("pachyderm-console-secret", "OAUTH_CLIENT_SECRET");
+/// Where the extra CA certificates are mounted.
+pub const CA_DIR: &str = "/howdah-ca-certs";
 
 impl RenderSecrets {
     /// For `render` and offline plans: nothing real in it.
@@ -324,6 +354,7 @@ impl RenderSecrets {
             digest_key: SecretText::new(REDACTED.into()),
             deployment_id: SecretText::new(REDACTED.into()),
             storage_credentials_b64: BTreeMap::new(),
+            enterprise: EnterpriseSecrets::redacted(),
         }
     }
 }
@@ -452,6 +483,22 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
             metrics: p.pachd.metrics,
             pachw_min_replicas: p.pachd.pachw.min_replicas,
             pachw_max_replicas: p.pachd.pachw.max_replicas,
+            tls_secret: p
+                .pachd
+                .tls
+                .as_ref()
+                .map(|t| t.secret.clone())
+                .unwrap_or_default(),
+            external_service: p
+                .pachd
+                .external_service
+                .as_ref()
+                .map(|e| ExternalServiceValues {
+                    load_balancer_ip: e.load_balancer_ip.clone().unwrap_or_default(),
+                    api_grpc_port: e.api_grpc_port,
+                    s3_gateway_port: e.s3_gateway_port,
+                    annotations: e.annotations.clone(),
+                }),
             pod: pod(stack, &p.pachd.settings()),
         },
         console: ConsoleValues {
@@ -473,6 +520,18 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
                 pod
             },
         },
+        ingress: p.ingress.as_ref().map(|i| IngressValues {
+            host: i.host.clone(),
+            class_name: i.class_name.clone().unwrap_or_default(),
+            annotations: i.annotations.clone(),
+            tls_secret: i.tls_secret.clone().unwrap_or_default(),
+        }),
+        ca_certificates: p.ca_certificates.as_ref().map(|ca| CaValues {
+            secret: ca.secret.clone(),
+            key: ca.key.clone(),
+            dir: CA_DIR.into(),
+        }),
+        enterprise: p.enterprise.as_ref().map(|e| enterprise_values(p, e)),
         secrets: SecretValues {
             postgres_password_b64: base64::engine::general_purpose::STANDARD
                 .encode(secrets.postgres_password.expose()),
@@ -482,8 +541,140 @@ pub fn values_for(stack: &Stack, inputs: &RuntimeInputs, secrets: &RenderSecrets
                 .encode(secrets.digest_key.expose()),
             deployment_id_b64: base64::engine::general_purpose::STANDARD
                 .encode(secrets.deployment_id.expose()),
+            enterprise_secret_b64: b64(&secrets.enterprise.enterprise_secret),
+            root_token_b64: b64(&secrets.enterprise.root_token),
+            pachd_oauth_secret_b64: b64(&secrets.enterprise.pachd_oauth_secret),
+            console_oauth_secret_b64: b64(&secrets.enterprise.console_oauth_secret),
             storage_credentials_b64: secrets.storage_credentials_b64.clone(),
         },
+    }
+}
+
+fn b64(secret: &SecretText) -> String {
+    base64::engine::general_purpose::STANDARD.encode(secret.expose())
+}
+
+/// pachd's and the console's OAuth client ids, as the chart names them.
+const PACHD_CLIENT_ID: &str = "pachd";
+const CONSOLE_CLIENT_ID: &str = "console";
+
+/// Enterprise's addresses and documents, worked out as the chart does:
+/// users reach the identity service, pachd's OIDC callback and the
+/// console at one address (the ingress host, else `consoleUrl`, which
+/// `howdah console` serves), where pachyderm-proxy routes `/dex` and
+/// `/authorization-code/callback` to pachd; pachd and the console reach
+/// the issuer inside the cluster unless the ingress makes it public.
+fn enterprise_values(p: &spec::Pachyderm, e: &spec::types::Enterprise) -> EnterpriseValues {
+    let public = match &p.ingress {
+        Some(ingress) => {
+            let scheme = if ingress.tls_secret.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}", ingress.host)
+        }
+        None => e.console_url.trim_end_matches('/').to_string(),
+    };
+    let proxy = p.proxy_enabled();
+    let issuer = e.issuer_uri.clone().unwrap_or_else(|| {
+        if p.ingress.is_some() {
+            format!("{public}/dex")
+        } else if proxy {
+            "http://pachd:30658/dex".into()
+        } else if p.pachd.service_type == spec::types::ServiceType::NodePort {
+            "http://pachd:1658".into()
+        } else {
+            "http://pachd:30658".into()
+        }
+    });
+    // Without the proxy nothing serves pachd's callback at `public`: it is
+    // pachd's own OIDC port, forwarded to this machine (the chart's).
+    let (pachd_redirect, user_issuer_host) = if proxy || p.ingress.is_some() {
+        (
+            format!("{public}/authorization-code/callback"),
+            public.clone(),
+        )
+    } else {
+        (
+            "http://localhost:30657/authorization-code/callback".to_string(),
+            "http://localhost:30658".to_string(),
+        )
+    };
+    let console_redirect = format!("{public}/oauth/callback/?inline=true");
+    let mock_idp = e.upstream_idps_secret.is_none();
+    let mut bindings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if mock_idp {
+        // The test provider's only user, and everyone as project creator,
+        // as the chart grants them with its mock login.
+        bindings.insert(
+            "user:kilgore@kilgore.trout".into(),
+            vec!["clusterAdmin".into()],
+        );
+        bindings.insert("allClusterUsers".into(), vec!["projectCreator".into()]);
+    }
+    bindings.extend(e.cluster_role_bindings.clone());
+    let mut clients = vec![json!({
+        "id": PACHD_CLIENT_ID,
+        "name": PACHD_CLIENT_ID,
+        "redirect_uris": [pachd_redirect],
+        "trusted_peers": if p.console.enabled { vec![CONSOLE_CLIENT_ID] } else { vec![] },
+    })];
+    if p.console.enabled {
+        clients.push(json!({
+            "id": CONSOLE_CLIENT_ID,
+            "name": CONSOLE_CLIENT_ID,
+            "redirect_uris": [console_redirect],
+        }));
+    }
+    EnterpriseValues {
+        license_secret: e.license_secret.clone(),
+        auth: e.auth,
+        root_token_secret: e
+            .root_token_secret
+            .clone()
+            .unwrap_or_else(|| ROOT_TOKEN.0.into()),
+        own_root_token: e.root_token_secret.is_none(),
+        idp_secret: e
+            .upstream_idps_secret
+            .clone()
+            .unwrap_or_else(|| "pachyderm-identity".into()),
+        mock_idp,
+        mock_idps: json!([{
+            "id": "test",
+            "name": "test",
+            "type": "mockPassword",
+            "config": {"username": "admin", "password": "password"},
+        }])
+        .to_string(),
+        auth_config: json!({
+            "client_id": PACHD_CLIENT_ID,
+            "issuer": issuer,
+            "localhost_issuer": true,
+            "require_email_verified": false,
+            "user_accessible_issuer_host": user_issuer_host,
+            "redirect_uri": pachd_redirect,
+            "scopes": ["email", "profile", "groups", "openid"],
+        })
+        .to_string(),
+        identity_config: json!({
+            "issuer": issuer,
+            "id_token_expiry": "24h",
+            "rotation_token_expiry": "48h",
+        })
+        .to_string(),
+        oidc_clients: Value::Array(clients).to_string(),
+        cluster_role_bindings: if bindings.is_empty() {
+            String::new()
+        } else {
+            json!(bindings).to_string()
+        },
+        dex_credentials_secret: e.dex_credentials_secret.clone().unwrap_or_default(),
+        issuer_uri: issuer,
+        browser_issuer_uri: public,
+        console_redirect_uri: console_redirect,
+        console_client_id: CONSOLE_CLIENT_ID.into(),
+        pachd_client_id: PACHD_CLIENT_ID.into(),
     }
 }
 

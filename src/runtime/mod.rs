@@ -74,6 +74,7 @@ pub struct Runtime {
     password: OnceCell<SecretText>,
     digest_key: OnceCell<SecretText>,
     deployment_id: OnceCell<SecretText>,
+    enterprise: OnceCell<inputs::EnterpriseSecrets>,
     credentials: OnceCell<BTreeMap<String, String>>,
 }
 
@@ -99,6 +100,7 @@ impl Runtime {
             password: OnceCell::new(),
             digest_key: OnceCell::new(),
             deployment_id: OnceCell::new(),
+            enterprise: OnceCell::new(),
             credentials: OnceCell::new(),
         })
     }
@@ -122,6 +124,7 @@ impl Runtime {
             "PersistentVolumeClaim",
             "Deployment",
             "StatefulSet",
+            "Ingress",
             "Role",
             "RoleBinding",
         ];
@@ -146,26 +149,27 @@ impl Runtime {
         {
             let inputs = self.provider.runtime_inputs(&self.outputs);
             let backend = inputs::storage_values(&self.stack, &inputs).backend;
-            wanted.push(SecretReference {
-                name: secret,
-                field: "storage.bucket.credentialsSecret",
-                keys: inputs::storage_credential_keys(&backend),
-            });
+            wanted.push(SecretReference::new(
+                secret,
+                "storage.bucket.credentialsSecret",
+                inputs::storage_credential_keys(&backend),
+            ));
         }
         if let Some(external) = &p.postgres.external {
-            wanted.push(SecretReference {
-                name: external.password_secret.clone(),
-                field: "pachyderm.postgres.external.passwordSecret",
-                keys: POSTGRES_PASSWORD_READERS,
-            });
+            wanted.push(SecretReference::new(
+                external.password_secret.clone(),
+                "pachyderm.postgres.external.passwordSecret",
+                POSTGRES_PASSWORD_READERS,
+            ));
         }
         for s in &p.image_pull_secrets {
-            wanted.push(SecretReference {
-                name: s.clone(),
-                field: "pachyderm.imagePullSecrets",
-                keys: IMAGE_PULL_READERS,
-            });
+            wanted.push(SecretReference::new(
+                s.clone(),
+                "pachyderm.imagePullSecrets",
+                IMAGE_PULL_READERS,
+            ));
         }
+        wanted.extend(security_references(p));
         let Some(secret_kind) = cluster::kind_named("Secret") else {
             return Ok(Vec::new());
         };
@@ -232,6 +236,27 @@ impl Runtime {
         self.deployment_id
             .get_or_try_init(|| {
                 self.kept_secret(inputs::DEPLOYMENT_ID_SECRET, inputs::DEPLOYMENT_ID_KEY, 32)
+            })
+            .await
+    }
+
+    /// Enterprise's generated secrets, kept like the others (generated at
+    /// most once per run); placeholders when enterprise is off (nothing
+    /// renders them then).
+    async fn enterprise_secrets(&self) -> Result<&inputs::EnterpriseSecrets, ProviderError> {
+        self.enterprise
+            .get_or_try_init(|| async {
+                if self.stack.pachyderm.enterprise.is_none() {
+                    return Ok(inputs::EnterpriseSecrets::redacted());
+                }
+                let kept =
+                    |(name, key): (&'static str, &'static str)| self.kept_secret(name, key, 32);
+                Ok(inputs::EnterpriseSecrets {
+                    enterprise_secret: kept(inputs::ENTERPRISE_SECRET).await?,
+                    root_token: kept(inputs::ROOT_TOKEN).await?,
+                    pachd_oauth_secret: kept(inputs::PACHD_OAUTH_SECRET).await?,
+                    console_oauth_secret: kept(inputs::CONSOLE_OAUTH_SECRET).await?,
+                })
             })
             .await
     }
@@ -306,10 +331,60 @@ impl Runtime {
             digest_key: self.digest_key().await?.clone(),
             deployment_id: self.deployment_id().await?.clone(),
             storage_credentials_b64: self.storage_credentials().await?,
+            enterprise: self.enterprise_secrets().await?.clone(),
         };
         let inputs = self.provider.runtime_inputs(&self.outputs);
         render_stack(&self.stack, &inputs, &secrets)
     }
+}
+
+/// The Secrets TLS, the extra CA certificates, the ingress and enterprise
+/// name, with the keys their readers read.
+fn security_references(p: &crate::spec::Pachyderm) -> Vec<SecretReference> {
+    let fixed = |name: &str, field, readers, keys: &[&str]| SecretReference {
+        name: name.to_string(),
+        field,
+        readers,
+        all_of: keys.iter().map(|k| vec![k.to_string()]).collect(),
+    };
+    let mut wanted = Vec::new();
+    if let Some(tls) = &p.pachd.tls {
+        let keys = ["tls.crt", "tls.key"];
+        wanted.push(fixed(
+            &tls.secret,
+            "pachyderm.pachd.tls.secret",
+            "pachd reads",
+            &keys,
+        ));
+    }
+    if let Some(secret) = p.ingress.as_ref().and_then(|i| i.tls_secret.as_ref()) {
+        let keys = ["tls.crt", "tls.key"];
+        let readers = "the ingress controller reads";
+        wanted.push(fixed(secret, "pachyderm.ingress.tlsSecret", readers, &keys));
+    }
+    if let Some(ca) = &p.ca_certificates {
+        let readers = "pachd, pachw and the console read";
+        let field = "pachyderm.caCertificates.secret";
+        wanted.push(fixed(&ca.secret, field, readers, &[ca.key.as_str()]));
+    }
+    if let Some(e) = &p.enterprise {
+        let license = ["enterprise-license-key"];
+        let field = "pachyderm.enterprise.licenseSecret";
+        wanted.push(fixed(&e.license_secret, field, "pachd reads", &license));
+        if let Some(secret) = &e.root_token_secret {
+            let field = "pachyderm.enterprise.rootTokenSecret";
+            wanted.push(fixed(secret, field, "pachd reads", &["root-token"]));
+        }
+        if let Some(secret) = &e.upstream_idps_secret {
+            let field = "pachyderm.enterprise.upstreamIdpsSecret";
+            wanted.push(fixed(secret, field, "pachd reads", &["upstream-idps"]));
+        }
+        if let Some(secret) = &e.dex_credentials_secret {
+            let field = "pachyderm.enterprise.dexCredentialsSecret";
+            wanted.push(fixed(secret, field, "pachd mounts", &[]));
+        }
+    }
+    wanted
 }
 
 /// A Secret the stack file names, and what its readers read from it.
@@ -317,7 +392,25 @@ struct SecretReference {
     name: String,
     /// Where the stack file names it.
     field: &'static str,
-    keys: inputs::SecretKeys,
+    /// Who reads the keys, with the verb ("pachd reads").
+    readers: &'static str,
+    /// Each group: one of its keys must be there.
+    all_of: Vec<Vec<String>>,
+}
+
+impl SecretReference {
+    fn new(name: impl Into<String>, field: &'static str, keys: inputs::SecretKeys) -> Self {
+        SecretReference {
+            name: name.into(),
+            field,
+            readers: keys.readers,
+            all_of: keys
+                .all_of
+                .iter()
+                .map(|any_of| any_of.iter().map(|k| k.to_string()).collect())
+                .collect(),
+        }
+    }
 }
 
 /// pachd and pg-bouncer read the password from this key.
@@ -349,10 +442,9 @@ impl SecretReference {
             .map(|data| data.keys().map(String::as_str).collect())
             .unwrap_or_default();
         let missing: Vec<String> = self
-            .keys
             .all_of
             .iter()
-            .filter(|any_of| !any_of.iter().any(|k| has.contains(k)))
+            .filter(|any_of| !any_of.iter().any(|k| has.contains(&k.as_str())))
             .map(|any_of| {
                 any_of
                     .iter()
@@ -374,7 +466,7 @@ impl SecretReference {
             "Secret `{}` ({}) in namespace `{namespace}` {has}, but {} {}: add {} to the Secret",
             self.name,
             self.field,
-            self.keys.readers,
+            self.readers,
             if missing.len() == 1 {
                 format!("key {}", missing[0])
             } else {
@@ -616,11 +708,14 @@ pub fn down_resources(rt: &Arc<Runtime>) -> Vec<Arc<dyn Resource>> {
 }
 
 #[cfg(test)]
+mod security_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     /// The objects a stack file's text renders to, secrets redacted.
-    fn rendered(text: &str) -> Vec<DesiredObject> {
+    pub(super) fn rendered(text: &str) -> Vec<DesiredObject> {
         let stack = crate::spec::parse("t.yaml", text).unwrap_or_else(|e| panic!("{e}"));
         render_stack(
             &stack,
@@ -631,7 +726,7 @@ mod tests {
     }
 
     /// The rendered object of `kind` named `name`; the test fails without it.
-    fn rendered_object(objects: &[DesiredObject], kind: &str, name: &str) -> Value {
+    pub(super) fn rendered_object(objects: &[DesiredObject], kind: &str, name: &str) -> Value {
         objects
             .iter()
             .find(|o| o.key.kind == kind && o.key.name == name)
@@ -826,11 +921,7 @@ mod tests {
 
     #[test]
     fn a_referenced_secret_is_usable_with_any_one_of_the_keys_its_reader_takes() {
-        let pull = SecretReference {
-            name: "mirror".into(),
-            field: "pachyderm.imagePullSecrets",
-            keys: IMAGE_PULL_READERS,
-        };
+        let pull = SecretReference::new("mirror", "pachyderm.imagePullSecrets", IMAGE_PULL_READERS);
         let with = |data: Value| json!({"metadata": {"name": "mirror"}, "data": data});
         assert_eq!(
             pull.problem(Some(&with(json!({".dockercfg": "e30="}))), "ns"),

@@ -47,6 +47,12 @@ pub struct Values {
     pub pachd: PachdValues,
     pub console: ConsoleValues,
     pub proxy: ProxyValues,
+    /// The Ingress in front of the proxy (or the console); none: no Ingress.
+    pub ingress: Option<IngressValues>,
+    /// Extra trusted CA certificates; none: the system's only.
+    pub ca_certificates: Option<CaValues>,
+    /// Enterprise and login; none: off.
+    pub enterprise: Option<EnterpriseValues>,
     /// Generated secrets. During `render` and `plan` these hold a redaction
     /// marker, never the real value.
     pub secrets: SecretValues,
@@ -146,7 +152,71 @@ pub struct PachdValues {
     pub metrics: bool,
     pub pachw_min_replicas: u32,
     pub pachw_max_replicas: u32,
+    /// The `pachd-lb` LoadBalancer Service; none: not made.
+    pub external_service: Option<ExternalServiceValues>,
+    /// Secret with pachd's TLS certificate and key; empty: no TLS.
+    pub tls_secret: String,
     pub pod: PodValues,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExternalServiceValues {
+    /// Empty: the cloud picks the address.
+    pub load_balancer_ip: String,
+    pub api_grpc_port: u16,
+    pub s3_gateway_port: u16,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaValues {
+    pub secret: String,
+    pub key: String,
+    /// Where the Secret is mounted (and SSL_CERT_DIR points).
+    pub dir: String,
+}
+
+/// Enterprise and auth, with every address and document pachd's start-up
+/// reads already worked out (documents as JSON, which pachd reads as YAML).
+#[derive(Debug, Clone, Serialize)]
+pub struct EnterpriseValues {
+    pub license_secret: String,
+    pub auth: bool,
+    /// Where AUTH_ROOT_TOKEN comes from: the user's Secret or `pachyderm-auth`.
+    pub root_token_secret: String,
+    /// Whether howdah keeps the root token in `pachyderm-auth`.
+    pub own_root_token: bool,
+    /// Where IDP_CONNECTORS comes from: the user's Secret or `pachyderm-identity`.
+    pub idp_secret: String,
+    /// The test login (admin/password) instead of real identity providers.
+    pub mock_idp: bool,
+    /// JSON of the identity providers when `mock_idp`.
+    pub mock_idps: String,
+    /// JSON of pachd's OIDC client configuration (AUTH_CONFIG).
+    pub auth_config: String,
+    /// JSON of the identity service's configuration (IDP_CONFIG).
+    pub identity_config: String,
+    /// JSON of the OIDC clients (IDP_CLIENTS).
+    pub oidc_clients: String,
+    /// JSON of the cluster role bindings; empty: none.
+    pub cluster_role_bindings: String,
+    pub dex_credentials_secret: String,
+    /// The console's login settings.
+    pub issuer_uri: String,
+    pub browser_issuer_uri: String,
+    pub console_redirect_uri: String,
+    pub console_client_id: String,
+    pub pachd_client_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngressValues {
+    pub host: String,
+    /// Empty: the cluster's default IngressClass.
+    pub class_name: String,
+    pub annotations: BTreeMap<String, String>,
+    /// Secret with the certificate; empty: plain HTTP.
+    pub tls_secret: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,6 +245,12 @@ pub struct SecretValues {
     pub digest_key_b64: String,
     /// pachd's CLUSTER_DEPLOYMENT_ID, base64.
     pub deployment_id_b64: String,
+    /// Enterprise: the license server's shared secret, the root token,
+    /// pachd's and the console's OAuth client secrets, base64.
+    pub enterprise_secret_b64: String,
+    pub root_token_b64: String,
+    pub pachd_oauth_secret_b64: String,
+    pub console_oauth_secret_b64: String,
     /// With static keys: the user's credentials Secret, key by key, values
     /// base64 as stored; copied into pachyderm-storage-secret. Empty with
     /// workload identity and when rendering offline.

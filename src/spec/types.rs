@@ -432,6 +432,148 @@ pub struct Pachyderm {
     /// `pachyderm` and `pachyderm-worker` service accounts carry.
     #[serde(default, skip_serializing_if = "ServiceAccounts::is_empty")]
     pub service_accounts: ServiceAccounts,
+    /// An Ingress for the console (and pachd's HTTP paths) at a host
+    /// name, as the official chart's `ingress.*` makes it: to
+    /// pachyderm-proxy when it runs, else to the console and pachd's login
+    /// ports. Off unless written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Ingress>,
+    /// Extra CA certificates (PEM) that pachd, pachw, pipeline workers'
+    /// storage sidecars and the console trust beside the system's: for an
+    /// object store, identity provider or proxy signed by a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<CaCertificates>,
+    /// Enterprise features: the license, and with it user login (auth)
+    /// through pachd's identity service. Off unless written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enterprise: Option<Enterprise>,
+}
+
+/// A Secret of PEM CA certificates, by reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CaCertificates {
+    /// The Secret, in the runtime namespace.
+    pub secret: String,
+    /// The key holding the certificates (one or more PEM blocks).
+    #[serde(default = "default_ca_key")]
+    pub key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".into()
+}
+
+/// Pachyderm Enterprise: a license from a Secret, and what login needs.
+/// Secrets only by reference: the file names them, never holds them.
+/// Secrets howdah makes for it (the enterprise secret, the root token when
+/// none is named, OAuth client secrets) are generated once and kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Enterprise {
+    /// Secret holding the license under the key `enterprise-license-key`
+    /// (the chart's `pachd.enterpriseLicenseKeySecretName`).
+    pub license_secret: String,
+    /// Turn on auth (user login, access control) at start; the chart's
+    /// `pachd.activateAuth`.
+    #[serde(default = "yes")]
+    pub auth: bool,
+    /// Secret holding the root token under `root-token`; unset: howdah
+    /// generates one and keeps it in the Secret `pachyderm-auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_token_secret: Option<String>,
+    /// Secret holding the identity providers (Dex connectors, YAML or JSON
+    /// list) under `upstream-idps`; unset: a test provider with the user
+    /// `admin`, password `password`, made cluster admin. Use it only to try
+    /// things out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_idps_secret: Option<String>,
+    /// Roles of users and groups on the cluster, e.g.
+    /// `{"group:data-eng": [clusterAdmin]}` (the chart's
+    /// `pachd.pachAuthClusterRoleBindings`); pachd makes the bindings
+    /// match this list at every start.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cluster_role_bindings: BTreeMap<String, Vec<String>>,
+    /// The OIDC issuer pachd's identity service announces; unset: derived
+    /// from the ingress host, else pachd's Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_uri: Option<String>,
+    /// Secret mounted at /dexcreds in pachd and pachw, for connector
+    /// settings that read files (e.g. a Google service account key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dex_credentials_secret: Option<String>,
+    /// Where users open the console when there is no ingress, for the login
+    /// redirects; default: `howdah console`'s address.
+    #[serde(default = "default_console_url")]
+    pub console_url: String,
+}
+
+fn default_console_url() -> String {
+    "http://localhost:4000".into()
+}
+
+/// TLS on pachd's gRPC API and S3 gateway, from a Secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PachdTls {
+    /// A Secret with `tls.crt` and `tls.key` (e.g. a kubernetes.io/tls
+    /// Secret, or cert-manager's), in the runtime namespace.
+    pub secret: String,
+}
+
+/// The Ingress in front of the console (the chart's `ingress.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Ingress {
+    /// The host name users open, e.g. `pachyderm.example.com`.
+    pub host: String,
+    /// The IngressClass that serves it (spec.ingressClassName); unset: the
+    /// cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Annotations on the Ingress (the controller's settings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Serve HTTPS with the certificate in this Secret (`tls.crt` and
+    /// `tls.key`, in the runtime namespace); unset: plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret: Option<String>,
+}
+
+/// pachd's API on a LoadBalancer of its own, `pachd-lb` (the chart's
+/// `pachd.externalService`): gRPC for pachctl and the S3 gateway, without
+/// the ports meant only for the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalService {
+    /// An address the cloud has reserved for it (spec.loadBalancerIP);
+    /// unset: the cloud picks one.
+    #[serde(
+        default,
+        rename = "loadBalancerIP",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub load_balancer_ip: Option<String>,
+    /// Port of pachd's gRPC API on the load balancer.
+    #[serde(default = "default_external_grpc_port", rename = "apiGRPCPort")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub api_grpc_port: u16,
+    /// Port of the S3 gateway on the load balancer.
+    #[serde(default = "default_external_s3_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub s3_gateway_port: u16,
+    /// Annotations on the Service (the cloud's load balancer settings,
+    /// e.g. `service.beta.kubernetes.io/azure-load-balancer-internal`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn default_external_grpc_port() -> u16 {
+    30650
+}
+
+fn default_external_s3_port() -> u16 {
+    30600
 }
 
 /// The proxy pachd and the console send outbound HTTP(S) through: the
@@ -549,6 +691,9 @@ impl Default for Pachyderm {
             proxy: Proxy::default(),
             service_accounts: ServiceAccounts::default(),
             outbound_proxy: None,
+            ingress: None,
+            ca_certificates: None,
+            enterprise: None,
         }
     }
 }
@@ -882,6 +1027,14 @@ pub struct Pachd {
     /// scales between these bounds.
     #[serde(default)]
     pub pachw: Pachw,
+    /// A LoadBalancer Service `pachd-lb` for pachctl and S3 clients outside
+    /// the cluster; off unless written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_service: Option<ExternalService>,
+    /// Serve pachd's gRPC API and S3 gateway over TLS (the chart's
+    /// `pachd.tls`); off unless written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PachdTls>,
 }
 }
 
@@ -916,6 +1069,8 @@ impl Default for Pachd {
             log_level: default_log_level(),
             metrics: false,
             pachw: Pachw::default(),
+            external_service: None,
+            tls: None,
             resources: None,
             node_selector: None,
             tolerations: None,
@@ -989,6 +1144,16 @@ impl Pachyderm {
                  drop `proxy: false` to have both"
                     .to_string(),
             );
+        }
+        if let Some(e) = &self.enterprise {
+            if e.auth && e.upstream_idps_secret.is_none() {
+                out.push(
+                    "pachyderm.enterprise has no upstreamIdpsSecret: login is the test provider's \
+                     user admin / password, made cluster admin, for anyone who reaches the \
+                     console; name your identity providers in upstreamIdpsSecret"
+                        .to_string(),
+                );
+            }
         }
         out
     }

@@ -241,7 +241,7 @@ impl Checker<'_> {
         }
     }
 
-    fn secret_name(&mut self, path: &YamlPath, name: &str) {
+    pub(super) fn secret_name(&mut self, path: &YamlPath, name: &str) {
         if let Some(problem) = dns1123_subdomain(name) {
             self.report(
                 path,
@@ -282,6 +282,15 @@ impl Checker<'_> {
         self.own_labels(&base.key("podLabels"), &p.pod_labels);
         if let Some(proxy) = &p.outbound_proxy {
             self.outbound_proxy(&base.key("outboundProxy"), proxy);
+        }
+        if let Some(ingress) = &p.ingress {
+            self.ingress(&base.key("ingress"), ingress, p);
+        }
+        if let Some(ca) = &p.ca_certificates {
+            self.ca_certificates(&base.key("caCertificates"), ca);
+        }
+        if let Some(enterprise) = &p.enterprise {
+            self.enterprise(&base.key("enterprise"), enterprise, p);
         }
 
         let etcd = base.key("etcd");
@@ -370,6 +379,12 @@ impl Checker<'_> {
         );
         let d = &p.pachd;
         self.workload(&pachd, &d.settings());
+        if let Some(service) = &d.external_service {
+            self.external_service(&pachd.key("externalService"), service);
+        }
+        if let Some(tls) = &d.tls {
+            self.secret_name(&pachd.key("tls").key("secret"), &tls.secret);
+        }
         let pachw = pachd.key("pachw");
         self.at_least_one(&pachw.key("maxReplicas"), d.pachw.max_replicas);
         if d.pachw.min_replicas > d.pachw.max_replicas {

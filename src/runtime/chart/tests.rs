@@ -112,6 +112,8 @@ fn sample_values() -> Values {
             metrics: false,
             pachw_min_replicas: 0,
             pachw_max_replicas: 1,
+            external_service: None,
+            tls_secret: String::new(),
             pod: PodValues {
                 resources: json!({"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}),
                 ..pod()
@@ -127,12 +129,19 @@ fn sample_values() -> Values {
             service_annotations: BTreeMap::new(),
             pod: pod(),
         },
+        ingress: None,
+        ca_certificates: None,
+        enterprise: None,
         secrets: SecretValues {
             postgres_password_b64: MARKER_B64.into(),
             stack_key_secret: "howdah-stack-keys".into(),
             digest_key_name: "storage-digest-key".into(),
             digest_key_b64: MARKER_B64.into(),
             deployment_id_b64: MARKER_B64.into(),
+            enterprise_secret_b64: MARKER_B64.into(),
+            root_token_b64: MARKER_B64.into(),
+            pachd_oauth_secret_b64: MARKER_B64.into(),
+            console_oauth_secret_b64: MARKER_B64.into(),
             storage_credentials_b64: BTreeMap::new(),
         },
     }
