@@ -35,6 +35,12 @@ pub async fn serve(session: &Session, pachd_port: u16, console_port: u16) -> Res
             .find(|d| d.component == component && d.key.kind == "Deployment")
             .map(|d| match_labels(&d.object["spec"]["selector"]))
     };
+    if let Some(address) = login_address_mismatch(&session.stack.pachyderm, console_port) {
+        eprintln!(
+            "warning: login sends the browser back to {address} (pachyderm.enterprise.consoleUrl), \
+             not to port {console_port}: use --console-port to match, or change consoleUrl"
+        );
+    }
     if let Some(selector) = selector_of(Component::Proxy) {
         forwards.push((
             selector,
@@ -83,4 +89,50 @@ pub async fn serve(session: &Session, pachd_port: u16, console_port: u16) -> Res
     let _ = tokio::signal::ctrl_c().await;
     tasks.abort_all();
     Ok(())
+}
+
+/// The login address users are sent back to, when it is not this
+/// machine's `console_port` (only without an ingress, whose host is the
+/// login address instead).
+fn login_address_mismatch(p: &howdah::spec::types::Pachyderm, console_port: u16) -> Option<String> {
+    let enterprise = p.enterprise.as_ref().filter(|e| e.auth)?;
+    let address = match (&enterprise.console_url, &p.ingress) {
+        (Some(url), _) => url.clone(),
+        (None, Some(_)) => return None,
+        (None, None) => howdah::spec::types::DEFAULT_CONSOLE_URL.to_string(),
+    };
+    let url = url::Url::parse(&address).ok()?;
+    let local = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    (local && url.port_or_known_default() != Some(console_port)).then_some(address)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::login_address_mismatch;
+
+    fn pachyderm(text: &str) -> howdah::spec::types::Pachyderm {
+        let stack = howdah::spec::parse(
+            "t.yaml",
+            &format!("name: t\ntarget: {{kubeconfig: {{}}}}\npachyderm:\n{text}"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        stack.pachyderm
+    }
+
+    #[test]
+    fn a_console_port_login_cannot_return_to_is_named() {
+        let enterprise = pachyderm("  enterprise: {licenseSecret: lic}\n");
+        assert_eq!(login_address_mismatch(&enterprise, 4000), None);
+        assert_eq!(
+            login_address_mismatch(&enterprise, 8080).as_deref(),
+            Some("http://127.0.0.1:4000")
+        );
+        let behind_ingress =
+            pachyderm("  ingress: {host: p.example.com}\n  enterprise: {licenseSecret: lic}\n");
+        assert_eq!(login_address_mismatch(&behind_ingress, 8080), None);
+        assert_eq!(
+            login_address_mismatch(&pachyderm("  console: true\n"), 8080),
+            None
+        );
+    }
 }

@@ -560,13 +560,14 @@ const CONSOLE_CLIENT_ID: &str = "console";
 
 /// Enterprise's addresses and documents, worked out as the chart does:
 /// users reach the identity service, pachd's OIDC callback and the
-/// console at one address (the ingress host, else `consoleUrl`, which
-/// `howdah console` serves), where pachyderm-proxy routes `/dex` and
+/// console at one address (`consoleUrl`, else the ingress host, else
+/// `howdah console`'s), where pachyderm-proxy routes `/dex` and
 /// `/authorization-code/callback` to pachd; pachd and the console reach
 /// the issuer inside the cluster unless the ingress makes it public.
 fn enterprise_values(p: &spec::Pachyderm, e: &spec::types::Enterprise) -> EnterpriseValues {
-    let public = match &p.ingress {
-        Some(ingress) => {
+    let public = match (&e.console_url, &p.ingress) {
+        (Some(url), _) => url.trim_end_matches('/').to_string(),
+        (None, Some(ingress)) => {
             let scheme = if ingress.tls_secret.is_some() {
                 "https"
             } else {
@@ -574,7 +575,7 @@ fn enterprise_values(p: &spec::Pachyderm, e: &spec::types::Enterprise) -> Enterp
             };
             format!("{scheme}://{}", ingress.host)
         }
-        None => e.console_url.trim_end_matches('/').to_string(),
+        (None, None) => spec::types::DEFAULT_CONSOLE_URL.to_string(),
     };
     let proxy = p.proxy_enabled();
     let issuer = e.issuer_uri.clone().unwrap_or_else(|| {

@@ -355,9 +355,9 @@ fn enterprise_sets_the_env_pachd_bootstraps_from_as_the_chart_does() {
     assert_eq!(auth["localhost_issuer"], true);
     assert_eq!(
         auth["redirect_uri"],
-        "http://localhost:4000/authorization-code/callback"
+        "http://127.0.0.1:4000/authorization-code/callback"
     );
-    assert_eq!(auth["user_accessible_issuer_host"], "http://localhost:4000");
+    assert_eq!(auth["user_accessible_issuer_host"], "http://127.0.0.1:4000");
     let config = rendered_object(&objects, "ConfigMap", "pachyderm-identity-config");
     let clients: Value =
         serde_json::from_str(config["data"]["oidc-clients"].as_str().expect("clients"))
@@ -366,14 +366,14 @@ fn enterprise_sets_the_env_pachd_bootstraps_from_as_the_chart_does() {
     assert_eq!(clients[0]["trusted_peers"], json!(["console"]));
     assert_eq!(
         clients[1]["redirect_uris"],
-        json!(["http://localhost:4000/oauth/callback/?inline=true"])
+        json!(["http://127.0.0.1:4000/oauth/callback/?inline=true"])
     );
     let console = rendered_object(&objects, "Deployment", "console");
     let cc = container(&console, "console");
     assert_eq!(env(cc, "ISSUER_URI")["value"], "http://pachd:30658/dex");
     assert_eq!(
         env(cc, "REACT_APP_RUNTIME_ISSUER_URI")["value"],
-        "http://localhost:4000"
+        "http://127.0.0.1:4000"
     );
     assert_eq!(env(cc, "OAUTH_CLIENT_ID")["value"], "console");
     assert_eq!(env(cc, "OAUTH_PACHD_CLIENT_ID")["value"], "pachd");
@@ -461,4 +461,30 @@ fn a_changed_enterprise_setting_rolls_pachd() {
     assert!(one.is_string(), "{one}");
     assert_ne!(one, other);
     assert_eq!(digest(&stack("  console: true\n")), Value::Null);
+}
+
+#[test]
+fn a_written_console_url_is_where_login_returns_even_behind_an_ingress() {
+    // TLS ends in front of the ingress: the chart's uriHttpsProtoOverride.
+    let objects = stack(
+        "  ingress: {host: p.example.com}\n  enterprise:\n    licenseSecret: lic\n    \
+         consoleUrl: https://p.example.com\n",
+    );
+    let config: Value =
+        serde_json::from_str(&secret_text(&objects, "pachyderm-auth", "auth-config"))
+            .expect("json");
+    assert_eq!(config["issuer"], "https://p.example.com/dex");
+    assert_eq!(
+        config["redirect_uri"],
+        "https://p.example.com/authorization-code/callback"
+    );
+    let plain_ingress =
+        stack("  ingress: {host: p.example.com}\n  enterprise: {licenseSecret: lic}\n");
+    let config: Value = serde_json::from_str(&secret_text(
+        &plain_ingress,
+        "pachyderm-auth",
+        "auth-config",
+    ))
+    .expect("json");
+    assert_eq!(config["issuer"], "http://p.example.com/dex");
 }

@@ -79,13 +79,15 @@ impl Checker<'_> {
                 );
             }
         }
-        if let Some(problem) = web_address_problem(&e.console_url, false) {
-            self.report(
-                &path.key("consoleUrl"),
-                Part::Value,
-                format!("consoleUrl {:?} {problem}", e.console_url),
-                Some("e.g. http://localhost:4000 (howdah console's address)".into()),
-            );
+        if let Some(url) = &e.console_url {
+            if let Some(problem) = web_address_problem(url, false) {
+                self.report(
+                    &path.key("consoleUrl"),
+                    Part::Value,
+                    format!("consoleUrl {url:?} {problem}"),
+                    Some("e.g. http://127.0.0.1:4000 (howdah console's address)".into()),
+                );
+            }
         }
         if e.auth && p.console.enabled && !p.proxy_enabled() {
             self.report(

@@ -502,15 +502,16 @@ pub struct Enterprise {
     /// settings that read files (e.g. a Google service account key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dex_credentials_secret: Option<String>,
-    /// Where users open the console when there is no ingress, for the login
-    /// redirects; default: `howdah console`'s address.
-    #[serde(default = "default_console_url")]
-    pub console_url: String,
+    /// The address users open the console at, where login sends them
+    /// back; default: the ingress host (https with its `tlsSecret`), else
+    /// `howdah console`'s `http://127.0.0.1:4000`. Write it when TLS ends
+    /// in front of the ingress (`https://…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
 }
 
-fn default_console_url() -> String {
-    "http://localhost:4000".into()
-}
+/// `howdah console`'s address, where login returns without an ingress.
+pub const DEFAULT_CONSOLE_URL: &str = "http://127.0.0.1:4000";
 
 /// TLS on pachd's gRPC API and S3 gateway, from a Secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
