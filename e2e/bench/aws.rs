@@ -61,8 +61,9 @@ async fn run(args: &[&str], dir: &std::path::Path, proxy: &str, kube: &str) -> (
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("HOWDAH_KUBE_ENDPOINT", kube)
-        // 15 s between polls of a 13-minute create, scaled like the rest.
-        .env("HOWDAH_AWS_POLL_MAX_MS", "250")
+        // howdah's usual EKS durations and poll schedule, scaled like the
+        // proxy's waits (a minute is a second).
+        .env("HOWDAH_AWS_TIME_SCALE", "60")
         .output()
         .await
         .expect("howdah runs");
