@@ -751,13 +751,7 @@ impl Verify {
         let secret = rt.cluster.get(kind, Some(rt.namespace()), name).await?;
         let token = secret
             .as_ref()
-            .and_then(|s| s["data"][key].as_str())
-            .and_then(|b64| {
-                use base64::Engine as _;
-                base64::engine::general_purpose::STANDARD.decode(b64).ok()
-            })
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .filter(|t| !t.is_empty())
+            .and_then(|s| super::secret_text(s, key))
             .ok_or_else(|| {
                 ProviderError::config(format!(
                     "the root token (Secret `{name}`, key `{key}`) cannot be read, so howdah \
