@@ -775,3 +775,54 @@ async fn aws_a_failed_cluster_is_never_reported_healthy() {
         "a FAILED cluster shown healthy: {eks:?}"
     );
 }
+
+/// A cluster whose node group is gone is not healthy: `status` shows the
+/// group missing and the "nodes are in" mark (aws.cluster_cloud_objects)
+/// not healthy, and `plan` makes the group again instead of saying no-op.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_a_cluster_without_its_node_group_is_not_healthy() {
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack(
+        "nonodes",
+        "storage: {dataPolicy: delete}\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n",
+    );
+    env.up_ok(&spec).await;
+    // The node group goes behind howdah's back (straight to moto).
+    aws_sdk_eks::Client::new(&env.sdk().await)
+        .delete_nodegroup()
+        .cluster_name("howdah-nonodes")
+        .nodegroup_name("default")
+        .send()
+        .await
+        .expect("node group deleted");
+
+    let status = env.howdah(&["status", "-f", path(&spec)]).await;
+    assert_ne!(status.code, 0, "{}", status.all());
+    let all = status.all();
+    for id in ["aws.nodegroup.default", "aws.cluster_cloud_objects"] {
+        let line = all
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("{id} not in\n{all}"));
+        assert!(
+            !line.contains('✓') && !line.contains("healthy"),
+            "{id} shown healthy without its node group: {line}"
+        );
+    }
+    assert!(all.contains("node group default"), "{all}");
+
+    let plan = env.howdah(&["plan", "-f", path(&spec), "--json"]).await;
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let json: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
+    let action = |id: &str| {
+        json["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["id"] == id))
+            .map(|i| i["action"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(action("aws.nodegroup.default").as_deref(), Some("create"));
+    assert_ne!(
+        action("aws.cluster_cloud_objects").as_deref(),
+        Some("no-op")
+    );
+}

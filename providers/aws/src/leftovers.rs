@@ -13,7 +13,7 @@ use howdah_provider::{Action, Change, Leftover, ProviderError, Resource, StepCon
 use serde_json::Value;
 
 use crate::clients::{err, not_found};
-use crate::eks::{poll_backoff, Cluster};
+use crate::eks::{poll_backoff, Addon, Cluster, EBS_CSI_ADDON};
 use crate::network::filter;
 use crate::{ids, tags, Ctx, NetworkConfig};
 
@@ -160,7 +160,44 @@ impl Resource for CloudObjects {
         }
     }
 
+    /// The mark "nodes and CSI driver are in" holds only when they are:
+    /// missing parts make it a create (up makes them first), parts not
+    /// ACTIVE make it not ready. Never healthy on a cluster without nodes.
     async fn plan_up(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
+        let cluster = Cluster::describe(&self.ctx).await?;
+        let mut missing = Vec::new();
+        let mut unready = Vec::new();
+        match cluster.as_ref().map(|c| c.status.as_str()) {
+            None => missing.push(format!("EKS cluster {}", self.ctx.cluster_name())),
+            Some("ACTIVE") => {}
+            Some(s) => unready.push(format!("EKS cluster {} is {s}", self.ctx.cluster_name())),
+        }
+        if cluster.is_some() {
+            for pool in &self.ctx.cfg.node_pools {
+                match crate::eks::nodegroup_status(&self.ctx, &pool.name).await? {
+                    None => missing.push(format!("node group {}", pool.name)),
+                    Some(s) if s == "ACTIVE" => {}
+                    Some(s) => unready.push(format!("node group {} is {s}", pool.name)),
+                }
+            }
+            match Addon::status(self.ctx.clone(), EBS_CSI_ADDON).await? {
+                None => missing.push(format!("add-on {EBS_CSI_ADDON}")),
+                Some(s) if s == "ACTIVE" => {}
+                Some(s) => unready.push(format!("add-on {EBS_CSI_ADDON} is {s}")),
+            }
+        }
+        if !missing.is_empty() {
+            return Ok(Change::new(
+                Action::Create,
+                format!("not found: {}; up makes them first", missing.join(", ")),
+            ));
+        }
+        if !unready.is_empty() {
+            return Ok(Change::keep(format!(
+                "in sync, not ready: {}",
+                unready.join(", ")
+            )));
+        }
         Ok(Change::keep("nodes and the CSI driver are in place"))
     }
 
