@@ -826,3 +826,32 @@ async fn aws_a_cluster_without_its_node_group_is_not_healthy() {
         Some("no-op")
     );
 }
+
+/// Against an endpoint without the EKS add-on API (moto itself, no proxy)
+/// the failure names the operation and what a bare 404 means, never
+/// `HTTP 404: ` with nothing after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_an_endpoint_without_the_addon_api_is_named_as_such() {
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack(
+        "noaddons",
+        "storage: {dataPolicy: delete}\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n",
+    );
+    let mut cmd = env.command(
+        &["up", "-f", path(&spec), "--timeout", "60s"],
+        "AKIDHOWDAHTEST",
+    );
+    cmd.env("AWS_ENDPOINT_URL", env.moto.url());
+    let up = Run::from(cmd.output().await.expect("howdah runs"));
+    assert_eq!(up.code, 1, "{}", up.all());
+    let all = up.all();
+    let line = all
+        .lines()
+        .find(|l| l.contains("aws-ebs-csi-driver (eks:"))
+        .unwrap_or_else(|| panic!("the add-on operation is not named:\n{all}"));
+    assert!(line.contains("does not serve this API"), "{line}");
+    assert!(
+        !all.contains("HTTP 404: \n") && !all.trim_end().ends_with("HTTP 404:"),
+        "{all}"
+    );
+}

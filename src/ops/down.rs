@@ -25,6 +25,8 @@ pub struct DownReport {
     pub plan: Plan,
     pub run: RunReport,
     pub leftovers: Vec<Leftover>,
+    /// The run had `--delete-data`: its hints do not ask for it again.
+    pub delete_data: bool,
 }
 
 impl DownReport {
@@ -218,5 +220,6 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
         plan,
         run,
         leftovers,
+        delete_data: opts.delete_data,
     })
 }

@@ -173,8 +173,9 @@ where
             let said = match (message.is_empty(), status) {
                 (false, _) => format!("{what}: {code}: {message}"),
                 (true, 404) if inner.code().is_none() => format!(
-                    "{what}: {code} without an error message: the endpoint does not serve \
-                     this API (check AWS_ENDPOINT_URL and the region)"
+                    "{what}: {code} without an AWS error: the endpoint does not serve \
+                     this API (an emulator or proxy without it, or the wrong endpoint: \
+                     check AWS_ENDPOINT_URL and the region)"
                 ),
                 (true, _) => format!("{what}: {code} without an error message"),
             };

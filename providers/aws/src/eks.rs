@@ -904,7 +904,12 @@ impl Addon {
         {
             Ok(out) => out,
             Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => return Err(err(&format!("reading add-on {}", self.name), e)),
+            Err(e) => {
+                return Err(err(
+                    &format!("reading add-on {} (eks:DescribeAddon)", self.name),
+                    e,
+                ))
+            }
         };
         Ok(out.addon.map(|a| {
             let issues = a
@@ -1015,7 +1020,12 @@ impl Resource for Addon {
                 {
                     Ok(_) => {}
                     Err(e) if is(&e, &["ResourceInUseException"]) => {}
-                    Err(e) => return Err(err(&format!("installing add-on {}", self.name), e)),
+                    Err(e) => {
+                        return Err(err(
+                            &format!("installing add-on {} (eks:CreateAddon)", self.name),
+                            e,
+                        ))
+                    }
                 }
             }
             Some((status, live_role, _))
@@ -1029,7 +1039,12 @@ impl Resource for Addon {
                     .resolve_conflicts(ResolveConflicts::Overwrite)
                     .send()
                     .await
-                    .map_err(|e| err(&format!("updating add-on {}", self.name), e))?;
+                    .map_err(|e| {
+                        err(
+                            &format!("updating add-on {} (eks:UpdateAddon)", self.name),
+                            e,
+                        )
+                    })?;
             }
             Some(_) => {}
         }
@@ -1083,7 +1098,7 @@ impl Resource for Addon {
                     Ok(_) => Asked::Accepted,
                     Err(e) if not_found(&e) => Asked::Gone,
                     Err(e) if is(&e, &["ResourceInUseException"]) => Asked::Accepted,
-                    Err(e) => return Err(err(&format!("deleting {what}"), e)),
+                    Err(e) => return Err(err(&format!("deleting {what} (eks:DeleteAddon)"), e)),
                 })
             },
         )

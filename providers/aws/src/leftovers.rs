@@ -265,17 +265,26 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
     let mut out: Vec<Leftover> = Vec::new();
     let mut seen = BTreeSet::new();
     let keep_data = !ctx.delete_data();
-    let mut push =
-        |out: &mut Vec<Leftover>, kind: &str, name: String, retained: bool, how: String| {
-            if seen.insert((kind.to_string(), name.clone())) {
-                out.push(Leftover {
-                    kind: kind.into(),
-                    name,
-                    retained,
-                    remove_with: how,
-                });
-            }
-        };
+    // Everything howdah made goes with `down`; what holds data needs
+    // `--delete-data` too (the CLI says when this run already had it).
+    let down = "howdah down -f <stack file>".to_string();
+    let down_data = "howdah down -f <stack file> --delete-data".to_string();
+    let mut push = |out: &mut Vec<Leftover>,
+                    kind: &str,
+                    name: String,
+                    retained: bool,
+                    how: &String,
+                    status: Option<String>| {
+        if seen.insert((kind.to_string(), name.clone())) {
+            out.push(Leftover {
+                kind: kind.into(),
+                name,
+                retained,
+                remove_with: how.clone(),
+                status,
+            });
+        }
+    };
     for arn in tagged(ctx, tags::STACK, Some(&ctx.cfg.stack), &[]).await? {
         let (kind, name) = classify(&arn);
         // Checked directly below: the Tagging API also lists resources
@@ -287,13 +296,7 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
             continue;
         }
         let retained = keep_data && matches!(kind.as_str(), "aws.s3_bucket" | "aws.ebs_volume");
-        push(
-            &mut out,
-            &kind,
-            name,
-            retained,
-            "howdah down --delete-data -f <stack file>".into(),
-        );
+        push(&mut out, &kind, name, retained, &down, None);
     }
     let aws = ctx.aws().await;
     if let Some(info) = Cluster::describe(ctx).await? {
@@ -303,10 +306,8 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
                 "aws.eks_cluster",
                 ctx.cluster_name(),
                 false,
-                format!(
-                    "howdah down -f <stack file> again; EKS reports it {}",
-                    info.status
-                ),
+                &down,
+                Some(format!("EKS reports it {}", info.status)),
             );
         }
     }
@@ -318,7 +319,7 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
                     .role()
                     .is_some_and(|r| ctx.owns(r.tags().iter().map(|t| (t.key(), t.value()))));
                 if owned {
-                    push(&mut out, "aws.iam_role", name, false, "howdah down".into());
+                    push(&mut out, "aws.iam_role", name, false, &down, None);
                 }
             }
             Err(e) if not_found(&e) => {}
@@ -337,7 +338,8 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
             "aws.iam_user",
             ctx.iam_name("pachyderm"),
             false,
-            "howdah down".into(),
+            &down,
+            None,
         ),
         Err(e) if not_found(&e) => {}
         Err(e) => return Err(err("checking IAM users", e)),
@@ -363,7 +365,8 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
                     "aws.oidc_provider",
                     arn.to_string(),
                     false,
-                    "howdah down".into(),
+                    &down,
+                    None,
                 );
             }
         }
@@ -378,37 +381,19 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
             .map_err(|e| err("checking VPCs", e))?;
         for v in vpcs.vpcs() {
             if let Some(id) = v.vpc_id() {
-                push(
-                    &mut out,
-                    "aws.vpc",
-                    id.to_string(),
-                    false,
-                    "howdah down".into(),
-                );
+                push(&mut out, "aws.vpc", id.to_string(), false, &down, None);
             }
         }
     }
     for id in volumes(ctx).await? {
-        push(
-            &mut out,
-            "aws.ebs_volume",
-            id,
-            keep_data,
-            "howdah down --delete-data (or delete the volume in EC2)".into(),
-        );
+        push(&mut out, "aws.ebs_volume", id, keep_data, &down_data, None);
     }
     if let Ok(name) = ctx.bucket_name().await {
         if matches!(
             crate::s3::Bucket::owner(ctx, &name).await?,
             crate::s3::Owner::Us | crate::s3::Owner::Untagged
         ) {
-            push(
-                &mut out,
-                "aws.s3_bucket",
-                name,
-                keep_data,
-                "howdah down --delete-data -f <stack file>".into(),
-            );
+            push(&mut out, "aws.s3_bucket", name, keep_data, &down_data, None);
         }
     }
     Ok(out)

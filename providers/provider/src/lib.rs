@@ -246,8 +246,12 @@ pub struct Leftover {
     pub name: String,
     /// Retained on purpose (data policy) rather than leaked.
     pub retained: bool,
-    /// How to remove it.
+    /// How to remove it: a command to paste (`<stack file>` stands for
+    /// the stack file, which the CLI fills in), never a status.
     pub remove_with: String,
+    /// What its cloud says of it (`EKS reports it ACTIVE`), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// A target: everything about one cloud (or an existing cluster).
