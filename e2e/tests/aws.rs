@@ -855,3 +855,56 @@ async fn aws_an_endpoint_without_the_addon_api_is_named_as_such() {
         "{all}"
     );
 }
+
+const ONE_POOL: &str = "storage: {dataPolicy: delete}\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n";
+
+/// A `down --delete-data` that fails lists what is left with what AWS says
+/// of it, apart from any command, and asks to run the same command again
+/// with the real stack file, not to add `--delete-data` it already had.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_a_failed_down_says_what_is_left_and_to_run_it_again() {
+    use howdah_aws_proxy::Scripted;
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack("stuck", ONE_POOL);
+    env.up_ok(&spec).await;
+    env.proxy.script(
+        "eks:DeleteCluster",
+        Scripted::Refuse {
+            status: 403,
+            code: "AccessDeniedException".into(),
+            message: "not allowed to delete clusters".into(),
+        },
+        1000,
+    );
+    let down = env
+        .howdah(&[
+            "down",
+            "-f",
+            path(&spec),
+            "--delete-data",
+            "--yes",
+            "--timeout",
+            "60s",
+        ])
+        .await;
+    assert_eq!(down.code, 1, "{}", down.all());
+    let all = down.all();
+    let cluster = all
+        .lines()
+        .find(|l| l.contains("LEFT") && l.contains("aws.eks_cluster"))
+        .unwrap_or_else(|| panic!("the cluster is not listed:\n{all}"));
+    assert!(cluster.contains("ACTIVE"), "{cluster}");
+    assert!(!cluster.contains("remove with"), "{cluster}");
+    assert!(!all.contains("<stack file>"), "{all}");
+    assert!(
+        !all.contains("remove with: howdah down"),
+        "a command to run again is not a per-object hint: {all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "run the same command again (`howdah down -f {} --delete-data`)",
+            path(&spec)
+        )),
+        "{all}"
+    );
+}
