@@ -158,7 +158,7 @@ pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
 pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsError> {
     let Begun {
         _lock,
-        mut state,
+        state,
         outputs,
         started,
     } = begin(session, opts, "down").await?;
@@ -193,22 +193,15 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
             }
         })
         .collect();
-    let run = run_and_record(
-        steps,
-        opts,
-        &outputs,
-        &session.state,
-        &mut state,
-        "down",
-        started,
-    )
-    .await?;
+    let run = run_and_record(steps, opts, &outputs, &state, "down", started).await?;
     if run.ok() {
-        // Everything went: the state keeps only what the data policy kept.
-        state
-            .resources
-            .retain(|_, r| r.status != "deleted" && r.action != "no-op");
-        session.state.save(&state)?;
+        // Everything went: the state keeps only what the data policy kept
+        // (and the intents of what it kept: still proof it is the stack's).
+        state.update(|state| {
+            state
+                .resources
+                .retain(|_, r| r.status != "deleted" && r.action != "no-op")
+        })?;
     }
     let leftovers = bounded(opts, "scanning for leftovers", async {
         let mut leftovers = teardown::leftovers(&rt).await?;

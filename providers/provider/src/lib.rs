@@ -15,7 +15,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub mod intent;
 pub mod wait;
+
+pub use intent::{Intent, Intents};
 
 /// What a plan does to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -276,6 +279,9 @@ pub trait Provider: Send + Sync {
     }
     /// `down --delete-data`: data the stack file says to keep goes too.
     fn set_delete_data(&self, _delete: bool) {}
+    /// Where this command records intents to create and reads those of
+    /// earlier runs (see [`intent`]); set before preflight.
+    fn set_intents(&self, _intents: std::sync::Arc<dyn Intents>) {}
     /// A kubeconfig for the target's cluster, for `howdah kubeconfig`;
     /// None when the target is itself a kubeconfig.
     async fn kubeconfig_file(&self) -> Result<Option<kube::config::Kubeconfig>, ProviderError> {
