@@ -858,6 +858,85 @@ async fn aws_an_endpoint_without_the_addon_api_is_named_as_such() {
 
 const ONE_POOL: &str = "storage: {dataPolicy: delete}\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n";
 
+/// Objects of `kind` tagged with the stack, counted straight in moto.
+async fn tagged_ec2(env: &AwsEnv, stack: &str) -> (usize, usize) {
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk().await);
+    let ours = aws_sdk_ec2::types::Filter::builder()
+        .name("tag:howdah.io/stack")
+        .values(stack)
+        .build();
+    let igws = ec2
+        .describe_internet_gateways()
+        .filters(ours.clone())
+        .send()
+        .await
+        .expect("describe internet gateways");
+    let tables = ec2
+        .describe_route_tables()
+        .filters(ours)
+        .send()
+        .await
+        .expect("describe route tables");
+    (igws.internet_gateways().len(), tables.route_tables().len())
+}
+
+/// Creates whose answer is lost after AWS carried them out (a 5xx, or a
+/// connection closed before the answer) are not sent blindly again: the
+/// retry reads by tag first, so `up` ends with exactly one of each, and
+/// the OIDC provider it made is recognised as its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_lost_create_responses_make_exactly_one_of_each() {
+    use howdah_aws_proxy::Scripted;
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack("lost", ONE_POOL);
+    for op in [
+        "ec2:CreateVpc",
+        "ec2:CreateSubnet",
+        "ec2:CreateInternetGateway",
+        "iam:CreateOpenIDConnectProvider",
+    ] {
+        env.proxy.script(op, Scripted::LoseResponse, 1);
+    }
+    env.proxy
+        .script("ec2:CreateRouteTable", Scripted::DropConnection, 1);
+    let up = env.up_ok(&spec).await;
+    assert!(!up.all().contains("not tagged"), "{}", up.all());
+    let inv = env.inventory("lost").await;
+    assert_eq!(
+        (inv.vpcs, inv.subnets, inv.oidc_providers),
+        (1, 2, 1),
+        "{inv:?}"
+    );
+    assert_eq!(
+        tagged_ec2(&env, "lost").await,
+        (1, 1),
+        "gateways, route tables"
+    );
+    let stats = env.proxy.stats();
+    for op in [
+        "ec2:CreateVpc",
+        "ec2:CreateInternetGateway",
+        "ec2:CreateRouteTable",
+    ] {
+        assert_eq!(
+            stats.count(op),
+            1,
+            "{op} sent again after it was made: {stats:?}"
+        );
+    }
+    assert_eq!(stats.count("ec2:CreateSubnet"), 2, "{stats:?}");
+
+    env.proxy.reset_stats();
+    let again = env.up_ok(&spec).await;
+    assert!(writes(&env.proxy.stats()).is_empty(), "{}", again.all());
+    let down = env
+        .howdah(&["down", "-f", path(&spec), "--timeout", "120s"])
+        .await;
+    assert_eq!(down.code, 0, "{}", down.all());
+    assert!(env.inventory("lost").await.empty());
+    assert_eq!(tagged_ec2(&env, "lost").await, (0, 0));
+}
+
 /// A `down --delete-data` that fails lists what is left with what AWS says
 /// of it, apart from any command, and asks to run the same command again
 /// with the real stack file, not to add `--delete-data` it already had.

@@ -222,6 +222,9 @@ impl Cluster {
             self.ctx.cfg.kubernetes_version
         ));
         let tags: HashMap<String, String> = self.ctx.tags(ids::CLUSTER).into_iter().collect();
+        // Every try of this create (the SDK's, ours, the next run's) sends
+        // the same token: EKS makes one cluster of them.
+        let intent = self.ctx.intend(ids::CLUSTER, "eks.cluster", &name)?;
         // A role made seconds ago may not be assumable yet (IAM is
         // eventually consistent): EKS then says InvalidParameterException.
         let started = Instant::now();
@@ -245,6 +248,7 @@ impl Cluster {
                         .build(),
                 )
                 .set_tags(Some(tags.clone()))
+                .set_client_request_token(intent.token.clone())
                 .send()
                 .await;
             match sent {
@@ -619,8 +623,14 @@ impl Nodegroup {
             "creating node group {} ({} × {}..{})",
             self.pool.name, self.pool.machine_type, self.pool.min, self.pool.max
         ));
+        let intent = self.ctx.intend(
+            &self.id,
+            "eks.nodegroup",
+            &format!("{}/{}", self.ctx.cluster_name(), self.pool.name),
+        )?;
         let sent = eks
             .create_nodegroup()
+            .set_client_request_token(intent.token.clone())
             .cluster_name(self.ctx.cluster_name())
             .nodegroup_name(&self.pool.name)
             .node_role(role)
@@ -1008,8 +1018,14 @@ impl Resource for Addon {
                     .report(&format!("installing add-on {}", self.name));
                 let tags: HashMap<String, String> =
                     self.ctx.tags(ids::EBS_ADDON).into_iter().collect();
+                let intent = self.ctx.intend(
+                    ids::EBS_ADDON,
+                    "eks.addon",
+                    &format!("{}/{}", self.ctx.cluster_name(), self.name),
+                )?;
                 match eks
                     .create_addon()
+                    .set_client_request_token(intent.token.clone())
                     .cluster_name(self.ctx.cluster_name())
                     .addon_name(self.name)
                     .service_account_role_arn(&role)
