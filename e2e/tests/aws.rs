@@ -937,6 +937,111 @@ async fn aws_lost_create_responses_make_exactly_one_of_each() {
     assert_eq!(tagged_ec2(&env, "lost").await, (0, 0));
 }
 
+/// Tags of a bucket, straight from moto (empty when it has none).
+async fn bucket_tags(env: &AwsEnv, bucket: &str) -> Vec<(String, String)> {
+    match env
+        .s3()
+        .await
+        .get_bucket_tagging()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(t) => t
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A bucket named in the stack file, made but not yet tagged when the run
+/// stopped (tagging refused, or the run killed between CreateBucket and
+/// PutBucketTagging), is this stack's: `down --delete-data` removes it, and
+/// the next `up` tags it and converges, instead of calling it foreign.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_a_named_bucket_left_untagged_is_still_the_stacks() {
+    use howdah_aws_proxy::Scripted;
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack(
+        "half",
+        "storage:\n  bucket: {name: half-made-bucket}\n  dataPolicy: retain\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n",
+    );
+    let refuse = || Scripted::Refuse {
+        status: 403,
+        code: "AccessDenied".into(),
+        message: "Access Denied".into(),
+    };
+    // Refused: the bucket is made, its tags are not.
+    env.proxy.script("s3:PutBucketTagging", refuse(), 1000);
+    let up = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+        .await;
+    assert_eq!(up.code, 1, "{}", up.all());
+    assert!(bucket_tags(&env, "half-made-bucket").await.is_empty());
+    env.proxy.script("s3:PutBucketTagging", refuse(), 0);
+    let down = env
+        .howdah(&[
+            "down",
+            "-f",
+            path(&spec),
+            "--delete-data",
+            "--yes",
+            "--timeout",
+            "120s",
+        ])
+        .await;
+    assert_eq!(down.code, 0, "{}", down.all());
+    let inv = env.inventory("half").await;
+    assert!(inv.empty(), "left behind: {inv:?}");
+
+    // Killed while the tagging call goes unanswered.
+    env.proxy
+        .script("s3:PutBucketTagging", Scripted::DropConnection, 1000);
+    let mut child = env
+        .command(
+            &["up", "-f", path(&spec), "--timeout", "60s"],
+            "AKIDHOWDAHTEST",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("howdah starts");
+    let started = std::time::Instant::now();
+    while env.proxy.stats().count("s3:PutBucketTagging") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never tagged the bucket"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.expect("killed");
+    env.proxy
+        .script("s3:PutBucketTagging", Scripted::DropConnection, 0);
+    assert!(bucket_tags(&env, "half-made-bucket").await.is_empty());
+    let up = env.up_ok(&spec).await;
+    assert!(!up.all().contains("not tagged"), "{}", up.all());
+    let tags = bucket_tags(&env, "half-made-bucket").await;
+    assert!(
+        tags.contains(&("howdah.io/stack".to_string(), "half".to_string())),
+        "tagging was completed: {tags:?}"
+    );
+    let down = env
+        .howdah(&[
+            "down",
+            "-f",
+            path(&spec),
+            "--delete-data",
+            "--yes",
+            "--timeout",
+            "120s",
+        ])
+        .await;
+    assert_eq!(down.code, 0, "{}", down.all());
+    assert!(env.inventory("half").await.empty());
+}
+
 /// A `down --delete-data` that fails lists what is left with what AWS says
 /// of it, apart from any command, and asks to run the same command again
 /// with the real stack file, not to add `--delete-data` it already had.

@@ -22,13 +22,18 @@ pub struct Bucket {
     ctx: Arc<Ctx>,
 }
 
+/// The kind of a bucket's intent to create.
+const INTENT_KIND: &str = "s3.bucket";
+
 /// Who has the bucket name.
 pub enum Owner {
     Nobody,
     /// This account, tagged as this stack's.
     Us,
-    /// This account, with the derived name but no tags yet (a run was
-    /// killed between create and tag): ours to tag.
+    /// This account, with no tags yet, and a name this stack makes: the
+    /// derived name, or a name of the stack file this stack recorded its
+    /// intent to create before the bucket was made (a run stopped between
+    /// create and tag): ours to tag.
     Untagged,
     /// This account, but tagged for something else, or named by the user
     /// and untagged: not taken over.
@@ -77,14 +82,46 @@ impl Bucket {
         };
         Ok(if ctx.owns(tags.iter().map(|t| (t.key(), t.value()))) {
             Owner::Us
-        } else if tags.is_empty() && ctx.cfg.bucket.is_none() {
+        } else if tags.is_empty()
+            && (ctx.cfg.bucket.is_none() || Self::made_as_intended(ctx, name).await?)
+        {
             // The derived name hashes this account, region and stack: an
             // untagged bucket of that name is ours, left by a run killed
-            // between CreateBucket and PutBucketTagging.
+            // between CreateBucket and PutBucketTagging. A name of the
+            // stack file is ours only by the intent recorded before the
+            // create.
             Owner::Untagged
         } else {
             Owner::Foreign
         })
+    }
+
+    /// Whether this stack recorded its intent to create bucket `name` and
+    /// the bucket was made after that: a bucket older than the intent is
+    /// someone else's that happens to have the name. Fails closed: no
+    /// intent, or no creation date to compare, is not ours.
+    async fn made_as_intended(ctx: &Ctx, name: &str) -> Result<bool, ProviderError> {
+        let Some(intent) = ctx.intended(INTENT_KIND, name) else {
+            return Ok(false);
+        };
+        let buckets = ctx
+            .aws()
+            .await
+            .s3
+            .list_buckets()
+            .send()
+            .await
+            .map_err(|e| err("listing buckets", e))?;
+        let created = buckets
+            .buckets()
+            .iter()
+            .find(|b| b.name() == Some(name))
+            .and_then(|b| b.creation_date())
+            .and_then(|d| chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos()));
+        // Clocks differ: a bucket made up to a few minutes "before" the
+        // intent by this machine's clock is still the one it announced.
+        let skew = chrono::Duration::minutes(5);
+        Ok(created.is_some_and(|c| c + skew >= intent.at))
     }
 
     async fn settings(&self, name: &str) -> Result<Settings, ProviderError> {
@@ -416,6 +453,9 @@ impl Resource for Bucket {
             Owner::Other => return Err(self.taken(&name, false)),
             Owner::Nobody => {
                 ctx.progress.report(&format!("creating bucket {name}"));
+                // S3 takes no tags with CreateBucket: until PutBucketTagging
+                // lands, this intent is what says the bucket is ours.
+                self.ctx.intend(ids::BUCKET, INTENT_KIND, &name)?;
                 let mut create = s3.create_bucket().bucket(&name);
                 if self.ctx.cfg.region != "us-east-1" {
                     create = create.create_bucket_configuration(
