@@ -228,7 +228,18 @@ async fn handle(
     if path.starts_with("/moto-api") {
         return Ok(pass(shared.forward(&parts, body).await));
     }
-    aws_call(&shared, parts, body).await
+    // AWS carries out a request it received even when the caller goes
+    // away before the answer (a run killed mid-call). Served in a task of
+    // its own, the call is not cancelled with a dropped connection: moto's
+    // work and the proxy's record of it (a node group deleted) stay in step.
+    let call = tokio::spawn(async move { aws_call(&shared, parts, body).await });
+    match call.await {
+        Ok(answer) => answer,
+        Err(e) => Ok(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("howdah-aws-proxy: the call failed: {e}\n"),
+        )),
+    }
 }
 
 /// `POST /_proxy/script`: `{"operation": "ec2:CreateVpc", "times": 1,
