@@ -1092,3 +1092,61 @@ async fn aws_a_failed_down_says_what_is_left_and_to_run_it_again() {
         "{all}"
     );
 }
+
+/// A bucket of someone else's with the stack file's bucket name is never
+/// taken for a half-made one of the stack's: not without an intent, and
+/// not by an intent recorded long before it was made.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_someone_elses_bucket_is_not_claimed_by_an_old_intent() {
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack(
+        "claim",
+        "storage:\n  bucket: {name: someone-elses-bucket}\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n",
+    );
+    env.s3()
+        .await
+        .create_bucket()
+        .bucket("someone-elses-bucket")
+        .send()
+        .await
+        .expect("bucket made");
+    let plan = env.howdah(&["plan", "-f", path(&spec)]).await;
+    assert_ne!(plan.code, 0, "{}", plan.all());
+    assert!(
+        plan.all().contains("not tagged howdah.io/stack=claim"),
+        "{}",
+        plan.all()
+    );
+
+    std::fs::create_dir_all(env.dir.path().join(".howdah")).unwrap();
+    let state = serde_json::json!({
+        "format": 1, "stack": "claim", "target": "aws",
+        "updated_at": "2020-01-01T00:00:00Z", "resources": {},
+        "intents": [{"resource": "aws.s3_bucket", "kind": "s3.bucket",
+                     "name": "someone-elses-bucket", "at": "2020-01-01T00:00:00Z"}]
+    });
+    std::fs::write(
+        env.dir.path().join(".howdah/claim.state.json"),
+        state.to_string(),
+    )
+    .unwrap();
+    for args in [
+        vec!["up", "-f", path(&spec), "--timeout", "60s"],
+        vec!["down", "-f", path(&spec), "--delete-data", "--yes"],
+    ] {
+        let run = env.howdah(&args).await;
+        assert_ne!(run.code, 0, "{}", run.all());
+        assert!(
+            run.all().contains("not tagged howdah.io/stack=claim"),
+            "{}",
+            run.all()
+        );
+    }
+    let inv = env.inventory("claim").await;
+    assert_eq!(
+        inv.buckets,
+        vec!["someone-elses-bucket".to_string()],
+        "{inv:?}"
+    );
+    assert!(inv.clusters.is_empty() && inv.vpcs == 0, "{inv:?}");
+}

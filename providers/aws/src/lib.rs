@@ -162,27 +162,28 @@ impl Ctx {
     }
 
     /// Records, before the create is sent, that `resource` is about to
-    /// create `kind` `name`, and returns the intent with the idempotency
-    /// token to send: an earlier try's intent (and token) is kept, so
-    /// every try of one create sends the same token and keeps the time it
-    /// was first meant. Fails (and nothing may be sent) when it cannot be
-    /// recorded.
+    /// create `kind` `name` now, and returns the intent with the
+    /// idempotency token to send: an earlier try's token is kept, so every
+    /// try of one create sends the same. Fails (and nothing may be sent)
+    /// when it cannot be recorded.
     pub fn intend(&self, resource: &str, kind: &str, name: &str) -> Result<Intent, ProviderError> {
-        if let Some(earlier) = self.intended(kind, name) {
-            return Ok(earlier);
-        }
         let at = chrono::Utc::now();
-        let seed = format!(
-            "{}/{kind}/{name}/{}/{}",
-            self.cfg.stack,
-            at.timestamp_nanos_opt().unwrap_or_default(),
-            std::process::id()
-        );
-        let token: String = Sha256::digest(seed)
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let token = self
+            .intended(kind, name)
+            .and_then(|earlier| earlier.token)
+            .unwrap_or_else(|| {
+                let seed = format!(
+                    "{}/{kind}/{name}/{}/{}",
+                    self.cfg.stack,
+                    at.timestamp_nanos_opt().unwrap_or_default(),
+                    std::process::id()
+                );
+                Sha256::digest(seed)
+                    .iter()
+                    .take(16)
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            });
         let intent = Intent {
             resource: resource.into(),
             kind: kind.into(),

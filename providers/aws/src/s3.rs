@@ -25,6 +25,15 @@ pub struct Bucket {
 /// The kind of a bucket's intent to create.
 const INTENT_KIND: &str = "s3.bucket";
 
+/// Whether a bucket made at `created` is the one `intent` announced: made
+/// in the hour after it, or up to five minutes before it by this
+/// machine's clock (clocks differ).
+fn made_for(intent: &howdah_provider::Intent, created: chrono::DateTime<chrono::Utc>) -> bool {
+    let skew = chrono::Duration::minutes(5);
+    let window = chrono::Duration::hours(1);
+    created + skew >= intent.at && created <= intent.at + window
+}
+
 /// Who has the bucket name.
 pub enum Owner {
     Nobody,
@@ -97,9 +106,11 @@ impl Bucket {
     }
 
     /// Whether this stack recorded its intent to create bucket `name` and
-    /// the bucket was made after that: a bucket older than the intent is
-    /// someone else's that happens to have the name. Fails closed: no
-    /// intent, or no creation date to compare, is not ours.
+    /// the bucket was made then: CreateBucket follows its intent within
+    /// seconds (a minute with the SDK's retries), so a bucket made well
+    /// before or long after is someone else's that happens to have the
+    /// name. Fails closed: no intent, or no creation date to compare, is
+    /// not ours.
     async fn made_as_intended(ctx: &Ctx, name: &str) -> Result<bool, ProviderError> {
         let Some(intent) = ctx.intended(INTENT_KIND, name) else {
             return Ok(false);
@@ -109,6 +120,9 @@ impl Bucket {
             .await
             .s3
             .list_buckets()
+            // Only the buckets whose names begin with this one: a page, not
+            // every bucket of the account.
+            .prefix(name)
             .send()
             .await
             .map_err(|e| err("listing buckets", e))?;
@@ -118,10 +132,7 @@ impl Bucket {
             .find(|b| b.name() == Some(name))
             .and_then(|b| b.creation_date())
             .and_then(|d| chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos()));
-        // Clocks differ: a bucket made up to a few minutes "before" the
-        // intent by this machine's clock is still the one it announced.
-        let skew = chrono::Duration::minutes(5);
-        Ok(created.is_some_and(|c| c + skew >= intent.at))
+        Ok(created.is_some_and(|c| made_for(&intent, c)))
     }
 
     async fn settings(&self, name: &str) -> Result<Settings, ProviderError> {
@@ -518,5 +529,33 @@ impl Resource for Bucket {
             ))),
             Err(e) => Err(err(&format!("deleting bucket {name}"), e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a bucket made around its intent is taken for the one it
+    /// announced; one far older or newer is not the stack's.
+    #[test]
+    fn a_bucket_is_ours_by_intent_only_when_made_around_it() {
+        let at = chrono::Utc::now();
+        let intent = howdah_provider::Intent {
+            resource: ids::BUCKET.into(),
+            kind: INTENT_KIND.into(),
+            name: "data".into(),
+            token: None,
+            at,
+        };
+        let minutes = chrono::Duration::minutes;
+        assert!(made_for(&intent, at + minutes(0)));
+        assert!(made_for(&intent, at + minutes(2)));
+        assert!(made_for(&intent, at - minutes(3)), "clock skew");
+        assert!(
+            !made_for(&intent, at - minutes(30)),
+            "made before it was meant"
+        );
+        assert!(!made_for(&intent, at + minutes(24 * 60)), "made long after");
     }
 }
