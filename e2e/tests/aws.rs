@@ -899,6 +899,10 @@ async fn aws_lost_create_responses_make_exactly_one_of_each() {
     }
     env.proxy
         .script("ec2:CreateRouteTable", Scripted::DropConnection, 1);
+    // Not creates, but their retries meet what the lost call did.
+    for op in ["ec2:AttachInternetGateway", "ec2:AssociateRouteTable"] {
+        env.proxy.script(op, Scripted::LoseResponse, 1);
+    }
     let up = env.up_ok(&spec).await;
     assert!(!up.all().contains("not tagged"), "{}", up.all());
     let inv = env.inventory("lost").await;

@@ -600,12 +600,18 @@ impl Network {
             if associated.contains(subnet) {
                 continue;
             }
-            ec2.associate_route_table()
+            // A retry after a lost answer finds the subnet associated.
+            match ec2
+                .associate_route_table()
                 .route_table_id(table)
                 .subnet_id(subnet)
                 .send()
                 .await
-                .map_err(|e| err("associating a subnet with the route table", e))?;
+            {
+                Ok(_) => {}
+                Err(e) if is(&e, &["Resource.AlreadyAssociated"]) => {}
+                Err(e) => return Err(err("associating a subnet with the route table", e)),
+            }
         }
         Ok(())
     }
