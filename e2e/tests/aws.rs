@@ -1154,3 +1154,35 @@ async fn aws_someone_elses_bucket_is_not_claimed_by_an_old_intent() {
     );
     assert!(inv.clusters.is_empty() && inv.vpcs == 0, "{inv:?}");
 }
+
+/// After a lost CreateOpenIDConnectProvider answer, IAM may not show the
+/// new provider at once (here: GetOpenIDConnectProvider says NoSuchEntity
+/// for a while), so the create goes again and meets EntityAlreadyExists.
+/// That is resolved by reading the provider's tags: it is the stack's own,
+/// not "not tagged howdah.io/stack".
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_an_oidc_provider_that_already_exists_is_read_before_it_is_called_foreign() {
+    use howdah_aws_proxy::Scripted;
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack("oidc", ONE_POOL);
+    env.proxy
+        .script("iam:CreateOpenIDConnectProvider", Scripted::LoseResponse, 1);
+    env.proxy.script(
+        "iam:GetOpenIDConnectProvider",
+        Scripted::Refuse {
+            status: 404,
+            code: "NoSuchEntity".into(),
+            message: "OpenIDConnect Provider not found".into(),
+        },
+        3,
+    );
+    let up = env.up_ok(&spec).await;
+    assert!(!up.all().contains("not tagged"), "{}", up.all());
+    let stats = env.proxy.stats();
+    assert_eq!(
+        stats.count("iam:CreateOpenIDConnectProvider"),
+        2,
+        "sent again once the looks found nothing: {stats:?}"
+    );
+    assert_eq!(env.inventory("oidc").await.oidc_providers, 1);
+}
