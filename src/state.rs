@@ -7,7 +7,10 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::sync::{Mutex, MutexGuard};
+
 use chrono::{DateTime, Utc};
+use howdah_provider::{Intent, Intents, ProviderError};
 use serde::{Deserialize, Serialize};
 
 /// The state file's format version.
@@ -23,6 +26,10 @@ pub struct State {
     pub resources: BTreeMap<String, ResourceRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunRecord>,
+    /// Creates that were about to be sent and whose objects are not yet
+    /// recorded (see [`howdah_provider::intent`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intents: Vec<Intent>,
 }
 
 impl State {
@@ -34,7 +41,13 @@ impl State {
             updated_at: Utc::now(),
             resources: BTreeMap::new(),
             last_run: None,
+            intents: Vec::new(),
         }
+    }
+
+    /// Forgets the intents of `resource`: its object is recorded, or gone.
+    pub fn clear_intents(&mut self, resource: &str) {
+        self.intents.retain(|i| i.resource != resource);
     }
 }
 
@@ -392,6 +405,65 @@ impl StateStore {
     }
 }
 
+/// The state of a run that writes, shared by the run (a record per step)
+/// and its steps (intents before creates): every change is saved at once,
+/// under one lock, so neither writer overwrites the other's.
+pub struct StateWriter {
+    store: StateStore,
+    state: Mutex<State>,
+}
+
+impl StateWriter {
+    pub fn new(store: StateStore, state: State) -> StateWriter {
+        StateWriter {
+            store,
+            state: Mutex::new(state),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding it leaves a whole State (every change is
+        // made before the save): take it rather than propagate the poison.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state as it is now.
+    pub fn snapshot(&self) -> State {
+        self.lock().clone()
+    }
+
+    /// Changes the state and saves it.
+    pub fn update<R>(&self, change: impl FnOnce(&mut State) -> R) -> Result<R, StateError> {
+        let mut state = self.lock();
+        let out = change(&mut state);
+        self.store.save(&state)?;
+        Ok(out)
+    }
+}
+
+impl Intents for StateWriter {
+    fn recorded(&self) -> Vec<Intent> {
+        self.lock().intents.clone()
+    }
+
+    fn record(&self, intent: Intent) -> Result<(), ProviderError> {
+        let what = format!("{} {}", intent.kind, intent.name);
+        self.update(|state| {
+            state
+                .intents
+                .retain(|i| !(i.kind == intent.kind && i.name == intent.name));
+            state.intents.push(intent);
+        })
+        .map_err(|e| {
+            ProviderError::config(format!(
+                "not creating {what}: the intent to create it could not be recorded ({e}); \
+                 without it a run that stops halfway could not tell the object is this stack's. \
+                 Fix the state file's location and run again"
+            ))
+        })
+    }
+}
+
 /// Held while a run works on the stack; released on drop.
 #[derive(Debug)]
 pub struct StateLock {
@@ -444,6 +516,46 @@ mod tests {
         assert_eq!(store.load().unwrap().unwrap(), state);
         let names: Vec<_> = fs::read_dir(dir.path().join(".howdah")).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    /// An intent is in the state file the moment it is recorded (before
+    /// the create it announces), next to what the run recorded, and a
+    /// second intent for the same object replaces the first.
+    #[test]
+    fn intents_are_saved_at_once_beside_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("s.json"));
+        let writer = StateWriter::new(store.clone(), State::new("s", "aws"));
+        writer
+            .update(|s| {
+                s.resources.insert(
+                    "aws.network".into(),
+                    ResourceRecord {
+                        action: "create".into(),
+                        status: "applied".into(),
+                        outputs: serde_json::json!({"vpc_id": "vpc-1"}),
+                        at: Utc::now(),
+                        elapsed_s: 1.0,
+                        error: None,
+                    },
+                )
+            })
+            .unwrap();
+        let intent = |token: &str| Intent {
+            resource: "aws.s3_bucket".into(),
+            kind: "s3.bucket".into(),
+            name: "data".into(),
+            token: Some(token.into()),
+            at: Utc::now(),
+        };
+        writer.record(intent("one")).unwrap();
+        writer.record(intent("two")).unwrap();
+        let saved = store.load().unwrap().unwrap();
+        assert_eq!(saved.intents.len(), 1, "{:?}", saved.intents);
+        assert_eq!(saved.intents[0].token.as_deref(), Some("two"));
+        assert!(saved.resources.contains_key("aws.network"));
+        writer.update(|s| s.clear_intents("aws.s3_bucket")).unwrap();
+        assert!(store.load().unwrap().unwrap().intents.is_empty());
     }
 
     #[test]

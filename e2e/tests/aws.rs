@@ -775,3 +775,414 @@ async fn aws_a_failed_cluster_is_never_reported_healthy() {
         "a FAILED cluster shown healthy: {eks:?}"
     );
 }
+
+/// A cluster whose node group is gone is not healthy: `status` shows the
+/// group missing and the "nodes are in" mark (aws.cluster_cloud_objects)
+/// not healthy, and `plan` makes the group again instead of saying no-op.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_a_cluster_without_its_node_group_is_not_healthy() {
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack(
+        "nonodes",
+        "storage: {dataPolicy: delete}\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n",
+    );
+    env.up_ok(&spec).await;
+    // The node group goes behind howdah's back (straight to moto).
+    aws_sdk_eks::Client::new(&env.sdk().await)
+        .delete_nodegroup()
+        .cluster_name("howdah-nonodes")
+        .nodegroup_name("default")
+        .send()
+        .await
+        .expect("node group deleted");
+
+    let status = env.howdah(&["status", "-f", path(&spec)]).await;
+    assert_ne!(status.code, 0, "{}", status.all());
+    let all = status.all();
+    for id in ["aws.nodegroup.default", "aws.cluster_cloud_objects"] {
+        let line = all
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("{id} not in\n{all}"));
+        assert!(
+            !line.contains('✓') && !line.contains("healthy"),
+            "{id} shown healthy without its node group: {line}"
+        );
+    }
+    assert!(all.contains("node group default"), "{all}");
+
+    let plan = env.howdah(&["plan", "-f", path(&spec), "--json"]).await;
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let json: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
+    let action = |id: &str| {
+        json["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["id"] == id))
+            .map(|i| i["action"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(action("aws.nodegroup.default").as_deref(), Some("create"));
+    assert_ne!(
+        action("aws.cluster_cloud_objects").as_deref(),
+        Some("no-op")
+    );
+}
+
+/// Against an endpoint without the EKS add-on API (moto itself, no proxy)
+/// the failure names the operation and what a bare 404 means, never
+/// `HTTP 404: ` with nothing after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_an_endpoint_without_the_addon_api_is_named_as_such() {
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack(
+        "noaddons",
+        "storage: {dataPolicy: delete}\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n",
+    );
+    let mut cmd = env.command(
+        &["up", "-f", path(&spec), "--timeout", "60s"],
+        "AKIDHOWDAHTEST",
+    );
+    cmd.env("AWS_ENDPOINT_URL", env.moto.url());
+    let up = Run::from(cmd.output().await.expect("howdah runs"));
+    assert_eq!(up.code, 1, "{}", up.all());
+    let all = up.all();
+    let line = all
+        .lines()
+        .find(|l| l.contains("aws-ebs-csi-driver (eks:"))
+        .unwrap_or_else(|| panic!("the add-on operation is not named:\n{all}"));
+    assert!(line.contains("does not serve this API"), "{line}");
+    assert!(
+        !all.contains("HTTP 404: \n") && !all.trim_end().ends_with("HTTP 404:"),
+        "{all}"
+    );
+}
+
+const ONE_POOL: &str = "storage: {dataPolicy: delete}\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n";
+
+/// Objects of `kind` tagged with the stack, counted straight in moto.
+async fn tagged_ec2(env: &AwsEnv, stack: &str) -> (usize, usize) {
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk().await);
+    let ours = aws_sdk_ec2::types::Filter::builder()
+        .name("tag:howdah.io/stack")
+        .values(stack)
+        .build();
+    let igws = ec2
+        .describe_internet_gateways()
+        .filters(ours.clone())
+        .send()
+        .await
+        .expect("describe internet gateways");
+    let tables = ec2
+        .describe_route_tables()
+        .filters(ours)
+        .send()
+        .await
+        .expect("describe route tables");
+    (igws.internet_gateways().len(), tables.route_tables().len())
+}
+
+/// Creates whose answer is lost after AWS carried them out (a 5xx, or a
+/// connection closed before the answer) are not sent blindly again: the
+/// retry reads by tag first, so `up` ends with exactly one of each, and
+/// the OIDC provider it made is recognised as its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_lost_create_responses_make_exactly_one_of_each() {
+    use howdah_aws_proxy::Scripted;
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack("lost", ONE_POOL);
+    for op in [
+        "ec2:CreateVpc",
+        "ec2:CreateSubnet",
+        "ec2:CreateInternetGateway",
+        "iam:CreateOpenIDConnectProvider",
+    ] {
+        env.proxy.script(op, Scripted::LoseResponse, 1);
+    }
+    env.proxy
+        .script("ec2:CreateRouteTable", Scripted::DropConnection, 1);
+    // Not creates, but their retries meet what the lost call did.
+    for op in ["ec2:AttachInternetGateway", "ec2:AssociateRouteTable"] {
+        env.proxy.script(op, Scripted::LoseResponse, 1);
+    }
+    let up = env.up_ok(&spec).await;
+    assert!(!up.all().contains("not tagged"), "{}", up.all());
+    let inv = env.inventory("lost").await;
+    assert_eq!(
+        (inv.vpcs, inv.subnets, inv.oidc_providers),
+        (1, 2, 1),
+        "{inv:?}"
+    );
+    assert_eq!(
+        tagged_ec2(&env, "lost").await,
+        (1, 1),
+        "gateways, route tables"
+    );
+    let stats = env.proxy.stats();
+    for op in [
+        "ec2:CreateVpc",
+        "ec2:CreateInternetGateway",
+        "ec2:CreateRouteTable",
+    ] {
+        assert_eq!(
+            stats.count(op),
+            1,
+            "{op} sent again after it was made: {stats:?}"
+        );
+    }
+    assert_eq!(stats.count("ec2:CreateSubnet"), 2, "{stats:?}");
+
+    env.proxy.reset_stats();
+    let again = env.up_ok(&spec).await;
+    assert!(writes(&env.proxy.stats()).is_empty(), "{}", again.all());
+    let down = env
+        .howdah(&["down", "-f", path(&spec), "--timeout", "120s"])
+        .await;
+    assert_eq!(down.code, 0, "{}", down.all());
+    assert!(env.inventory("lost").await.empty());
+    assert_eq!(tagged_ec2(&env, "lost").await, (0, 0));
+}
+
+/// Tags of a bucket, straight from moto (empty when it has none).
+async fn bucket_tags(env: &AwsEnv, bucket: &str) -> Vec<(String, String)> {
+    match env
+        .s3()
+        .await
+        .get_bucket_tagging()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(t) => t
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A bucket named in the stack file, made but not yet tagged when the run
+/// stopped (tagging refused, or the run killed between CreateBucket and
+/// PutBucketTagging), is this stack's: `down --delete-data` removes it, and
+/// the next `up` tags it and converges, instead of calling it foreign.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_a_named_bucket_left_untagged_is_still_the_stacks() {
+    use howdah_aws_proxy::Scripted;
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack(
+        "half",
+        "storage:\n  bucket: {name: half-made-bucket}\n  dataPolicy: retain\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n",
+    );
+    let refuse = || Scripted::Refuse {
+        status: 403,
+        code: "AccessDenied".into(),
+        message: "Access Denied".into(),
+    };
+    // Refused: the bucket is made, its tags are not.
+    env.proxy.script("s3:PutBucketTagging", refuse(), 1000);
+    let up = env
+        .howdah(&["up", "-f", path(&spec), "--timeout", "60s"])
+        .await;
+    assert_eq!(up.code, 1, "{}", up.all());
+    assert!(bucket_tags(&env, "half-made-bucket").await.is_empty());
+    env.proxy.script("s3:PutBucketTagging", refuse(), 0);
+    let down = env
+        .howdah(&[
+            "down",
+            "-f",
+            path(&spec),
+            "--delete-data",
+            "--yes",
+            "--timeout",
+            "120s",
+        ])
+        .await;
+    assert_eq!(down.code, 0, "{}", down.all());
+    let inv = env.inventory("half").await;
+    assert!(inv.empty(), "left behind: {inv:?}");
+
+    // Killed while the tagging call goes unanswered.
+    env.proxy
+        .script("s3:PutBucketTagging", Scripted::DropConnection, 1000);
+    let mut child = env
+        .command(
+            &["up", "-f", path(&spec), "--timeout", "60s"],
+            "AKIDHOWDAHTEST",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("howdah starts");
+    let started = std::time::Instant::now();
+    while env.proxy.stats().count("s3:PutBucketTagging") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never tagged the bucket"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.expect("killed");
+    env.proxy
+        .script("s3:PutBucketTagging", Scripted::DropConnection, 0);
+    assert!(bucket_tags(&env, "half-made-bucket").await.is_empty());
+    let up = env.up_ok(&spec).await;
+    assert!(!up.all().contains("not tagged"), "{}", up.all());
+    let tags = bucket_tags(&env, "half-made-bucket").await;
+    assert!(
+        tags.contains(&("howdah.io/stack".to_string(), "half".to_string())),
+        "tagging was completed: {tags:?}"
+    );
+    let down = env
+        .howdah(&[
+            "down",
+            "-f",
+            path(&spec),
+            "--delete-data",
+            "--yes",
+            "--timeout",
+            "120s",
+        ])
+        .await;
+    assert_eq!(down.code, 0, "{}", down.all());
+    assert!(env.inventory("half").await.empty());
+}
+
+/// A `down --delete-data` that fails lists what is left with what AWS says
+/// of it, apart from any command, and asks to run the same command again
+/// with the real stack file, not to add `--delete-data` it already had.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_a_failed_down_says_what_is_left_and_to_run_it_again() {
+    use howdah_aws_proxy::Scripted;
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack("stuck", ONE_POOL);
+    env.up_ok(&spec).await;
+    env.proxy.script(
+        "eks:DeleteCluster",
+        Scripted::Refuse {
+            status: 403,
+            code: "AccessDeniedException".into(),
+            message: "not allowed to delete clusters".into(),
+        },
+        1000,
+    );
+    let down = env
+        .howdah(&[
+            "down",
+            "-f",
+            path(&spec),
+            "--delete-data",
+            "--yes",
+            "--timeout",
+            "60s",
+        ])
+        .await;
+    assert_eq!(down.code, 1, "{}", down.all());
+    let all = down.all();
+    let cluster = all
+        .lines()
+        .find(|l| l.contains("LEFT") && l.contains("aws.eks_cluster"))
+        .unwrap_or_else(|| panic!("the cluster is not listed:\n{all}"));
+    assert!(cluster.contains("ACTIVE"), "{cluster}");
+    assert!(!cluster.contains("remove with"), "{cluster}");
+    assert!(!all.contains("<stack file>"), "{all}");
+    assert!(
+        !all.contains("remove with: howdah down"),
+        "a command to run again is not a per-object hint: {all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "run the same command again (`howdah down -f {} --delete-data`)",
+            path(&spec)
+        )),
+        "{all}"
+    );
+}
+
+/// A bucket of someone else's with the stack file's bucket name is never
+/// taken for a half-made one of the stack's: not without an intent, and
+/// not by an intent recorded long before it was made.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_someone_elses_bucket_is_not_claimed_by_an_old_intent() {
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack(
+        "claim",
+        "storage:\n  bucket: {name: someone-elses-bucket}\ncluster:\n  nodePools:\n    - {name: default, machineType: m5.large, min: 1, max: 2}\n",
+    );
+    env.s3()
+        .await
+        .create_bucket()
+        .bucket("someone-elses-bucket")
+        .send()
+        .await
+        .expect("bucket made");
+    let plan = env.howdah(&["plan", "-f", path(&spec)]).await;
+    assert_ne!(plan.code, 0, "{}", plan.all());
+    assert!(
+        plan.all().contains("not tagged howdah.io/stack=claim"),
+        "{}",
+        plan.all()
+    );
+
+    std::fs::create_dir_all(env.dir.path().join(".howdah")).unwrap();
+    let state = serde_json::json!({
+        "format": 1, "stack": "claim", "target": "aws",
+        "updated_at": "2020-01-01T00:00:00Z", "resources": {},
+        "intents": [{"resource": "aws.s3_bucket", "kind": "s3.bucket",
+                     "name": "someone-elses-bucket", "at": "2020-01-01T00:00:00Z"}]
+    });
+    std::fs::write(
+        env.dir.path().join(".howdah/claim.state.json"),
+        state.to_string(),
+    )
+    .unwrap();
+    for args in [
+        vec!["up", "-f", path(&spec), "--timeout", "60s"],
+        vec!["down", "-f", path(&spec), "--delete-data", "--yes"],
+    ] {
+        let run = env.howdah(&args).await;
+        assert_ne!(run.code, 0, "{}", run.all());
+        assert!(
+            run.all().contains("not tagged howdah.io/stack=claim"),
+            "{}",
+            run.all()
+        );
+    }
+    let inv = env.inventory("claim").await;
+    assert_eq!(
+        inv.buckets,
+        vec!["someone-elses-bucket".to_string()],
+        "{inv:?}"
+    );
+    assert!(inv.clusters.is_empty() && inv.vpcs == 0, "{inv:?}");
+}
+
+/// After a lost CreateOpenIDConnectProvider answer, IAM may not show the
+/// new provider at once (here: GetOpenIDConnectProvider says NoSuchEntity
+/// for a while), so the create goes again and meets EntityAlreadyExists.
+/// That is resolved by reading the provider's tags: it is the stack's own,
+/// not "not tagged howdah.io/stack".
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_an_oidc_provider_that_already_exists_is_read_before_it_is_called_foreign() {
+    use howdah_aws_proxy::Scripted;
+    let env = AwsEnv::start(phases()).await;
+    let spec = env.stack("oidc", ONE_POOL);
+    env.proxy
+        .script("iam:CreateOpenIDConnectProvider", Scripted::LoseResponse, 1);
+    env.proxy.script(
+        "iam:GetOpenIDConnectProvider",
+        Scripted::Refuse {
+            status: 404,
+            code: "NoSuchEntity".into(),
+            message: "OpenIDConnect Provider not found".into(),
+        },
+        3,
+    );
+    let up = env.up_ok(&spec).await;
+    assert!(!up.all().contains("not tagged"), "{}", up.all());
+    let stats = env.proxy.stats();
+    assert_eq!(
+        stats.count("iam:CreateOpenIDConnectProvider"),
+        2,
+        "sent again once the looks found nothing: {stats:?}"
+    );
+    assert_eq!(env.inventory("oidc").await.oidc_providers, 1);
+}

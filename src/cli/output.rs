@@ -779,11 +779,22 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
     let run = &report.run;
     let leaked = report.leaked();
     let retained: Vec<_> = report.leftovers.iter().filter(|l| l.retained).collect();
+    // The command this run was: what is left of it goes by running it
+    // again, never by asking for a flag it already had.
+    let this_run = format!(
+        "howdah down -f {}{}",
+        file.display(),
+        if report.delete_data {
+            " --delete-data"
+        } else {
+            ""
+        }
+    );
     let mut message = if run.interrupted {
-        "down interrupted: state saved; run `howdah down` again to carry on".to_string()
+        format!("down interrupted: state saved; run `{this_run}` again to carry on")
     } else if !run.ok() {
         format!(
-            "down failed: {} (the error is with the step above); fix the cause and run `howdah down` again: it carries on from where it stopped",
+            "down failed: {} (the error is with the step above); fix the cause and run the same command again (`{this_run}`): it carries on from where it stopped",
             failed_steps(&run.failures())
         )
     } else if leaked.is_empty() && retained.is_empty() {
@@ -801,13 +812,31 @@ pub fn down_done(mode: OutputMode, sink: &dyn EventSink, report: &DownReport, fi
     };
     // Providers name the stack file as `<stack file>`; this run knows it.
     let command = |text: &str| text.replace("<stack file>", &file.display().to_string());
+    // Whether a `howdah down` hint is covered by running this one again:
+    // the same command, or one without --delete-data when this had it.
+    let covered = |hint: &str| {
+        hint == this_run || (report.delete_data && format!("{hint} --delete-data") == this_run)
+    };
+    let mut again = false;
     for l in &leaked {
-        message.push_str(&format!(
-            "\n  LEFT  {} {} (remove with: {})",
-            l.kind,
-            l.name,
-            command(&l.remove_with)
-        ));
+        let hint = command(&l.remove_with);
+        let status = l
+            .status
+            .as_ref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        if covered(&hint) {
+            again = true;
+            message.push_str(&format!("\n  LEFT  {} {}{status}", l.kind, l.name));
+        } else {
+            message.push_str(&format!(
+                "\n  LEFT  {} {}{status} (remove with: {hint})",
+                l.kind, l.name
+            ));
+        }
+    }
+    if again && run.ok() && !run.interrupted {
+        message.push_str(&format!("\nRun `{this_run}` again to remove what is left."));
     }
     // Kept by the data policy: `down --delete-data` removes them. Kept by
     // the cluster (a volume's reclaim policy Retain): only by hand.
@@ -942,8 +971,10 @@ mod tests {
                 kind: "aws.s3_bucket".into(),
                 name: "demo-data".into(),
                 retained: false,
-                remove_with: "howdah down --delete-data -f <stack file>".into(),
+                remove_with: "howdah down -f <stack file> --delete-data".into(),
+                status: None,
             }],
+            delete_data: false,
         };
         let sink = Capture(Mutex::new(Vec::new()));
         let code = down_done(
@@ -955,9 +986,76 @@ mod tests {
         assert_eq!(code, exit::LEAKED);
         let messages = sink.0.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
         assert!(
-            messages.contains("howdah down --delete-data -f stacks/demo.yaml"),
+            messages.contains("howdah down -f stacks/demo.yaml --delete-data"),
             "{messages}"
         );
+        assert!(!messages.contains("<stack file>"), "{messages}");
+    }
+
+    /// A failed `down --delete-data`: what is left is listed with what its
+    /// cloud says of it, apart from the command; the command is this run's
+    /// own, to run again, not a suggestion of the flag it already had.
+    #[test]
+    fn a_failed_down_lists_status_apart_and_asks_to_run_it_again() {
+        let failed = howdah::engine::StepResult {
+            id: "aws.eks_cluster".into(),
+            action: Action::Delete,
+            outcome: Outcome::Failed("deleting EKS cluster howdah-demo: AccessDenied".into()),
+            elapsed: Duration::from_secs(1),
+        };
+        let left = |kind: &str, name: &str, how: &str, status: Option<&str>| Leftover {
+            kind: kind.into(),
+            name: name.into(),
+            retained: false,
+            remove_with: how.into(),
+            status: status.map(str::to_string),
+        };
+        let report = DownReport {
+            plan: Plan::new("demo", "down", "aws", Vec::new()),
+            run: howdah::engine::RunReport {
+                results: vec![failed],
+                interrupted: false,
+                elapsed: Duration::from_secs(3),
+            },
+            leftovers: vec![
+                left(
+                    "aws.eks_cluster",
+                    "howdah-demo",
+                    "howdah down -f <stack file>",
+                    Some("EKS reports it ACTIVE"),
+                ),
+                left(
+                    "aws.s3_bucket",
+                    "demo-data",
+                    "howdah down -f <stack file> --delete-data",
+                    None,
+                ),
+            ],
+            delete_data: true,
+        };
+        let sink = Capture(Mutex::new(Vec::new()));
+        let code = down_done(
+            OutputMode::Plain,
+            &sink,
+            &report,
+            Path::new("stacks/demo.yaml"),
+        );
+        assert_eq!(code, exit::FAILED);
+        let messages = sink.0.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
+        let cluster = messages
+            .lines()
+            .find(|l| l.contains("LEFT  aws.eks_cluster howdah-demo"))
+            .unwrap_or_else(|| panic!("{messages}"));
+        assert!(cluster.contains("(EKS reports it ACTIVE)"), "{cluster}");
+        assert!(!cluster.contains("remove with"), "{cluster}");
+        assert!(
+            messages.contains(
+                "run the same command again (`howdah down -f stacks/demo.yaml --delete-data`)"
+            ),
+            "{messages}"
+        );
+        assert!(!messages.contains("remove with"), "{messages}");
+        assert!(!messages.contains("To remove the data too"), "{messages}");
         assert!(!messages.contains("<stack file>"), "{messages}");
     }
 }

@@ -25,6 +25,8 @@ pub struct DownReport {
     pub plan: Plan,
     pub run: RunReport,
     pub leftovers: Vec<Leftover>,
+    /// The run had `--delete-data`: its hints do not ask for it again.
+    pub delete_data: bool,
 }
 
 impl DownReport {
@@ -156,7 +158,7 @@ pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
 pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsError> {
     let Begun {
         _lock,
-        mut state,
+        state,
         outputs,
         started,
     } = begin(session, opts, "down").await?;
@@ -191,22 +193,15 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
             }
         })
         .collect();
-    let run = run_and_record(
-        steps,
-        opts,
-        &outputs,
-        &session.state,
-        &mut state,
-        "down",
-        started,
-    )
-    .await?;
+    let run = run_and_record(steps, opts, &outputs, &state, "down", started).await?;
     if run.ok() {
-        // Everything went: the state keeps only what the data policy kept.
-        state
-            .resources
-            .retain(|_, r| r.status != "deleted" && r.action != "no-op");
-        session.state.save(&state)?;
+        // Everything went: the state keeps only what the data policy kept
+        // (and the intents of what it kept: still proof it is the stack's).
+        state.update(|state| {
+            state
+                .resources
+                .retain(|_, r| r.status != "deleted" && r.action != "no-op")
+        })?;
     }
     let leftovers = bounded(opts, "scanning for leftovers", async {
         let mut leftovers = teardown::leftovers(&rt).await?;
@@ -218,5 +213,6 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
         plan,
         run,
         leftovers,
+        delete_data: opts.delete_data,
     })
 }

@@ -24,7 +24,7 @@ use crate::events::EventSink;
 use crate::plan::{self, Plan};
 use crate::runtime::{render_stack, DesiredObject, Runtime};
 use crate::spec::{self, SpecError, Stack, Target};
-use crate::state::{StackIdentity, State, StateError, StateLock, StateStore};
+use crate::state::{StackIdentity, State, StateError, StateLock, StateStore, StateWriter};
 use chrono::{DateTime, Utc};
 
 /// A stack file, loaded and validated, with where its state lives.
@@ -73,7 +73,16 @@ impl Session {
     /// file that is unreadable, of a newer howdah, or of another stack or
     /// target is an error, never written.
     pub fn recorded_state(&self) -> Result<Option<State>, OpsError> {
-        Ok(self.state.load_for(&self.identity())?)
+        let state = self.state.load_for(&self.identity())?;
+        // What earlier runs were about to create is theirs to recognise
+        // here too; nothing may be created by a command that only reads.
+        let intents = state
+            .as_ref()
+            .map(|s| s.intents.clone())
+            .unwrap_or_default();
+        self.provider
+            .set_intents(Arc::new(howdah_provider::intent::ReadOnly(intents)));
+        Ok(state)
     }
 
     /// The stack's runtime on its cluster, for one command.
@@ -284,7 +293,9 @@ pub async fn plan_resources(
 pub(crate) struct Begun {
     /// Released when dropped, at the end of the command.
     pub _lock: StateLock,
-    pub state: State,
+    /// The state, saved at every change; the provider records its
+    /// intents to create in it.
+    pub state: Arc<StateWriter>,
     /// Outputs recorded by earlier runs, for steps that are kept.
     pub outputs: Outputs,
     pub started: DateTime<Utc>,
@@ -328,6 +339,8 @@ pub(crate) async fn begin(
         Err(e) => return Err(e.into()),
     };
     let outputs = recorded_outputs(Some(&state));
+    let state = Arc::new(StateWriter::new(session.state.clone(), state));
+    session.provider.set_intents(state.clone());
     Ok(Begun {
         _lock: lock,
         state,

@@ -15,7 +15,7 @@ use crate::events::Event;
 use crate::plan::Plan;
 use crate::runtime::{self, Runtime};
 use crate::saved_plan::{self, SavedPlan};
-use crate::state::{ResourceRecord, RunRecord, State, StateStore, StepTiming};
+use crate::state::{ResourceRecord, RunRecord, State, StateWriter, StepTiming};
 
 /// What `up` did.
 pub struct UpReport {
@@ -121,7 +121,7 @@ async fn check_references(rt: &Runtime) -> Result<(), OpsError> {
 pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError> {
     let Begun {
         _lock,
-        mut state,
+        state,
         outputs,
         started,
     } = begin(session, opts, "up").await?;
@@ -130,7 +130,7 @@ pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError>
         if let Some(why) = saved.stale_inputs(
             &session.stack,
             session.provider.name(),
-            Some(&state.resources),
+            Some(&state.snapshot().resources),
         ) {
             return Err(stale(saved, &why));
         }
@@ -159,16 +159,7 @@ pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError>
         .zip(changes)
         .map(|(r, change)| apply_step(r.clone(), change, opts.timeout))
         .collect();
-    let run = run_and_record(
-        steps,
-        opts,
-        &outputs,
-        &session.state,
-        &mut state,
-        "up",
-        started,
-    )
-    .await?;
+    let run = run_and_record(steps, opts, &outputs, &state, "up", started).await?;
     Ok(UpReport { plan, run })
 }
 
@@ -195,20 +186,20 @@ pub async fn run_and_record(
     steps: Vec<Step>,
     opts: &Options,
     outputs: &Outputs,
-    store: &StateStore,
-    state: &mut State,
+    state: &StateWriter,
     command: &str,
     started: chrono::DateTime<Utc>,
 ) -> Result<RunReport, OpsError> {
-    state.last_run = Some(RunRecord {
-        command: command.into(),
-        started_at: started,
-        finished_at: None,
-        ok: false,
-        interrupted: false,
-        steps: Vec::new(),
-    });
-    store.save(state)?;
+    state.update(|state| {
+        state.last_run = Some(RunRecord {
+            command: command.into(),
+            started_at: started,
+            finished_at: None,
+            ok: false,
+            interrupted: false,
+            steps: Vec::new(),
+        })
+    })?;
     let waits_for: std::collections::HashMap<String, Vec<String>> = steps
         .iter()
         .map(|s| (s.id.clone(), s.deps.clone()))
@@ -220,11 +211,13 @@ pub async fn run_and_record(
     };
     let mut save_error = None;
     let run = engine::run(steps, &run_opts, outputs, opts.sink.clone(), |r| {
-        record(state, r, command);
-        if let Some(last) = state.last_run.as_mut() {
-            last.steps.push(timing(r, &waits_for));
-        }
-        if let Err(e) = store.save(state) {
+        let saved = state.update(|state| {
+            record(state, r, command);
+            if let Some(last) = state.last_run.as_mut() {
+                last.steps.push(timing(r, &waits_for));
+            }
+        });
+        if let Err(e) = saved {
             save_error.get_or_insert(e);
         }
     })
@@ -232,13 +225,14 @@ pub async fn run_and_record(
     if let Some(e) = save_error {
         return Err(e.into());
     }
-    if let Some(last) = state.last_run.as_mut() {
-        last.finished_at = Some(Utc::now());
-        last.ok = run.ok();
-        last.interrupted = run.interrupted;
-    }
-    state.updated_at = Utc::now();
-    store.save(state)?;
+    state.update(|state| {
+        if let Some(last) = state.last_run.as_mut() {
+            last.finished_at = Some(Utc::now());
+            last.ok = run.ok();
+            last.interrupted = run.interrupted;
+        }
+        state.updated_at = Utc::now();
+    })?;
     Ok(run)
 }
 
@@ -278,6 +272,11 @@ fn record(state: &mut State, r: &StepResult, command: &str) {
         Outcome::Failed(e) => ("failed", serde_json::Value::Null, Some(e.clone())),
         Outcome::Skipped(why) => ("skipped", serde_json::Value::Null, Some(why.clone())),
     };
+    // The object is recorded now (up), or gone (a delete done): what was
+    // about to be created for it needs no more proof.
+    if matches!(r.outcome, Outcome::Done(_)) && (command != "down" || r.action == Action::Delete) {
+        state.clear_intents(&r.id);
+    }
     if matches!(r.outcome, Outcome::Skipped(_)) && state.resources.contains_key(&r.id) {
         return; // keep what we knew; this run did not touch it
     }

@@ -375,6 +375,7 @@ async fn orphaned_volumes(
             } else {
                 format!("kubectl delete pv {name} (it is {phase}; its claim {}/{claim} is gone)", rt.namespace())
             },
+            status: None,
         });
     }
     Ok(out)
@@ -459,6 +460,7 @@ pub async fn leftovers(rt: &Runtime) -> Result<Vec<Leftover>, ProviderError> {
                     key.name
                 )
             },
+            status: None,
         });
     }
     out.dedup_by(|a, b| a.kind == b.kind && a.name == b.name);

@@ -26,7 +26,7 @@ pub enum Protocol {
 #[derive(Debug, Clone)]
 pub struct AwsError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: std::borrow::Cow<'static, str>,
     pub message: String,
     /// Query protocol `<Type>`: Sender (client's fault) or Receiver.
     pub sender_fault: bool,
@@ -35,11 +35,15 @@ pub struct AwsError {
 }
 
 impl AwsError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> AwsError {
+    pub fn new(
+        status: u16,
+        code: impl Into<std::borrow::Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> AwsError {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         AwsError {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
             sender_fault: status.is_client_error(),
             fields: Map::new(),
@@ -109,7 +113,9 @@ impl AwsError {
             headers.insert(name, id);
         }
         if protocol == Protocol::RestJson {
-            headers.insert("x-amzn-errortype", HeaderValue::from_static(self.code));
+            if let Ok(code) = HeaderValue::from_str(&self.code) {
+                headers.insert("x-amzn-errortype", code);
+            }
         }
         response
     }

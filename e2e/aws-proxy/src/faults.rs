@@ -1,8 +1,12 @@
-//! Random fault injection that replays: one seeded draw per AWS call, so a
-//! given seed and request order always fail the same calls.
+//! Fault injection: random faults that replay (one seeded draw per AWS
+//! call, so a given seed and request order always fail the same calls),
+//! and faults scripted for one operation, the first N times it is called.
+
+use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
 /// What to do with one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,9 +66,73 @@ impl Faults {
     }
 }
 
+/// What a scripted fault does to a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Scripted {
+    /// Forward the call to moto, which carries it out, then answer the
+    /// service's own 5xx as if it had failed: the caller never learns that
+    /// it worked (a response lost on the way back).
+    LoseResponse,
+    /// Forward the call to moto, which carries it out, then close the
+    /// connection without answering.
+    DropConnection,
+    /// Answer with this AWS error without forwarding: the call is refused
+    /// and nothing happens.
+    Refuse {
+        status: u16,
+        code: String,
+        #[serde(default)]
+        message: String,
+    },
+}
+
+/// Faults scripted per `service:Operation`: each applies to the next
+/// `times` calls of its operation, then the operation passes again.
+#[derive(Debug, Default)]
+pub struct Script {
+    faults: BTreeMap<String, (Scripted, u32)>,
+}
+
+impl Script {
+    /// Makes the next `times` calls of `operation` (as [`crate::Stats`]
+    /// counts them, e.g. `ec2:CreateVpc`) meet `fault`; 0 clears it.
+    pub fn set(&mut self, operation: &str, fault: Scripted, times: u32) {
+        if times == 0 {
+            self.faults.remove(operation);
+        } else {
+            self.faults.insert(operation.to_string(), (fault, times));
+        }
+    }
+
+    /// The fault this call of `operation` meets, if any, using one of its times.
+    pub fn take(&mut self, operation: &str) -> Option<Scripted> {
+        let (fault, left) = self.faults.get_mut(operation)?;
+        let fault = fault.clone();
+        *left -= 1;
+        if *left == 0 {
+            self.faults.remove(operation);
+        }
+        Some(fault)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scripted_fault_applies_the_first_n_times_only() {
+        let mut script = Script::default();
+        script.set("ec2:CreateVpc", Scripted::LoseResponse, 2);
+        assert_eq!(script.take("ec2:CreateSubnet"), None);
+        assert_eq!(script.take("ec2:CreateVpc"), Some(Scripted::LoseResponse));
+        assert_eq!(script.take("ec2:CreateVpc"), Some(Scripted::LoseResponse));
+        assert_eq!(script.take("ec2:CreateVpc"), None);
+        script.set("s3:PutBucketTagging", Scripted::DropConnection, 5);
+        script.set("s3:PutBucketTagging", Scripted::DropConnection, 0);
+        assert_eq!(script.take("s3:PutBucketTagging"), None);
+    }
 
     #[test]
     fn the_same_seed_fails_the_same_calls() {

@@ -11,7 +11,9 @@
 //!   and nothing new can be made on a cluster that is not ACTIVE;
 //! - the EKS add-on API (create, describe, list, update, delete, versions);
 //! - faults: each service's own throttling and 5xx errors at seeded random
-//!   rates, auth errors for chosen access keys, and added latency;
+//!   rates, auth errors for chosen access keys, added latency, and faults
+//!   scripted for one operation the first N times: a response lost after
+//!   moto carried the call out (a 5xx, or a closed connection), or a refusal;
 //! - counters of calls per `service:Operation`.
 //!
 //! It does not check signatures, and knows nothing of services howdah does
@@ -41,6 +43,7 @@ mod server;
 mod stats;
 mod upstream;
 
+pub use crate::faults::Scripted;
 pub use crate::lifecycle::Detection;
 pub use crate::moto::{find_moto_server, Moto};
 pub use crate::stats::Stats;
@@ -132,6 +135,7 @@ impl Proxy {
                 options.error_percent,
                 options.seed,
             )),
+            script: Mutex::new(faults::Script::default()),
             lifecycle: Mutex::new(lifecycle::Lifecycle::default()),
             addons: Mutex::new(addons::Addons::default()),
         });
@@ -166,6 +170,14 @@ impl Proxy {
     /// Changes the fault rates (percentages, capped at 100) from now on.
     pub fn set_faults(&self, throttle_percent: u32, error_percent: u32) {
         self.shared.faults().set(throttle_percent, error_percent);
+    }
+
+    /// Makes the next `times` calls of `operation` (`service:Operation`,
+    /// as [`Stats`] counts them, e.g. `ec2:CreateVpc`) meet `fault`, like
+    /// `POST /_proxy/script`: a lost response after moto carried the call
+    /// out, a dropped connection, or a refusal. 0 clears it.
+    pub fn script(&self, operation: &str, fault: Scripted, times: u32) {
+        self.shared.script().set(operation, fault, times);
     }
 
     /// Like `POST /_proxy/reset`: clears the counters and the proxy's own

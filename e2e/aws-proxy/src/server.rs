@@ -3,7 +3,6 @@
 //! injection, then EKS handling or plain forwarding to moto).
 
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::addons::Addons;
 use crate::errors;
-use crate::faults::{Faults, Verdict};
+use crate::faults::{Faults, Script, Scripted, Verdict};
 use crate::identify::{identify, Call};
 use crate::lifecycle::{Lifecycle, Timings};
 use crate::stats::Stats;
@@ -36,6 +35,7 @@ pub struct Shared {
     pub client: HttpClient,
     pub stats: Mutex<Stats>,
     pub faults: Mutex<Faults>,
+    pub script: Mutex<Script>,
     pub lifecycle: Mutex<Lifecycle>,
     pub addons: Mutex<Addons>,
 }
@@ -53,6 +53,10 @@ impl Shared {
 
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         lock(&self.faults)
+    }
+
+    pub fn script(&self) -> MutexGuard<'_, Script> {
+        lock(&self.script)
     }
 
     pub fn lifecycle(&self) -> MutexGuard<'_, Lifecycle> {
@@ -108,6 +112,7 @@ impl Shared {
         *self.stats() = Stats::default();
         *self.lifecycle() = Lifecycle::default();
         *self.addons() = Addons::default();
+        *self.script() = Script::default();
         self.faults().reseed();
     }
 
@@ -189,10 +194,23 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// Why a connection is closed without an answer (a scripted fault).
+#[derive(Debug)]
+struct Dropped(String);
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "connection dropped after {} (scripted fault)", self.0)
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Serves one request; an error closes the connection without an answer.
 async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, Dropped> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -210,7 +228,27 @@ async fn handle(
     if path.starts_with("/moto-api") {
         return Ok(pass(shared.forward(&parts, body).await));
     }
-    Ok(aws_call(&shared, parts, body).await)
+    // AWS carries out a request it received even when the caller goes
+    // away before the answer (a run killed mid-call). Served in a task of
+    // its own, the call is not cancelled with a dropped connection: moto's
+    // work and the proxy's record of it (a node group deleted) stay in step.
+    let call = tokio::spawn(async move { aws_call(&shared, parts, body).await });
+    match call.await {
+        Ok(answer) => answer,
+        Err(e) => Ok(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("howdah-aws-proxy: the call failed: {e}\n"),
+        )),
+    }
+}
+
+/// `POST /_proxy/script`: `{"operation": "ec2:CreateVpc", "times": 1,
+/// "fault": {"mode": "lose_response"}}`.
+#[derive(Deserialize)]
+struct ScriptRequest {
+    operation: String,
+    times: u32,
+    fault: Scripted,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +284,21 @@ async fn control(shared: &Shared, parts: &Parts, body: &[u8]) -> Response<Full<B
                 "error_percent": error_percent,
             }))
         }
+        (&Method::POST, "/_proxy/script") => {
+            let request: ScriptRequest = match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!("expected {{\"operation\": \"ec2:CreateVpc\", \"times\": N, \"fault\": {{\"mode\": \"lose_response\" | \"drop_connection\" | \"refuse\", ...}}}}: {e}\n"),
+                    )
+                }
+            };
+            shared
+                .script()
+                .set(&request.operation, request.fault, request.times);
+            json_response(json!({}))
+        }
         (&Method::POST, "/_proxy/reset") => {
             shared.reset_state();
             match shared.reset_upstream().await {
@@ -255,13 +308,17 @@ async fn control(shared: &Shared, parts: &Parts, body: &[u8]) -> Response<Full<B
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "howdah-aws-proxy: control endpoints are GET /_proxy/stats, POST /_proxy/faults, POST /_proxy/reset\n"
+            "howdah-aws-proxy: control endpoints are GET /_proxy/stats, POST /_proxy/faults, POST /_proxy/script, POST /_proxy/reset\n"
                 .to_string(),
         ),
     }
 }
 
-async fn aws_call(shared: &Shared, parts: Parts, body: Bytes) -> Response<Full<Bytes>> {
+async fn aws_call(
+    shared: &Shared,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, Dropped> {
     let call: Call = identify(
         &parts.method,
         parts.uri.path(),
@@ -284,23 +341,50 @@ async fn aws_call(shared: &Shared, parts: Parts, body: Bytes) -> Response<Full<B
         };
         if let Some(error) = refusal {
             shared.stats().auth_failures += 1;
-            return error.into_response(call.protocol);
+            return Ok(error.into_response(call.protocol));
         }
     }
-    let verdict = shared.faults().draw();
-    match verdict {
-        Verdict::Throttle => {
-            shared.stats().throttled += 1;
-            return errors::throttling(call.protocol).into_response(call.protocol);
+    let scripted = shared.script().take(&call.key());
+    if let Some(Scripted::Refuse {
+        status,
+        code,
+        message,
+    }) = &scripted
+    {
+        shared.stats().errors += 1;
+        return Ok(
+            errors::AwsError::new(*status, code.clone(), message.clone())
+                .into_response(call.protocol),
+        );
+    }
+    if scripted.is_none() {
+        match shared.faults().draw() {
+            Verdict::Throttle => {
+                shared.stats().throttled += 1;
+                return Ok(errors::throttling(call.protocol).into_response(call.protocol));
+            }
+            Verdict::Error => {
+                shared.stats().errors += 1;
+                return Ok(errors::internal(call.protocol).into_response(call.protocol));
+            }
+            Verdict::Pass => {}
         }
-        Verdict::Error => {
+    }
+    let answer = if call.service == "eks" {
+        crate::eks::handle(shared, &call, &parts, body).await
+    } else {
+        pass(shared.forward(&parts, body).await)
+    };
+    // The call was carried out; what the caller hears of it is lost.
+    match scripted {
+        Some(Scripted::LoseResponse) => {
             shared.stats().errors += 1;
-            return errors::internal(call.protocol).into_response(call.protocol);
+            Ok(errors::internal(call.protocol).into_response(call.protocol))
         }
-        Verdict::Pass => {}
+        Some(Scripted::DropConnection) => {
+            shared.stats().errors += 1;
+            Err(Dropped(call.key()))
+        }
+        _ => Ok(answer),
     }
-    if call.service == "eks" {
-        return crate::eks::handle(shared, &call, &parts, body).await;
-    }
-    pass(shared.forward(&parts, body).await)
 }

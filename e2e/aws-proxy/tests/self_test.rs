@@ -575,3 +575,92 @@ async fn a_missing_moto_fails_loudly_with_the_install_hint() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("e2e/aws/moto.sh install"), "{stderr}");
 }
+
+/// A scripted lost response: moto carries the call out, the caller hears
+/// the service's 5xx, the first N times only; a scripted refusal answers
+/// with the chosen error and carries nothing out.
+#[tokio::test]
+async fn scripted_faults_lose_the_answer_after_moto_did_the_work() {
+    let env = start(ProxyOptions::default()).await;
+    let aws = &env.aws;
+    env.proxy
+        .script("ec2:CreateVpc", howdah_aws_proxy::Scripted::LoseResponse, 1);
+    let create = "Action=CreateVpc&Version=2016-11-15&CidrBlock=10.0.0.0%2F16";
+    let lost = aws.query("ec2", create).await;
+    assert_eq!(lost.status, 500, "{}", lost.text());
+    assert!(
+        lost.text().contains("<Code>InternalError</Code>"),
+        "{}",
+        lost.text()
+    );
+    let vpcs = aws
+        .query("ec2", "Action=DescribeVpcs&Version=2016-11-15")
+        .await
+        .text();
+    assert_eq!(
+        vpcs.matches("<isDefault>false</isDefault>").count(),
+        1,
+        "{vpcs}"
+    );
+    assert_eq!(
+        aws.query("ec2", create).await.status,
+        200,
+        "only the first time"
+    );
+
+    let refused = aws
+        .plain(
+            Method::POST,
+            "/_proxy/script",
+            r#"{"operation": "s3:CreateBucket", "times": 1, "fault": {"mode": "refuse", "status": 403, "code": "AccessDenied", "message": "Access Denied"}}"#,
+        )
+        .await;
+    assert_eq!(refused.status, 200, "{}", refused.text());
+    let create = aws.s3(Method::PUT, "/scripted-bucket", "").await;
+    assert_eq!(create.status, 403);
+    assert!(
+        create.text().contains("<Code>AccessDenied</Code>"),
+        "{}",
+        create.text()
+    );
+    assert_eq!(
+        aws.s3(Method::HEAD, "/scripted-bucket", "").await.status,
+        404
+    );
+}
+
+/// A call whose caller goes away before the answer (a run killed mid-call)
+/// is still carried out in full, as AWS does: moto's work and the proxy's
+/// own record of it stay in step.
+#[tokio::test]
+async fn a_call_is_carried_out_even_when_its_caller_goes_away() {
+    use tokio::io::AsyncWriteExt;
+    let env = start(ProxyOptions {
+        latency: ms(400),
+        ..Default::default()
+    })
+    .await;
+    let form = "Action=CreateVpc&Version=2016-11-15&CidrBlock=10.9.0.0%2F16";
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: {}\r\nauthorization: AWS4-HMAC-SHA256 Credential=AKIDTEST/20240101/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=0\r\nx-amz-date: 20240101T000000Z\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{form}",
+        env.proxy.addr(),
+        form.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(env.proxy.addr())
+        .await
+        .expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    tokio::time::sleep(ms(50)).await;
+    drop(stream); // gone before the answer
+    tokio::time::sleep(ms(900)).await;
+    let vpcs = env
+        .aws
+        .query("ec2", "Action=DescribeVpcs&Version=2016-11-15")
+        .await
+        .text();
+    assert_eq!(
+        vpcs.matches("<isDefault>false</isDefault>").count(),
+        1,
+        "the call was dropped with its connection: {vpcs}"
+    );
+}

@@ -126,6 +126,71 @@ async fn build(region: &str, profile: Option<&str>) -> Clients {
     }
 }
 
+/// How many times a create is sent at most when its answers are lost.
+const CREATE_ATTEMPTS: u32 = 6;
+
+/// How many times to look for what a create whose answer was lost may
+/// have made, before sending it again: EC2 and IAM may take a moment to
+/// list an object they just made.
+const LOOKS: u32 = 3;
+
+/// Config for one call of a create that is not idempotent: without the
+/// SDK's retry, which would send it again blindly after a lost answer and
+/// make a second object. [`create_once`] retries it instead, looking first.
+pub fn ec2_no_retry() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+/// [`ec2_no_retry`] for IAM.
+pub fn iam_no_retry() -> aws_sdk_iam::config::Builder {
+    aws_sdk_iam::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+/// Sends a create the API cannot make idempotent (`send`, built with
+/// [`ec2_no_retry`] or [`iam_no_retry`]), and when its answer is lost or
+/// retryable — AWS may have carried it out all the same — reads by tag and
+/// name (`find`) before sending it again: what it finds is what that create
+/// made. Throttling is the one answer that says nothing was done, and is
+/// retried at once after a pause.
+pub async fn create_once<T, E, S, SF, F, FF>(
+    what: &str,
+    send: S,
+    find: F,
+) -> Result<T, ProviderError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    S: Fn() -> SF,
+    SF: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    F: Fn() -> FF,
+    FF: std::future::Future<Output = Result<Option<T>, ProviderError>>,
+{
+    let backoff = crate::eks::poll_backoff();
+    let mut attempt = 0;
+    loop {
+        let e = match send().await {
+            Ok(made) => return Ok(made),
+            Err(e) => e,
+        };
+        let throttled = code(&e).is_some_and(|c| THROTTLING.contains(&c));
+        let error = err(what, e);
+        attempt += 1;
+        if !error.is_retryable() || attempt >= CREATE_ATTEMPTS {
+            return Err(error);
+        }
+        if throttled {
+            tokio::time::sleep(backoff.delay(attempt)).await;
+            continue;
+        }
+        tracing::debug!(%error, "{what}: the answer was lost; looking before trying again");
+        for look in 0..LOOKS {
+            if let Some(made) = find().await? {
+                return Ok(made);
+            }
+            tokio::time::sleep(backoff.delay(look)).await;
+        }
+    }
+}
+
 /// The service error code of a failed call, if the service answered.
 pub fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
     match e {
@@ -173,8 +238,9 @@ where
             let said = match (message.is_empty(), status) {
                 (false, _) => format!("{what}: {code}: {message}"),
                 (true, 404) if inner.code().is_none() => format!(
-                    "{what}: {code} without an error message: the endpoint does not serve \
-                     this API (check AWS_ENDPOINT_URL and the region)"
+                    "{what}: {code} without an AWS error: the endpoint does not serve \
+                     this API (an emulator or proxy without it, or the wrong endpoint: \
+                     check AWS_ENDPOINT_URL and the region)"
                 ),
                 (true, _) => format!("{what}: {code} without an error message"),
             };

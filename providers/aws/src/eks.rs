@@ -247,6 +247,9 @@ impl Cluster {
             self.ctx.cfg.kubernetes_version
         ));
         let tags: HashMap<String, String> = self.ctx.tags(ids::CLUSTER).into_iter().collect();
+        // Every try of this create (the SDK's, ours, the next run's) sends
+        // the same token: EKS makes one cluster of them.
+        let intent = self.ctx.intend(ids::CLUSTER, "eks.cluster", &name)?;
         // A role made seconds ago may not be assumable yet (IAM is
         // eventually consistent): EKS then says InvalidParameterException.
         let started = Instant::now();
@@ -270,6 +273,7 @@ impl Cluster {
                         .build(),
                 )
                 .set_tags(Some(tags.clone()))
+                .set_client_request_token(intent.token.clone())
                 .send()
                 .await;
             match sent {
@@ -459,6 +463,59 @@ struct NodegroupInfo {
     health: Vec<String>,
 }
 
+/// The node group `name` of the stack's cluster as Describe shows it
+/// (None: not there).
+async fn describe_nodegroup(ctx: &Ctx, name: &str) -> Result<Option<NodegroupInfo>, ProviderError> {
+    let eks = &ctx.aws().await.eks;
+    let out = match eks
+        .describe_nodegroup()
+        .cluster_name(ctx.cluster_name())
+        .nodegroup_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(err(&format!("reading node group {name}"), e)),
+    };
+    let Some(ng) = out.nodegroup else {
+        return Ok(None);
+    };
+    let scaling = ng.scaling_config();
+    Ok(Some(NodegroupInfo {
+        status: ng
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        min: scaling.and_then(|s| s.min_size()).unwrap_or_default(),
+        max: scaling.and_then(|s| s.max_size()).unwrap_or_default(),
+        desired: scaling.and_then(|s| s.desired_size()).unwrap_or_default(),
+        instance_types: ng.instance_types().to_vec(),
+        disk: ng.disk_size(),
+        spot: ng.capacity_type().map(|c| c.as_str()) == Some("SPOT"),
+        health: ng
+            .health()
+            .map(|h| {
+                h.issues()
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{}: {}",
+                            i.code().map(|c| c.as_str()).unwrap_or_default(),
+                            i.message().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }))
+}
+
+/// The EKS status of the node group `name` (None: not there).
+pub async fn nodegroup_status(ctx: &Ctx, name: &str) -> Result<Option<String>, ProviderError> {
+    Ok(describe_nodegroup(ctx, name).await?.map(|n| n.status))
+}
+
 impl Nodegroup {
     pub fn new(ctx: Arc<Ctx>, pool: NodePoolConfig) -> Nodegroup {
         let id = ids::nodegroup(&pool.name);
@@ -466,49 +523,7 @@ impl Nodegroup {
     }
 
     async fn describe(&self) -> Result<Option<NodegroupInfo>, ProviderError> {
-        let eks = &self.ctx.aws().await.eks;
-        let out = match eks
-            .describe_nodegroup()
-            .cluster_name(self.ctx.cluster_name())
-            .nodegroup_name(&self.pool.name)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => return Err(err(&format!("reading node group {}", self.pool.name), e)),
-        };
-        let Some(ng) = out.nodegroup else {
-            return Ok(None);
-        };
-        let scaling = ng.scaling_config();
-        Ok(Some(NodegroupInfo {
-            status: ng
-                .status()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            min: scaling.and_then(|s| s.min_size()).unwrap_or_default(),
-            max: scaling.and_then(|s| s.max_size()).unwrap_or_default(),
-            desired: scaling.and_then(|s| s.desired_size()).unwrap_or_default(),
-            instance_types: ng.instance_types().to_vec(),
-            disk: ng.disk_size(),
-            spot: ng.capacity_type().map(|c| c.as_str()) == Some("SPOT"),
-            health: ng
-                .health()
-                .map(|h| {
-                    h.issues()
-                        .iter()
-                        .map(|i| {
-                            format!(
-                                "{}: {}",
-                                i.code().map(|c| c.as_str()).unwrap_or_default(),
-                                i.message().unwrap_or_default()
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }))
+        describe_nodegroup(&self.ctx, &self.pool.name).await
     }
 
     /// Fields that cannot change in place (a new node group is needed).
@@ -572,6 +587,31 @@ impl Nodegroup {
         f
     }
 
+    /// Why a live node group cannot serve, when EKS says it cannot:
+    /// failed to create or delete, degraded with health issues, or on
+    /// its way out.
+    fn failure(&self, live: &NodegroupInfo) -> Option<ProviderError> {
+        let issues = if live.health.is_empty() {
+            "no health issues reported; see the EKS console".to_string()
+        } else {
+            live.health.join("; ")
+        };
+        let name = &self.pool.name;
+        match live.status.as_str() {
+            "CREATE_FAILED" | "DELETE_FAILED" => Some(ProviderError::api(format!(
+                "node group {name} is {}: {issues}; `howdah down` removes it, then `howdah up` makes it again",
+                live.status
+            ))),
+            "DEGRADED" if !live.health.is_empty() => Some(ProviderError::api(format!(
+                "node group {name} is DEGRADED: {issues}"
+            ))),
+            "DELETING" => Some(ProviderError::api(format!(
+                "node group {name} is being deleted; wait for it to go, then run up again"
+            ))),
+            _ => None,
+        }
+    }
+
     fn refuse(&self, drift: &[FieldChange]) -> ProviderError {
         let what: Vec<String> = drift
             .iter()
@@ -609,8 +649,14 @@ impl Nodegroup {
             "creating node group {} ({} × {}..{})",
             self.pool.name, self.pool.machine_type, self.pool.min, self.pool.max
         ));
+        let intent = self.ctx.intend(
+            &self.id,
+            "eks.nodegroup",
+            &format!("{}/{}", self.ctx.cluster_name(), self.pool.name),
+        )?;
         let sent = eks
             .create_nodegroup()
+            .set_client_request_token(intent.token.clone())
             .cluster_name(self.ctx.cluster_name())
             .nodegroup_name(&self.pool.name)
             .node_role(role)
@@ -711,6 +757,17 @@ impl Resource for Nodegroup {
                 let fixed = self.immutable_drift(&live);
                 if !fixed.is_empty() {
                     return Err(self.refuse(&fixed));
+                }
+                // Unhealthy is unhealthy: a group EKS could not make is an
+                // error (as `up` will say), one still changing is not ready.
+                if let Some(problem) = self.failure(&live) {
+                    return Err(problem);
+                }
+                if live.status != "ACTIVE" {
+                    return Ok(Change::keep(format!(
+                        "in sync, not ready: node group {} is {}; up waits for it",
+                        self.pool.name, live.status
+                    )));
                 }
                 let fields = self.scaling_drift(&live);
                 if fields.is_empty() {
@@ -835,6 +892,9 @@ impl Nodegroup {
     }
 }
 
+/// The EBS CSI driver's add-on name.
+pub const EBS_CSI_ADDON: &str = "aws-ebs-csi-driver";
+
 /// An EKS add-on: here the EBS CSI driver, with its own IRSA role, so
 /// PersistentVolumeClaims get gp3 volumes (EKS ≥ 1.23 has no in-tree EBS).
 pub struct Addon {
@@ -847,9 +907,22 @@ impl Addon {
     pub fn ebs_csi(ctx: Arc<Ctx>) -> Addon {
         Addon {
             ctx,
-            name: "aws-ebs-csi-driver",
+            name: EBS_CSI_ADDON,
             role_step: ids::EBS_ROLE,
         }
+    }
+
+    /// The EKS status of the stack's add-on `name` (None: not there).
+    pub async fn status(
+        ctx: Arc<Ctx>,
+        name: &'static str,
+    ) -> Result<Option<String>, ProviderError> {
+        let addon = Addon {
+            ctx,
+            name,
+            role_step: ids::EBS_ROLE,
+        };
+        Ok(addon.describe().await?.map(|(status, _, _)| status))
     }
 
     async fn describe(
@@ -868,7 +941,12 @@ impl Addon {
         {
             Ok(out) => out,
             Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => return Err(err(&format!("reading add-on {}", self.name), e)),
+            Err(e) => {
+                return Err(err(
+                    &format!("reading add-on {} (eks:DescribeAddon)", self.name),
+                    e,
+                ))
+            }
         };
         Ok(out.addon.map(|a| {
             let issues = a
@@ -919,7 +997,29 @@ impl Resource for Addon {
         }
         Ok(match self.describe().await? {
             None => Change::new(Action::Create, format!("{}: not found", self.name)),
-            Some((status, _, _)) => Change::keep(format!("{} {status}", self.name)),
+            Some((status, _, _)) if status == "ACTIVE" => {
+                Change::keep(format!("{} ACTIVE", self.name))
+            }
+            Some((status, _, issues))
+                if matches!(
+                    status.as_str(),
+                    "CREATE_FAILED" | "UPDATE_FAILED" | "DELETE_FAILED" | "DEGRADED"
+                ) =>
+            {
+                return Err(ProviderError::api(format!(
+                    "add-on {} is {status}: {}",
+                    self.name,
+                    if issues.is_empty() {
+                        "no health issues reported; see the EKS console".to_string()
+                    } else {
+                        issues.join("; ")
+                    }
+                )))
+            }
+            Some((status, _, _)) => Change::keep(format!(
+                "in sync, not ready: add-on {} is {status}; up waits for it",
+                self.name
+            )),
         })
     }
 
@@ -945,8 +1045,14 @@ impl Resource for Addon {
                     .report(&format!("installing add-on {}", self.name));
                 let tags: HashMap<String, String> =
                     self.ctx.tags(ids::EBS_ADDON).into_iter().collect();
+                let intent = self.ctx.intend(
+                    ids::EBS_ADDON,
+                    "eks.addon",
+                    &format!("{}/{}", self.ctx.cluster_name(), self.name),
+                )?;
                 match eks
                     .create_addon()
+                    .set_client_request_token(intent.token.clone())
                     .cluster_name(self.ctx.cluster_name())
                     .addon_name(self.name)
                     .service_account_role_arn(&role)
@@ -957,7 +1063,12 @@ impl Resource for Addon {
                 {
                     Ok(_) => {}
                     Err(e) if is(&e, &["ResourceInUseException"]) => {}
-                    Err(e) => return Err(err(&format!("installing add-on {}", self.name), e)),
+                    Err(e) => {
+                        return Err(err(
+                            &format!("installing add-on {} (eks:CreateAddon)", self.name),
+                            e,
+                        ))
+                    }
                 }
             }
             Some((status, live_role, _))
@@ -971,7 +1082,12 @@ impl Resource for Addon {
                     .resolve_conflicts(ResolveConflicts::Overwrite)
                     .send()
                     .await
-                    .map_err(|e| err(&format!("updating add-on {}", self.name), e))?;
+                    .map_err(|e| {
+                        err(
+                            &format!("updating add-on {} (eks:UpdateAddon)", self.name),
+                            e,
+                        )
+                    })?;
             }
             Some(_) => {}
         }
@@ -1026,7 +1142,7 @@ impl Resource for Addon {
                     Ok(_) => Asked::Accepted,
                     Err(e) if not_found(&e) => Asked::Gone,
                     Err(e) if is(&e, &["ResourceInUseException"]) => Asked::Accepted,
-                    Err(e) => return Err(err(&format!("deleting {what}"), e)),
+                    Err(e) => return Err(err(&format!("deleting {what} (eks:DeleteAddon)"), e)),
                 })
             },
         )

@@ -12,7 +12,7 @@ use aws_sdk_iam::types::Tag;
 use howdah_provider::{Action, Change, FieldChange, Outputs, ProviderError, Resource, StepContext};
 use serde_json::{json, Value};
 
-use crate::clients::{err, is, not_found};
+use crate::clients::{create_once, err, iam_no_retry, is, not_found};
 use crate::eks::Cluster;
 use crate::{ids, policies, Ctx};
 
@@ -555,6 +555,39 @@ impl OidcProvider {
         OidcProvider { ctx }
     }
 
+    /// The provider IAM says exists for `issuer` (EntityAlreadyExists),
+    /// read before anything is said of it: this stack's (its tags say so,
+    /// as after a create whose answer was lost) is used, anyone else's is
+    /// refused.
+    async fn existing(&self, issuer: &str) -> Result<String, ProviderError> {
+        let arn = format!(
+            "arn:{}:iam::{}:oidc-provider/{}",
+            self.ctx.partition(),
+            self.ctx.account().await?,
+            host_path(issuer)
+        );
+        let got = self
+            .ctx
+            .aws()
+            .await
+            .iam
+            .get_open_id_connect_provider()
+            .open_id_connect_provider_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| err(&format!("reading OIDC provider {arn}"), e))?;
+        if self
+            .ctx
+            .owns(got.tags().iter().map(|t| (t.key(), t.value())))
+        {
+            return Ok(arn);
+        }
+        Err(ProviderError::api(format!(
+            "an OIDC provider for {issuer} already exists in this account ({arn}) but is not tagged howdah.io/stack={}; delete it or tag it to let this stack use it",
+            self.ctx.cfg.stack
+        )))
+    }
+
     /// The provider tagged as this stack's, with its URL.
     async fn find(&self) -> Result<Option<(String, String)>, ProviderError> {
         let iam = &self.ctx.aws().await.iam;
@@ -661,22 +694,43 @@ impl Resource for OidcProvider {
         }
         ctx.progress.report("creating the OIDC provider");
         let iam = &self.ctx.aws().await.iam;
-        let created = iam
-            .create_open_id_connect_provider()
-            .url(&issuer)
-            .client_id_list("sts.amazonaws.com")
-            .set_tags(Some(iam_tags(&self.ctx, ids::OIDC)))
-            .send()
-            .await;
+        self.ctx
+            .intend(ids::OIDC, "iam.oidc_provider", &host_path(&issuer))?;
+        // None: IAM says one for this issuer exists already.
+        let created = create_once(
+            "creating the OIDC provider",
+            || async {
+                match iam
+                    .create_open_id_connect_provider()
+                    .url(&issuer)
+                    .client_id_list("sts.amazonaws.com")
+                    .set_tags(Some(iam_tags(&self.ctx, ids::OIDC)))
+                    .customize()
+                    .config_override(iam_no_retry())
+                    .send()
+                    .await
+                {
+                    Ok(out) => Ok(Some(
+                        out.open_id_connect_provider_arn()
+                            .unwrap_or_default()
+                            .to_string(),
+                    )),
+                    Err(e) if is(&e, &["EntityAlreadyExists"]) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            },
+            || async {
+                Ok(self
+                    .find()
+                    .await?
+                    .filter(|(_, url)| host_path(url) == host_path(&issuer))
+                    .map(|(arn, _)| Some(arn)))
+            },
+        )
+        .await?;
         let arn = match created {
-            Ok(out) => out.open_id_connect_provider_arn().unwrap_or_default().to_string(),
-            Err(e) if is(&e, &["EntityAlreadyExists"]) => {
-                return Err(ProviderError::api(format!(
-                    "an OIDC provider for {issuer} already exists in this account but is not tagged howdah.io/stack={}; delete it or tag it to let this stack use it",
-                    self.ctx.cfg.stack
-                )))
-            }
-            Err(e) => return Err(err("creating the OIDC provider", e)),
+            Some(arn) => arn,
+            None => self.existing(&issuer).await?,
         };
         Ok(json!({"arn": arn, "issuer": issuer}))
     }
@@ -865,12 +919,24 @@ impl Resource for RuntimeUser {
             // Keys whose secret half is lost are useless: remove them first,
             // so the user never has more than one.
             delete_access_keys(iam, &name).await?;
-            let key = iam
-                .create_access_key()
-                .user_name(&name)
-                .send()
-                .await
-                .map_err(|e| err("creating an access key", e))?;
+            let key = create_once(
+                "creating an access key",
+                || {
+                    iam.create_access_key()
+                        .user_name(&name)
+                        .customize()
+                        .config_override(iam_no_retry())
+                        .send()
+                },
+                // A key whose answer was lost is useless (its secret half
+                // went with the answer) and would count against the
+                // user's two: remove it before making another.
+                || async {
+                    delete_access_keys(iam, &name).await?;
+                    Ok(None)
+                },
+            )
+            .await?;
             let key = key
                 .access_key
                 .ok_or_else(|| ProviderError::api("CreateAccessKey returned no key"))?;

@@ -13,7 +13,7 @@ use howdah_provider::{Action, Change, Leftover, ProviderError, Resource, StepCon
 use serde_json::Value;
 
 use crate::clients::{err, not_found};
-use crate::eks::{poll_backoff, Cluster};
+use crate::eks::{poll_backoff, Addon, Cluster, EBS_CSI_ADDON};
 use crate::network::filter;
 use crate::{ids, tags, Ctx, NetworkConfig};
 
@@ -160,7 +160,44 @@ impl Resource for CloudObjects {
         }
     }
 
+    /// The mark "nodes and CSI driver are in" holds only when they are:
+    /// missing parts make it a create (up makes them first), parts not
+    /// ACTIVE make it not ready. Never healthy on a cluster without nodes.
     async fn plan_up(&self, _ctx: &StepContext) -> Result<Change, ProviderError> {
+        let cluster = Cluster::describe(&self.ctx).await?;
+        let mut missing = Vec::new();
+        let mut unready = Vec::new();
+        match cluster.as_ref().map(|c| c.status.as_str()) {
+            None => missing.push(format!("EKS cluster {}", self.ctx.cluster_name())),
+            Some("ACTIVE") => {}
+            Some(s) => unready.push(format!("EKS cluster {} is {s}", self.ctx.cluster_name())),
+        }
+        if cluster.is_some() {
+            for pool in &self.ctx.cfg.node_pools {
+                match crate::eks::nodegroup_status(&self.ctx, &pool.name).await? {
+                    None => missing.push(format!("node group {}", pool.name)),
+                    Some(s) if s == "ACTIVE" => {}
+                    Some(s) => unready.push(format!("node group {} is {s}", pool.name)),
+                }
+            }
+            match Addon::status(self.ctx.clone(), EBS_CSI_ADDON).await? {
+                None => missing.push(format!("add-on {EBS_CSI_ADDON}")),
+                Some(s) if s == "ACTIVE" => {}
+                Some(s) => unready.push(format!("add-on {EBS_CSI_ADDON} is {s}")),
+            }
+        }
+        if !missing.is_empty() {
+            return Ok(Change::new(
+                Action::Create,
+                format!("not found: {}; up makes them first", missing.join(", ")),
+            ));
+        }
+        if !unready.is_empty() {
+            return Ok(Change::keep(format!(
+                "in sync, not ready: {}",
+                unready.join(", ")
+            )));
+        }
         Ok(Change::keep("nodes and the CSI driver are in place"))
     }
 
@@ -228,17 +265,26 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
     let mut out: Vec<Leftover> = Vec::new();
     let mut seen = BTreeSet::new();
     let keep_data = !ctx.delete_data();
-    let mut push =
-        |out: &mut Vec<Leftover>, kind: &str, name: String, retained: bool, how: String| {
-            if seen.insert((kind.to_string(), name.clone())) {
-                out.push(Leftover {
-                    kind: kind.into(),
-                    name,
-                    retained,
-                    remove_with: how,
-                });
-            }
-        };
+    // Everything howdah made goes with `down`; what holds data needs
+    // `--delete-data` too (the CLI says when this run already had it).
+    let down = "howdah down -f <stack file>".to_string();
+    let down_data = "howdah down -f <stack file> --delete-data".to_string();
+    let mut push = |out: &mut Vec<Leftover>,
+                    kind: &str,
+                    name: String,
+                    retained: bool,
+                    how: &String,
+                    status: Option<String>| {
+        if seen.insert((kind.to_string(), name.clone())) {
+            out.push(Leftover {
+                kind: kind.into(),
+                name,
+                retained,
+                remove_with: how.clone(),
+                status,
+            });
+        }
+    };
     for arn in tagged(ctx, tags::STACK, Some(&ctx.cfg.stack), &[]).await? {
         let (kind, name) = classify(&arn);
         // Checked directly below: the Tagging API also lists resources
@@ -250,13 +296,7 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
             continue;
         }
         let retained = keep_data && matches!(kind.as_str(), "aws.s3_bucket" | "aws.ebs_volume");
-        push(
-            &mut out,
-            &kind,
-            name,
-            retained,
-            "howdah down --delete-data -f <stack file>".into(),
-        );
+        push(&mut out, &kind, name, retained, &down, None);
     }
     let aws = ctx.aws().await;
     if let Some(info) = Cluster::describe(ctx).await? {
@@ -266,10 +306,8 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
                 "aws.eks_cluster",
                 ctx.cluster_name(),
                 false,
-                format!(
-                    "howdah down -f <stack file> again; EKS reports it {}",
-                    info.status
-                ),
+                &down,
+                Some(format!("EKS reports it {}", info.status)),
             );
         }
     }
@@ -281,7 +319,7 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
                     .role()
                     .is_some_and(|r| ctx.owns(r.tags().iter().map(|t| (t.key(), t.value()))));
                 if owned {
-                    push(&mut out, "aws.iam_role", name, false, "howdah down".into());
+                    push(&mut out, "aws.iam_role", name, false, &down, None);
                 }
             }
             Err(e) if not_found(&e) => {}
@@ -300,7 +338,8 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
             "aws.iam_user",
             ctx.iam_name("pachyderm"),
             false,
-            "howdah down".into(),
+            &down,
+            None,
         ),
         Err(e) if not_found(&e) => {}
         Err(e) => return Err(err("checking IAM users", e)),
@@ -326,7 +365,8 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
                     "aws.oidc_provider",
                     arn.to_string(),
                     false,
-                    "howdah down".into(),
+                    &down,
+                    None,
                 );
             }
         }
@@ -341,37 +381,19 @@ pub async fn scan(ctx: &Ctx) -> Result<Vec<Leftover>, ProviderError> {
             .map_err(|e| err("checking VPCs", e))?;
         for v in vpcs.vpcs() {
             if let Some(id) = v.vpc_id() {
-                push(
-                    &mut out,
-                    "aws.vpc",
-                    id.to_string(),
-                    false,
-                    "howdah down".into(),
-                );
+                push(&mut out, "aws.vpc", id.to_string(), false, &down, None);
             }
         }
     }
     for id in volumes(ctx).await? {
-        push(
-            &mut out,
-            "aws.ebs_volume",
-            id,
-            keep_data,
-            "howdah down --delete-data (or delete the volume in EC2)".into(),
-        );
+        push(&mut out, "aws.ebs_volume", id, keep_data, &down_data, None);
     }
     if let Ok(name) = ctx.bucket_name().await {
         if matches!(
             crate::s3::Bucket::owner(ctx, &name).await?,
             crate::s3::Owner::Us | crate::s3::Owner::Untagged
         ) {
-            push(
-                &mut out,
-                "aws.s3_bucket",
-                name,
-                keep_data,
-                "howdah down --delete-data -f <stack file>".into(),
-            );
+            push(&mut out, "aws.s3_bucket", name, keep_data, &down_data, None);
         }
     }
     Ok(out)

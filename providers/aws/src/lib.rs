@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use howdah_provider::{
-    Leftover, Outputs, Provider, ProviderError, Resource, RuntimeInputs, StorageBinding,
+    Intent, Intents, Leftover, Outputs, Provider, ProviderError, Resource, RuntimeInputs,
+    StorageBinding,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -110,6 +111,8 @@ pub struct Ctx {
     account: OnceCell<String>,
     /// `down --delete-data` (or dataPolicy: delete).
     delete_data: AtomicBool,
+    /// Where intents to create are recorded and read (the stack's state).
+    intents: std::sync::RwLock<Arc<dyn Intents>>,
 }
 
 impl Ctx {
@@ -144,6 +147,52 @@ impl Ctx {
 
     pub fn delete_data(&self) -> bool {
         self.cfg.delete_data || self.delete_data.load(Ordering::Relaxed)
+    }
+
+    fn intents(&self) -> Arc<dyn Intents> {
+        self.intents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// What this run or an earlier one was about to create of `kind` `name`.
+    pub fn intended(&self, kind: &str, name: &str) -> Option<Intent> {
+        howdah_provider::intent::find(self.intents().as_ref(), kind, name)
+    }
+
+    /// Records, before the create is sent, that `resource` is about to
+    /// create `kind` `name` now, and returns the intent with the
+    /// idempotency token to send: an earlier try's token is kept, so every
+    /// try of one create sends the same. Fails (and nothing may be sent)
+    /// when it cannot be recorded.
+    pub fn intend(&self, resource: &str, kind: &str, name: &str) -> Result<Intent, ProviderError> {
+        let at = chrono::Utc::now();
+        let token = self
+            .intended(kind, name)
+            .and_then(|earlier| earlier.token)
+            .unwrap_or_else(|| {
+                let seed = format!(
+                    "{}/{kind}/{name}/{}/{}",
+                    self.cfg.stack,
+                    at.timestamp_nanos_opt().unwrap_or_default(),
+                    std::process::id()
+                );
+                Sha256::digest(seed)
+                    .iter()
+                    .take(16)
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            });
+        let intent = Intent {
+            resource: resource.into(),
+            kind: kind.into(),
+            name: name.into(),
+            token: Some(token),
+            at,
+        };
+        self.intents().record(intent.clone())?;
+        Ok(intent)
     }
 
     /// `howdah-<stack>`: the EKS cluster, the VPC's Name tag.
@@ -223,6 +272,9 @@ impl AwsProvider {
                 clients,
                 account: OnceCell::new(),
                 delete_data: AtomicBool::new(false),
+                intents: std::sync::RwLock::new(Arc::new(howdah_provider::intent::ReadOnly(
+                    Vec::new(),
+                ))),
             }),
         }
     }
@@ -328,6 +380,10 @@ impl Provider for AwsProvider {
 
     fn set_delete_data(&self, delete: bool) {
         self.ctx.delete_data.store(delete, Ordering::Relaxed);
+    }
+
+    fn set_intents(&self, intents: Arc<dyn Intents>) {
+        *self.ctx.intents.write().unwrap_or_else(|e| e.into_inner()) = intents;
     }
 
     async fn leftovers(&self) -> Result<Vec<Leftover>, ProviderError> {

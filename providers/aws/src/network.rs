@@ -17,7 +17,7 @@ use howdah_provider::wait::{poll_until, Backoff, Poll};
 use howdah_provider::{Action, Change, FieldChange, ProviderError, Resource, StepContext};
 use serde_json::{json, Value};
 
-use crate::clients::{err, is};
+use crate::clients::{create_once, ec2_no_retry, err, is};
 use crate::{ids, tags, Ctx, NetworkConfig};
 
 pub struct Network {
@@ -338,22 +338,29 @@ impl Network {
             Some(v) => v,
             None => {
                 ctx.progress.report(&format!("creating VPC {cidr}"));
-                let out = ec2
-                    .create_vpc()
-                    .cidr_block(cidr)
-                    .tag_specifications(tag_spec(
-                        &self.ctx,
-                        ResourceType::Vpc,
-                        ids::NETWORK,
-                        &[("Name", &cluster)],
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| err("creating the VPC", e))?;
-                out.vpc()
-                    .and_then(|v| v.vpc_id())
-                    .map(str::to_string)
-                    .ok_or_else(|| ProviderError::api("CreateVpc returned no VPC id"))?
+                self.ctx.intend(ids::NETWORK, "ec2.vpc", &cluster)?;
+                create_once(
+                    "creating the VPC",
+                    || async {
+                        let out = ec2
+                            .create_vpc()
+                            .cidr_block(cidr)
+                            .tag_specifications(tag_spec(
+                                &self.ctx,
+                                ResourceType::Vpc,
+                                ids::NETWORK,
+                                &[("Name", &cluster)],
+                            ))
+                            .customize()
+                            .config_override(ec2_no_retry())
+                            .send()
+                            .await?;
+                        Ok(out.vpc().and_then(|v| v.vpc_id()).map(str::to_string))
+                    },
+                    || async { Ok(self.find().await?.vpc.map(Some)) },
+                )
+                .await?
+                .ok_or_else(|| ProviderError::api("CreateVpc returned no VPC id"))?
             }
         };
         self.wait_vpc(ctx, &vpc).await?;
@@ -403,29 +410,43 @@ impl Network {
                 }
                 ctx.progress
                     .report(&format!("creating subnet {cidr} in {az}"));
-                let out = ec2
-                    .create_subnet()
-                    .vpc_id(&vpc)
-                    .cidr_block(cidr)
-                    .availability_zone(az)
-                    .tag_specifications(tag_spec(
-                        &self.ctx,
-                        ResourceType::Subnet,
-                        ids::NETWORK,
-                        &[
-                            ("Name", &format!("{cluster}-{az}")),
-                            ("kubernetes.io/role/elb", "1"),
-                            (&cluster_tag, "shared"),
-                        ],
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| err("creating a subnet", e))?;
-                let id = out
-                    .subnet()
-                    .and_then(|s| s.subnet_id())
-                    .ok_or_else(|| ProviderError::api("CreateSubnet returned no id"))?
-                    .to_string();
+                let name = format!("{cluster}-{az}");
+                self.ctx.intend(ids::NETWORK, "ec2.subnet", &name)?;
+                let id = create_once(
+                    "creating a subnet",
+                    || async {
+                        let out = ec2
+                            .create_subnet()
+                            .vpc_id(&vpc)
+                            .cidr_block(cidr)
+                            .availability_zone(az)
+                            .tag_specifications(tag_spec(
+                                &self.ctx,
+                                ResourceType::Subnet,
+                                ids::NETWORK,
+                                &[
+                                    ("Name", &name),
+                                    ("kubernetes.io/role/elb", "1"),
+                                    (&cluster_tag, "shared"),
+                                ],
+                            ))
+                            .customize()
+                            .config_override(ec2_no_retry())
+                            .send()
+                            .await?;
+                        Ok(out.subnet().and_then(|s| s.subnet_id()).map(str::to_string))
+                    },
+                    || async {
+                        let found = self.find().await?;
+                        Ok(found
+                            .subnets
+                            .into_iter()
+                            .find(|s| &s.2 == cidr)
+                            .map(|s| Some(s.0)))
+                    },
+                )
+                .await?
+                .ok_or_else(|| ProviderError::api("CreateSubnet returned no id"))?;
                 found.private.push(id.clone());
                 found.subnets.push((id, az.clone(), cidr.clone()));
             }
@@ -449,22 +470,32 @@ impl Network {
             }
             None => {
                 ctx.progress.report("creating the internet gateway");
-                let out = ec2
-                    .create_internet_gateway()
-                    .tag_specifications(tag_spec(
-                        &self.ctx,
-                        ResourceType::InternetGateway,
-                        ids::NETWORK,
-                        &[("Name", &cluster)],
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| err("creating the internet gateway", e))?;
-                let id = out
-                    .internet_gateway()
-                    .and_then(|g| g.internet_gateway_id())
-                    .ok_or_else(|| ProviderError::api("CreateInternetGateway returned no id"))?
-                    .to_string();
+                self.ctx
+                    .intend(ids::NETWORK, "ec2.internet_gateway", &cluster)?;
+                let id = create_once(
+                    "creating the internet gateway",
+                    || async {
+                        let out = ec2
+                            .create_internet_gateway()
+                            .tag_specifications(tag_spec(
+                                &self.ctx,
+                                ResourceType::InternetGateway,
+                                ids::NETWORK,
+                                &[("Name", &cluster)],
+                            ))
+                            .customize()
+                            .config_override(ec2_no_retry())
+                            .send()
+                            .await?;
+                        Ok(out
+                            .internet_gateway()
+                            .and_then(|g| g.internet_gateway_id())
+                            .map(str::to_string))
+                    },
+                    || async { Ok(self.find().await?.igw.map(|g| Some(g.0))) },
+                )
+                .await?
+                .ok_or_else(|| ProviderError::api("CreateInternetGateway returned no id"))?;
                 self.attach_igw(&id, &vpc).await?;
                 id
             }
@@ -473,22 +504,42 @@ impl Network {
         let table = match &found.route_table {
             Some((id, _)) => id.clone(),
             None => {
-                let out = ec2
-                    .create_route_table()
-                    .vpc_id(&vpc)
-                    .tag_specifications(tag_spec(
-                        &self.ctx,
-                        ResourceType::RouteTable,
-                        ids::NETWORK,
-                        &[("Name", &cluster)],
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| err("creating the route table", e))?;
-                out.route_table()
-                    .and_then(|t| t.route_table_id())
-                    .ok_or_else(|| ProviderError::api("CreateRouteTable returned no id"))?
-                    .to_string()
+                // CreateRouteTable takes a client token: a second try of
+                // the same create makes nothing new on EC2; the look by tag
+                // covers what does not honour it.
+                let intent = self.ctx.intend(ids::NETWORK, "ec2.route_table", &cluster)?;
+                create_once(
+                    "creating the route table",
+                    || async {
+                        let out = ec2
+                            .create_route_table()
+                            .vpc_id(&vpc)
+                            .set_client_token(intent.token.clone())
+                            .tag_specifications(tag_spec(
+                                &self.ctx,
+                                ResourceType::RouteTable,
+                                ids::NETWORK,
+                                &[("Name", &cluster)],
+                            ))
+                            .customize()
+                            .config_override(ec2_no_retry())
+                            .send()
+                            .await?;
+                        Ok(out
+                            .route_table()
+                            .and_then(|t| t.route_table_id())
+                            .map(str::to_string))
+                    },
+                    || async {
+                        let found = self.find().await?;
+                        Ok(found
+                            .route_table
+                            .filter(|_| found.vpc.as_deref() == Some(vpc.as_str()))
+                            .map(|t| Some(t.0)))
+                    },
+                )
+                .await?
+                .ok_or_else(|| ProviderError::api("CreateRouteTable returned no id"))?
             }
         };
         if !matches!(found.route_table, Some((_, true))) {
@@ -549,12 +600,18 @@ impl Network {
             if associated.contains(subnet) {
                 continue;
             }
-            ec2.associate_route_table()
+            // A retry after a lost answer finds the subnet associated.
+            match ec2
+                .associate_route_table()
                 .route_table_id(table)
                 .subnet_id(subnet)
                 .send()
                 .await
-                .map_err(|e| err("associating a subnet with the route table", e))?;
+            {
+                Ok(_) => {}
+                Err(e) if is(&e, &["Resource.AlreadyAssociated"]) => {}
+                Err(e) => return Err(err("associating a subnet with the route table", e)),
+            }
         }
         Ok(())
     }

@@ -22,13 +22,27 @@ pub struct Bucket {
     ctx: Arc<Ctx>,
 }
 
+/// The kind of a bucket's intent to create.
+const INTENT_KIND: &str = "s3.bucket";
+
+/// Whether a bucket made at `created` is the one `intent` announced: made
+/// in the hour after it, or up to five minutes before it by this
+/// machine's clock (clocks differ).
+fn made_for(intent: &howdah_provider::Intent, created: chrono::DateTime<chrono::Utc>) -> bool {
+    let skew = chrono::Duration::minutes(5);
+    let window = chrono::Duration::hours(1);
+    created + skew >= intent.at && created <= intent.at + window
+}
+
 /// Who has the bucket name.
 pub enum Owner {
     Nobody,
     /// This account, tagged as this stack's.
     Us,
-    /// This account, with the derived name but no tags yet (a run was
-    /// killed between create and tag): ours to tag.
+    /// This account, with no tags yet, and a name this stack makes: the
+    /// derived name, or a name of the stack file this stack recorded its
+    /// intent to create before the bucket was made (a run stopped between
+    /// create and tag): ours to tag.
     Untagged,
     /// This account, but tagged for something else, or named by the user
     /// and untagged: not taken over.
@@ -77,14 +91,48 @@ impl Bucket {
         };
         Ok(if ctx.owns(tags.iter().map(|t| (t.key(), t.value()))) {
             Owner::Us
-        } else if tags.is_empty() && ctx.cfg.bucket.is_none() {
+        } else if tags.is_empty()
+            && (ctx.cfg.bucket.is_none() || Self::made_as_intended(ctx, name).await?)
+        {
             // The derived name hashes this account, region and stack: an
             // untagged bucket of that name is ours, left by a run killed
-            // between CreateBucket and PutBucketTagging.
+            // between CreateBucket and PutBucketTagging. A name of the
+            // stack file is ours only by the intent recorded before the
+            // create.
             Owner::Untagged
         } else {
             Owner::Foreign
         })
+    }
+
+    /// Whether this stack recorded its intent to create bucket `name` and
+    /// the bucket was made then: CreateBucket follows its intent within
+    /// seconds (a minute with the SDK's retries), so a bucket made well
+    /// before or long after is someone else's that happens to have the
+    /// name. Fails closed: no intent, or no creation date to compare, is
+    /// not ours.
+    async fn made_as_intended(ctx: &Ctx, name: &str) -> Result<bool, ProviderError> {
+        let Some(intent) = ctx.intended(INTENT_KIND, name) else {
+            return Ok(false);
+        };
+        let buckets = ctx
+            .aws()
+            .await
+            .s3
+            .list_buckets()
+            // Only the buckets whose names begin with this one: a page, not
+            // every bucket of the account.
+            .prefix(name)
+            .send()
+            .await
+            .map_err(|e| err("listing buckets", e))?;
+        let created = buckets
+            .buckets()
+            .iter()
+            .find(|b| b.name() == Some(name))
+            .and_then(|b| b.creation_date())
+            .and_then(|d| chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos()));
+        Ok(created.is_some_and(|c| made_for(&intent, c)))
     }
 
     async fn settings(&self, name: &str) -> Result<Settings, ProviderError> {
@@ -416,6 +464,9 @@ impl Resource for Bucket {
             Owner::Other => return Err(self.taken(&name, false)),
             Owner::Nobody => {
                 ctx.progress.report(&format!("creating bucket {name}"));
+                // S3 takes no tags with CreateBucket: until PutBucketTagging
+                // lands, this intent is what says the bucket is ours.
+                self.ctx.intend(ids::BUCKET, INTENT_KIND, &name)?;
                 let mut create = s3.create_bucket().bucket(&name);
                 if self.ctx.cfg.region != "us-east-1" {
                     create = create.create_bucket_configuration(
@@ -478,5 +529,33 @@ impl Resource for Bucket {
             ))),
             Err(e) => Err(err(&format!("deleting bucket {name}"), e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a bucket made around its intent is taken for the one it
+    /// announced; one far older or newer is not the stack's.
+    #[test]
+    fn a_bucket_is_ours_by_intent_only_when_made_around_it() {
+        let at = chrono::Utc::now();
+        let intent = howdah_provider::Intent {
+            resource: ids::BUCKET.into(),
+            kind: INTENT_KIND.into(),
+            name: "data".into(),
+            token: None,
+            at,
+        };
+        let minutes = chrono::Duration::minutes;
+        assert!(made_for(&intent, at + minutes(0)));
+        assert!(made_for(&intent, at + minutes(2)));
+        assert!(made_for(&intent, at - minutes(3)), "clock skew");
+        assert!(
+            !made_for(&intent, at - minutes(30)),
+            "made before it was meant"
+        );
+        assert!(!made_for(&intent, at + minutes(24 * 60)), "made long after");
     }
 }

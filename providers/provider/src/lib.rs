@@ -15,7 +15,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub mod intent;
 pub mod wait;
+
+pub use intent::{Intent, Intents};
 
 /// What a plan does to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -246,8 +249,12 @@ pub struct Leftover {
     pub name: String,
     /// Retained on purpose (data policy) rather than leaked.
     pub retained: bool,
-    /// How to remove it.
+    /// How to remove it: a command to paste (`<stack file>` stands for
+    /// the stack file, which the CLI fills in), never a status.
     pub remove_with: String,
+    /// What its cloud says of it (`EKS reports it ACTIVE`), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// A target: everything about one cloud (or an existing cluster).
@@ -272,6 +279,9 @@ pub trait Provider: Send + Sync {
     }
     /// `down --delete-data`: data the stack file says to keep goes too.
     fn set_delete_data(&self, _delete: bool) {}
+    /// Where this command records intents to create and reads those of
+    /// earlier runs (see [`intent`]); set before preflight.
+    fn set_intents(&self, _intents: std::sync::Arc<dyn Intents>) {}
     /// A kubeconfig for the target's cluster, for `howdah kubeconfig`;
     /// None when the target is itself a kubeconfig.
     async fn kubeconfig_file(&self) -> Result<Option<kube::config::Kubeconfig>, ProviderError> {
