@@ -13,12 +13,13 @@ use howdah_provider::{Action, Change, Leftover, Outputs, ProviderError, Resource
 
 use super::up::{run_and_record, step_timeout};
 use super::{
-    begin, bounded, plan_resources, preflight_and_plan, Begun, OpsError, Options, Session,
+    begin, bounded, finish, plan_resources, preflight_and_plan, Begun, OpsError, Options, Session,
 };
 use crate::engine::{RunReport, Step};
 use crate::events::Event;
 use crate::plan::Plan;
 use crate::runtime::{self, teardown, Runtime};
+use crate::state::State;
 
 /// What `down` did and what is left.
 pub struct DownReport {
@@ -141,7 +142,7 @@ fn r_depends_transitively(from: &str, on: &str, all: &[Arc<dyn Resource>]) -> bo
 
 /// The plan `down` would carry out; writes nothing.
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
-    session.recorded_state()?;
+    session.recorded_state().await?;
     let (_, resources) = down_graph(session, opts, &Outputs::default());
     let (plan, _) = preflight_and_plan(
         session,
@@ -155,11 +156,23 @@ pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
 /// Tears the stack down and scans for leftovers.
 pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsError> {
     let Begun {
-        _lock,
-        mut state,
+        lock,
+        state,
         outputs,
         started,
     } = begin(session, opts, "down").await?;
+    let result = tear_down(session, opts, state, outputs, started).await;
+    finish(lock, opts, result).await
+}
+
+/// `down` under the stack's lock.
+async fn tear_down(
+    session: &Session,
+    opts: &Options,
+    mut state: State,
+    outputs: Outputs,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<DownReport, OpsError> {
     let (rt, resources) = down_graph(session, opts, &outputs);
     let (plan, changes) = preflight_and_plan(
         session,
@@ -206,7 +219,7 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
         state
             .resources
             .retain(|_, r| r.status != "deleted" && r.action != "no-op");
-        session.state.save(&state)?;
+        session.state.save(&state).await?;
     }
     let leftovers = bounded(opts, "scanning for leftovers", async {
         let mut leftovers = teardown::leftovers(&rt).await?;
