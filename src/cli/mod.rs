@@ -64,8 +64,9 @@ Exit codes:
   1    a step or check failed (the message says which and why)
   2    plan --detailed-exitcode: there are changes
   3    invalid stack file or command line; nothing was contacted
-  4    the stack is locked by another run, or the state file is unreadable,
-       from a newer howdah, or of another stack or target
+  4    the stack is locked by another run, or the state is unreadable,
+       from a newer howdah, of another stack or target, or was changed
+       by another run during this one
   5    down finished but the leak scan found objects left
   130  interrupted; state saved, run again to carry on
 
