@@ -286,6 +286,16 @@ impl StateStore {
         }
     }
 
+    /// A store on any backend (tests: an in-memory one).
+    #[cfg(test)]
+    fn on(backend: Arc<dyn Backend>) -> StateStore {
+        StateStore {
+            backend,
+            seen: Arc::new(Mutex::new(None)),
+            location: StateLocation::File(PathBuf::from("memory")),
+        }
+    }
+
     pub fn location(&self) -> &StateLocation {
         &self.location
     }
@@ -933,5 +943,175 @@ mod tests {
         let store = StateStore::new(dir.path().join("s.json"));
         drop(store.lock("up").await.unwrap());
         assert!(store.lock_holder().await.unwrap().is_none());
+    }
+
+    /// A store with S3's semantics (versions that change on every write,
+    /// locks with a lease), in memory.
+    #[derive(Debug, Default)]
+    struct Memory {
+        objects: Mutex<BTreeMap<&'static str, (Vec<u8>, u64)>>,
+        writes: std::sync::atomic::AtomicU64,
+    }
+
+    fn name(object: Object) -> &'static str {
+        match object {
+            Object::State => "state",
+            Object::Lock => "lock",
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Backend for Memory {
+        fn locate(&self, object: Object) -> String {
+            format!("mem://{}", name(object))
+        }
+        fn leases(&self) -> bool {
+            true
+        }
+        async fn read(&self, object: Object) -> Result<Option<backend::Stored>, BackendError> {
+            Ok(self
+                .objects
+                .lock()
+                .unwrap()
+                .get(name(object))
+                .map(|(b, v)| backend::Stored {
+                    bytes: b.clone(),
+                    version: Version(v.to_string()),
+                }))
+        }
+        async fn write(
+            &self,
+            object: Object,
+            bytes: &[u8],
+            when: Precondition,
+        ) -> Result<Version, BackendError> {
+            let mut objects = self.objects.lock().unwrap();
+            let now = objects
+                .get(name(object))
+                .map(|(_, v)| Version(v.to_string()));
+            let holds = match &when {
+                Precondition::Absent => now.is_none(),
+                Precondition::Matches(v) => now.as_ref() == Some(v),
+            };
+            if !holds {
+                return Err(BackendError::Conflict);
+            }
+            let v = self
+                .writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            objects.insert(name(object), (bytes.to_vec(), v));
+            Ok(Version(v.to_string()))
+        }
+        async fn delete(&self, object: Object) -> Result<(), BackendError> {
+            self.objects.lock().unwrap().remove(name(object));
+            Ok(())
+        }
+    }
+
+    fn lock_expiring(host: &str, in_secs: i64) -> Vec<u8> {
+        lock_body(&LockInfo {
+            owner: "ci".into(),
+            pid: 7,
+            host: host.into(),
+            command: "up".into(),
+            since: Utc::now(),
+            expires: Some(Utc::now() + chrono::Duration::seconds(in_secs)),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_leased_lock_is_refused_while_live_and_taken_over_once_expired() {
+        let memory = Arc::new(Memory::default());
+        let store = StateStore::on(memory.clone());
+        memory
+            .write(
+                Object::Lock,
+                &lock_expiring("elsewhere", 60),
+                Precondition::Absent,
+            )
+            .await
+            .unwrap();
+        let err = store.lock("up").await.unwrap_err();
+        assert!(matches!(err, StateError::Locked(ref h) if h.host == "elsewhere"));
+        assert!(err.to_string().contains("unless renewed"), "{err}");
+        assert!(matches!(
+            store.unlock(false).await,
+            Err(StateError::LockElsewhere(_))
+        ));
+
+        memory.delete(Object::Lock).await.unwrap();
+        memory
+            .write(
+                Object::Lock,
+                &lock_expiring("elsewhere", -1),
+                Precondition::Absent,
+            )
+            .await
+            .unwrap();
+        let (held, stale) = store.lock("up").await.unwrap();
+        assert_eq!(stale.unwrap().host, "elsewhere");
+        let mine = store.lock_holder().await.unwrap().unwrap();
+        assert_eq!(mine.pid, std::process::id());
+        assert!(mine.expires.unwrap() > Utc::now());
+        held.release().await.unwrap();
+        assert!(store.lock_holder().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_state_written_by_another_run_after_it_was_read_is_not_overwritten() {
+        let memory = Arc::new(Memory::default());
+        let store = StateStore::on(memory.clone());
+        assert!(store.load().await.unwrap().is_none());
+        store.save(&State::new("s", "kubeconfig")).await.unwrap();
+        store.save(&State::new("s", "kubeconfig")).await.unwrap();
+
+        let other = StateStore::on(memory.clone());
+        other.load().await.unwrap();
+        let mut theirs = State::new("s", "kubeconfig");
+        theirs.target = "theirs".into();
+        other.save(&theirs).await.unwrap();
+
+        let err = store
+            .save(&State::new("s", "kubeconfig"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StateError::Changed { .. }), "{err}");
+        assert!(err.to_string().contains("mem://state"), "{err}");
+        assert_eq!(store.load().await.unwrap().unwrap().target, "theirs");
+
+        // A fresh store that never read it must not create over it either.
+        let blind = StateStore::on(memory);
+        assert!(blind.save(&State::new("s", "kubeconfig")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_is_renewed_and_a_lock_taken_meanwhile_is_not_removed() {
+        std::env::set_var(LOCK_TTL_VAR, "1");
+        let memory = Arc::new(Memory::default());
+        let store = StateStore::on(memory.clone());
+        let (held, _) = store.lock("up").await.unwrap();
+        let first = store.lock_holder().await.unwrap().unwrap().expires.unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let renewed = store.lock_holder().await.unwrap().unwrap().expires.unwrap();
+        assert!(renewed > first, "renewed: {first} -> {renewed}");
+
+        // Another run writes the lock (as after a lapse): release leaves it.
+        let current = memory.read(Object::Lock).await.unwrap().unwrap().version;
+        memory
+            .write(
+                Object::Lock,
+                &lock_expiring("elsewhere", 60),
+                Precondition::Matches(current),
+            )
+            .await
+            .unwrap();
+        let err = held.release().await.unwrap_err();
+        assert!(err.to_string().contains("taken over by ci"), "{err}");
+        assert_eq!(
+            store.lock_holder().await.unwrap().unwrap().host,
+            "elsewhere"
+        );
+        std::env::remove_var(LOCK_TTL_VAR);
     }
 }
