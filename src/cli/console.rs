@@ -21,12 +21,18 @@ pub async fn serve(session: &Session, pachd_port: u16, console_port: u16) -> Res
         false,
     );
     let pachd_selector = Verify::pachd_selector(&rt).await?;
+    // With pachd.tls its API speaks only TLS: pachctl connects grpcs://.
+    let grpc = if session.stack.pachyderm.pachd.tls.is_some() {
+        "grpcs"
+    } else {
+        "grpc"
+    };
     let mut forwards = vec![(
         pachd_selector,
         PACHD_GRPC_PORT,
         pachd_port,
         "pachd gRPC",
-        "grpc",
+        grpc,
     )];
     let desired = rt.desired().await?;
     let selector_of = |component: Component| {
@@ -37,8 +43,9 @@ pub async fn serve(session: &Session, pachd_port: u16, console_port: u16) -> Res
     };
     if let Some(address) = login_address_mismatch(&session.stack.pachyderm, console_port) {
         eprintln!(
-            "warning: login sends the browser back to {address} (pachyderm.enterprise.consoleUrl), \
-             not to port {console_port}: use --console-port to match, or change consoleUrl"
+            "warning: login sends the browser back to {address} (pachyderm.enterprise.consoleUrl \
+             or its default), not to port {console_port}: use --console-port to match, or set \
+             consoleUrl"
         );
     }
     if let Some(selector) = selector_of(Component::Proxy) {

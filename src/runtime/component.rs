@@ -729,6 +729,42 @@ impl Verify {
         }
     }
 
+    /// How verification reaches pachd: the plain peer port when pachd serves
+    /// TLS on its public one, and with auth on the root token, read from
+    /// the Secret pachd's AUTH_ROOT_TOKEN comes from.
+    async fn access(rt: &Runtime) -> Result<verify::PachdAccess, ProviderError> {
+        let p = &rt.stack.pachyderm;
+        let port = if p.pachd.tls.is_some() {
+            verify::PACHD_PEER_PORT
+        } else {
+            verify::PACHD_GRPC_PORT
+        };
+        let Some(enterprise) = p.enterprise.as_ref().filter(|e| e.auth) else {
+            return Ok(verify::PachdAccess { port, token: None });
+        };
+        let (name, key) = match &enterprise.root_token_secret {
+            Some(name) => (name.as_str(), super::inputs::ROOT_TOKEN.1),
+            None => super::inputs::ROOT_TOKEN,
+        };
+        let kind = super::cluster::kind_named("Secret")
+            .ok_or_else(|| ProviderError::api("Secret is not a known kind"))?;
+        let secret = rt.cluster.get(kind, Some(rt.namespace()), name).await?;
+        let token = secret
+            .as_ref()
+            .and_then(|s| super::secret_text(s, key))
+            .ok_or_else(|| {
+                ProviderError::config(format!(
+                    "the root token (Secret `{name}`, key `{key}`) cannot be read, so howdah \
+                     cannot check pachd's file API with auth on; check the Secret, or run with \
+                     --no-verify"
+                ))
+            })?;
+        Ok(verify::PachdAccess {
+            port,
+            token: Some(super::inputs::SecretText::new(token)),
+        })
+    }
+
     /// Asks pachd until it answers or `timeout` passes (a pod that just
     /// became ready may not serve yet; the API server may be busy). With
     /// `storage`, pachd must also write, read back and delete a file.
@@ -742,6 +778,8 @@ impl Verify {
         let identity = identity.as_deref();
         let selector = Self::pachd_selector(rt).await?;
         let expected = rt.stack.pachyderm.version.clone();
+        let access = Self::access(rt).await?;
+        let access = &access;
         // Since when the port-forward itself has failed without a break:
         // a path the API server cannot open (no node address, a kubelet it
         // cannot dial) rarely heals, so it gets PORT_FORWARD_PATIENCE, not
@@ -760,6 +798,7 @@ impl Verify {
                     selector,
                     expected,
                     identity,
+                    access,
                 )
                 .await;
                 // A port-forward the API server cannot open, or a store

@@ -275,13 +275,7 @@ impl Runtime {
             namespace: Some(self.namespace().to_string()),
             name: name.into(),
         };
-        let existing = live.objects.get(&object).and_then(|s| {
-            let b64 = s.get("data")?.get(key)?.as_str()?;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-            String::from_utf8(bytes)
-                .ok()
-                .filter(|text| !text.is_empty())
-        });
+        let existing = live.objects.get(&object).and_then(|s| secret_text(s, key));
         Ok(existing
             .map(SecretText::new)
             .unwrap_or_else(|| SecretText::generate_of(length)))
@@ -336,6 +330,16 @@ impl Runtime {
         let inputs = self.provider.runtime_inputs(&self.outputs);
         render_stack(&self.stack, &inputs, &secrets)
     }
+}
+
+/// The text under `key` of a Secret as the API returns it (base64 in
+/// `data`); none when absent, empty or not UTF-8.
+pub(crate) fn secret_text(secret: &Value, key: &str) -> Option<String> {
+    let b64 = secret.get("data")?.get(key)?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|text| !text.is_empty())
 }
 
 /// The Secrets TLS, the extra CA certificates, the ingress and enterprise

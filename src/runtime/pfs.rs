@@ -178,6 +178,16 @@ fn failed(step: &str, status: &tonic::Status, identity: &str) -> ProviderError {
     }
 }
 
+/// A request to pachd's file API, with the caller's token when auth is on
+/// (pachd reads it from the `authn-token` metadata; it is never logged).
+fn authed<T>(token: Option<&str>, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = token.and_then(|t| t.parse().ok()) {
+        request.metadata_mut().insert("authn-token", value);
+    }
+    request
+}
+
 /// Makes a scratch repo, commits `payload` to it, reads it back byte for
 /// byte and deletes the repo, through `channel` to pachd. `identity` names
 /// how pachd reaches its store, for the message when it cannot.
@@ -185,6 +195,7 @@ pub async fn round_trip(
     channel: Channel,
     payload: &[u8],
     identity: &str,
+    token: Option<&str>,
 ) -> Result<RoundTrip, ProviderError> {
     let mut grpc = tonic::client::Grpc::new(channel);
     let ready = |grpc: &mut tonic::client::Grpc<Channel>| {
@@ -198,7 +209,7 @@ pub async fn round_trip(
     };
     let path = |method: &'static str| http::uri::PathAndQuery::from_static(method);
 
-    let stale_removed = remove_stale(&mut ready(&mut grpc).await?).await?;
+    let stale_removed = remove_stale(&mut ready(&mut grpc).await?, token).await?;
 
     let name = format!(
         "{SCRATCH_PREFIX}{}",
@@ -217,19 +228,22 @@ pub async fn round_trip(
     ready(&mut grpc)
         .await?
         .unary(
-            tonic::Request::new(CreateRepoRequest {
-                repo: Some(repo.clone()),
-                description: "howdah verification: a scratch repo, removed at once".into(),
-            }),
+            authed(
+                token,
+                CreateRepoRequest {
+                    repo: Some(repo.clone()),
+                    description: "howdah verification: a scratch repo, removed at once".into(),
+                },
+            ),
             path("/pfs_v2.API/CreateRepo"),
             tonic_prost::ProstCodec::<CreateRepoRequest, ()>::default(),
         )
         .await
         .map_err(|s| failed("CreateRepo", &s, identity))?;
 
-    let result = commit_and_read(&mut grpc, &repo, payload, identity).await;
+    let result = commit_and_read(&mut grpc, &repo, payload, identity, token).await;
     // The repo goes whatever happened to the data in it.
-    let deleted = delete_repo(&mut ready(&mut grpc).await?, &repo).await;
+    let deleted = delete_repo(&mut ready(&mut grpc).await?, &repo, token).await;
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     result?;
     deleted.map_err(|s| failed("DeleteRepo", &s, identity))?;
@@ -246,6 +260,7 @@ async fn commit_and_read(
     repo: &Repo,
     payload: &[u8],
     identity: &str,
+    token: Option<&str>,
 ) -> Result<(), ProviderError> {
     let path = |method: &'static str| http::uri::PathAndQuery::from_static(method);
     let not_ready = |e: tonic::transport::Error| {
@@ -258,10 +273,13 @@ async fn commit_and_read(
     grpc.ready().await.map_err(not_ready)?;
     let commit = grpc
         .unary(
-            tonic::Request::new(StartCommitRequest {
-                branch: Some(branch),
-                description: "howdah verification".into(),
-            }),
+            authed(
+                token,
+                StartCommitRequest {
+                    branch: Some(branch),
+                    description: "howdah verification".into(),
+                },
+            ),
             path("/pfs_v2.API/StartCommit"),
             tonic_prost::ProstCodec::<StartCommitRequest, Commit>::default(),
         )
@@ -287,7 +305,7 @@ async fn commit_and_read(
     ];
     grpc.ready().await.map_err(not_ready)?;
     grpc.client_streaming(
-        tonic::Request::new(futures::stream::iter(messages)),
+        authed(token, futures::stream::iter(messages)),
         path("/pfs_v2.API/ModifyFile"),
         tonic_prost::ProstCodec::<ModifyFileRequest, ()>::default(),
     )
@@ -296,9 +314,12 @@ async fn commit_and_read(
 
     grpc.ready().await.map_err(not_ready)?;
     grpc.unary(
-        tonic::Request::new(FinishCommitRequest {
-            commit: Some(commit.clone()),
-        }),
+        authed(
+            token,
+            FinishCommitRequest {
+                commit: Some(commit.clone()),
+            },
+        ),
         path("/pfs_v2.API/FinishCommit"),
         tonic_prost::ProstCodec::<FinishCommitRequest, ()>::default(),
     )
@@ -308,10 +329,13 @@ async fn commit_and_read(
     grpc.ready().await.map_err(not_ready)?;
     let info = grpc
         .unary(
-            tonic::Request::new(InspectCommitRequest {
-                commit: Some(commit.clone()),
-                wait: FINISHED,
-            }),
+            authed(
+                token,
+                InspectCommitRequest {
+                    commit: Some(commit.clone()),
+                    wait: FINISHED,
+                },
+            ),
             path("/pfs_v2.API/InspectCommit"),
             tonic_prost::ProstCodec::<InspectCommitRequest, CommitInfo>::default(),
         )
@@ -329,12 +353,15 @@ async fn commit_and_read(
     grpc.ready().await.map_err(not_ready)?;
     let mut stream = grpc
         .server_streaming(
-            tonic::Request::new(GetFileRequest {
-                file: Some(File {
-                    commit: Some(commit),
-                    path: file_path.into(),
-                }),
-            }),
+            authed(
+                token,
+                GetFileRequest {
+                    file: Some(File {
+                        commit: Some(commit),
+                        path: file_path.into(),
+                    }),
+                },
+            ),
             path("/pfs_v2.API/GetFile"),
             tonic_prost::ProstCodec::<GetFileRequest, BytesValue>::default(),
         )
@@ -363,12 +390,16 @@ async fn commit_and_read(
 async fn delete_repo(
     grpc: &mut tonic::client::Grpc<Channel>,
     repo: &Repo,
+    token: Option<&str>,
 ) -> Result<(), tonic::Status> {
     grpc.unary(
-        tonic::Request::new(DeleteRepoRequest {
-            repo: Some(repo.clone()),
-            force: true,
-        }),
+        authed(
+            token,
+            DeleteRepoRequest {
+                repo: Some(repo.clone()),
+                force: true,
+            },
+        ),
         http::uri::PathAndQuery::from_static("/pfs_v2.API/DeleteRepo"),
         tonic_prost::ProstCodec::<DeleteRepoRequest, ()>::default(),
     )
@@ -377,12 +408,18 @@ async fn delete_repo(
 }
 
 /// Deletes scratch repos an interrupted verification left behind.
-async fn remove_stale(grpc: &mut tonic::client::Grpc<Channel>) -> Result<usize, ProviderError> {
+async fn remove_stale(
+    grpc: &mut tonic::client::Grpc<Channel>,
+    token: Option<&str>,
+) -> Result<usize, ProviderError> {
     let mut stream = grpc
         .server_streaming(
-            tonic::Request::new(ListRepoRequest {
-                r#type: "user".into(),
-            }),
+            authed(
+                token,
+                ListRepoRequest {
+                    r#type: "user".into(),
+                },
+            ),
             http::uri::PathAndQuery::from_static("/pfs_v2.API/ListRepo"),
             tonic_prost::ProstCodec::<ListRepoRequest, RepoInfo>::default(),
         )
@@ -403,7 +440,7 @@ async fn remove_stale(grpc: &mut tonic::client::Grpc<Channel>) -> Result<usize, 
         grpc.ready()
             .await
             .map_err(|e| ProviderError::retryable(format!("pachd is not accepting calls: {e}")))?;
-        delete_repo(grpc, repo).await.map_err(|s| {
+        delete_repo(grpc, repo, token).await.map_err(|s| {
             ProviderError::retryable(format!(
                 "removing the scratch repo {} of an earlier check: {}",
                 repo.name,

@@ -61,15 +61,13 @@ fn volume(pod_owner: &Value, name: &str) -> Option<Value> {
 }
 
 fn secret_text(objects: &[DesiredObject], name: &str, key: &str) -> String {
-    use base64::Engine as _;
     let secret = rendered_object(objects, "Secret", name);
-    let b64 = secret["data"][key]
-        .as_str()
-        .unwrap_or_else(|| panic!("Secret {name} has no {key}"));
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .expect("base64");
-    String::from_utf8(bytes).expect("utf-8")
+    super::secret_text(&secret, key).unwrap_or_else(|| panic!("Secret {name} has no {key}"))
+}
+
+/// A JSON document howdah keeps in a rendered Secret (pachd reads it as YAML).
+fn secret_json(objects: &[DesiredObject], name: &str, key: &str) -> Value {
+    serde_json::from_str(&secret_text(objects, name, key)).expect("json")
 }
 
 #[test]
@@ -331,25 +329,14 @@ fn enterprise_sets_the_env_pachd_bootstraps_from_as_the_chart_does() {
     assert!(at("ENTERPRISE_SECRET") < at("ACTIVATE_AUTH"));
 
     // The test login and its bindings, as the chart's mock IDP has them.
-    let idps: Value = serde_json::from_str(&secret_text(
-        &objects,
-        "pachyderm-identity",
-        "upstream-idps",
-    ))
-    .expect("json");
+    let idps: Value = secret_json(&objects, "pachyderm-identity", "upstream-idps");
     assert_eq!(idps[0]["type"], "mockPassword");
-    let rbac: Value = serde_json::from_str(&secret_text(
-        &objects,
-        "pachyderm-auth",
-        "cluster-role-bindings",
-    ))
-    .expect("json");
+    let rbac: Value = secret_json(&objects, "pachyderm-auth", "cluster-role-bindings");
     assert_eq!(rbac["user:kilgore@kilgore.trout"], json!(["clusterAdmin"]));
     assert_eq!(rbac["allClusterUsers"], json!(["projectCreator"]));
 
     // Login addresses: howdah console's by default, behind the proxy.
-    let auth: Value = serde_json::from_str(&secret_text(&objects, "pachyderm-auth", "auth-config"))
-        .expect("json");
+    let auth: Value = secret_json(&objects, "pachyderm-auth", "auth-config");
     assert_eq!(auth["client_id"], "pachd");
     assert_eq!(auth["issuer"], "http://pachd:30658/dex");
     assert_eq!(auth["localhost_issuer"], true);
@@ -407,12 +394,7 @@ fn enterprise_with_the_users_secrets_and_an_ingress_uses_them() {
     assert!(!has(&objects, "Secret", "pachyderm-identity"));
     let auth = rendered_object(&objects, "Secret", "pachyderm-auth");
     assert!(auth["data"].get("root-token").is_none(), "{auth}");
-    let rbac: Value = serde_json::from_str(&secret_text(
-        &objects,
-        "pachyderm-auth",
-        "cluster-role-bindings",
-    ))
-    .expect("json");
+    let rbac: Value = secret_json(&objects, "pachyderm-auth", "cluster-role-bindings");
     assert_eq!(rbac, json!({"group:eng": ["clusterAdmin"]}));
     for name in ["pachd", "pachw"] {
         let d = rendered_object(&objects, "Deployment", name);
@@ -421,9 +403,7 @@ fn enterprise_with_the_users_secrets_and_an_ingress_uses_them() {
             Some("/dexcreds")
         );
     }
-    let config: Value =
-        serde_json::from_str(&secret_text(&objects, "pachyderm-auth", "auth-config"))
-            .expect("json");
+    let config: Value = secret_json(&objects, "pachyderm-auth", "auth-config");
     assert_eq!(config["issuer"], "https://p.example.com/dex");
     assert_eq!(
         config["redirect_uri"],
@@ -470,9 +450,7 @@ fn a_written_console_url_is_where_login_returns_even_behind_an_ingress() {
         "  ingress: {host: p.example.com}\n  enterprise:\n    licenseSecret: lic\n    \
          consoleUrl: https://p.example.com\n",
     );
-    let config: Value =
-        serde_json::from_str(&secret_text(&objects, "pachyderm-auth", "auth-config"))
-            .expect("json");
+    let config: Value = secret_json(&objects, "pachyderm-auth", "auth-config");
     assert_eq!(config["issuer"], "https://p.example.com/dex");
     assert_eq!(
         config["redirect_uri"],
@@ -480,11 +458,6 @@ fn a_written_console_url_is_where_login_returns_even_behind_an_ingress() {
     );
     let plain_ingress =
         stack("  ingress: {host: p.example.com}\n  enterprise: {licenseSecret: lic}\n");
-    let config: Value = serde_json::from_str(&secret_text(
-        &plain_ingress,
-        "pachyderm-auth",
-        "auth-config",
-    ))
-    .expect("json");
+    let config: Value = secret_json(&plain_ingress, "pachyderm-auth", "auth-config");
     assert_eq!(config["issuer"], "http://p.example.com/dex");
 }

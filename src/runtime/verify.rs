@@ -17,6 +17,16 @@ use super::cluster::{map_err, ClusterHandle};
 
 /// pachd's gRPC port.
 pub const PACHD_GRPC_PORT: u16 = 1650;
+/// pachd's peer port: the same API, always plain text (pachd's TLS covers
+/// only its public port), where workers and the console call it.
+pub const PACHD_PEER_PORT: u16 = 1653;
+
+/// How verification reaches pachd's API: the port, and the root token
+/// when auth is on (its file API wants one; never printed).
+pub struct PachdAccess {
+    pub port: u16,
+    pub token: Option<super::inputs::SecretText>,
+}
 /// The console's HTTP port.
 pub const CONSOLE_PORT: u16 = 4000;
 /// pachyderm-proxy's HTTP port (container port behind its Service's 80).
@@ -160,9 +170,10 @@ pub async fn verify_pachd(
     selector: &str,
     expected: &str,
     storage: Option<&str>,
+    access: &PachdAccess,
 ) -> Result<Verified, ProviderError> {
     let pod = ready_pod(cluster, namespace, selector).await?;
-    let channel = channel_over(forward(cluster, namespace, &pod, PACHD_GRPC_PORT).await?).await?;
+    let channel = channel_over(forward(cluster, namespace, &pod, access.port).await?).await?;
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let answer = health
@@ -207,7 +218,8 @@ pub async fn verify_pachd(
                 chrono::Utc::now().to_rfc3339(),
                 super::inputs::SecretText::generate_of(64).expose()
             );
-            let trip = super::pfs::round_trip(channel, payload.as_bytes(), identity);
+            let token = access.token.as_ref().map(|t| t.expose());
+            let trip = super::pfs::round_trip(channel, payload.as_bytes(), identity, token);
             let trip = tokio::time::timeout(super::pfs::ROUND_TRIP_LIMIT, trip)
                 .await
                 .map_err(|_| {

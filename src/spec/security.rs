@@ -10,9 +10,56 @@ use super::validate::Checker;
 /// The principal kinds pachd's auth takes in a role binding.
 const PRINCIPAL_PREFIXES: &[&str] = &["user:", "group:", "robot:", "pipeline:"];
 
+/// The roles pachd knows (src/auth/auth.go at v2.11.6); an unknown one
+/// fails pachd's start, every time.
+const ROLES: &[&str] = &[
+    "clusterAdmin",
+    "repoOwner",
+    "repoWriter",
+    "repoReader",
+    "oidcAppAdmin",
+    "idpAdmin",
+    "identityAdmin",
+    "debugger",
+    "lokiLogReader",
+    "robotUser",
+    "licenseAdmin",
+    "secretAdmin",
+    "pachdLogReader",
+    "projectViewer",
+    "projectWriter",
+    "projectOwner",
+    "projectCreator",
+];
+
+/// Secrets howdah writes itself for enterprise; a user's Secret of the
+/// same name would be taken over.
+const OWN_SECRETS: &[&str] = &[
+    "pachyderm-auth",
+    "pachyderm-enterprise",
+    "pachyderm-identity",
+    "pachyderm-console-secret",
+    "pachyderm-storage-secret",
+    "pachyderm-deployment-id-secret",
+];
+
 impl Checker<'_> {
     pub(super) fn ca_certificates(&mut self, path: &YamlPath, ca: &CaCertificates) {
-        self.secret_name(&path.key("secret"), &ca.secret);
+        // pachd names the volume of pipeline workers after the Secret, and
+        // a volume name is a DNS label.
+        if let Some(problem) = super::names::dns1123_label(&ca.secret, 63) {
+            self.report(
+                &path.key("secret"),
+                Part::Value,
+                format!(
+                    "caCertificates.secret {:?} {problem}: pachd names pipeline workers' volume \
+                     after it, and a volume name is a DNS label (no dots)",
+                    ca.secret
+                ),
+                Some("copy the certificates into a Secret named like corp-ca".into()),
+            );
+        }
+        self.not_own_secret(&path.key("secret"), &ca.secret);
         if let Some(problem) = secret_key_problem(&ca.key) {
             self.report(
                 &path.key("key"),
@@ -23,8 +70,21 @@ impl Checker<'_> {
         }
     }
 
+    /// A Secret the user names must not be one howdah writes.
+    fn not_own_secret(&mut self, path: &YamlPath, name: &str) {
+        if OWN_SECRETS.contains(&name) {
+            self.report(
+                path,
+                Part::Value,
+                format!("`{name}` is a Secret howdah writes itself"),
+                Some("name your Secret something else".into()),
+            );
+        }
+    }
+
     pub(super) fn enterprise(&mut self, path: &YamlPath, e: &Enterprise, p: &Pachyderm) {
         self.secret_name(&path.key("licenseSecret"), &e.license_secret);
+        self.not_own_secret(&path.key("licenseSecret"), &e.license_secret);
         for (key, secret) in [
             ("rootTokenSecret", &e.root_token_secret),
             ("upstreamIdpsSecret", &e.upstream_idps_secret),
@@ -32,6 +92,7 @@ impl Checker<'_> {
         ] {
             if let Some(secret) = secret {
                 self.secret_name(&path.key(key), secret);
+                self.not_own_secret(&path.key(key), secret);
             }
         }
         let bindings = path.key("clusterRoleBindings");
@@ -52,13 +113,29 @@ impl Checker<'_> {
                     ),
                 );
             }
-            if roles.is_empty() || roles.iter().any(|r| r.trim().is_empty()) {
+            if roles.is_empty() {
                 self.report(
                     &bindings.key(principal),
                     Part::Value,
-                    format!("{principal:?} needs at least one role, and no empty ones"),
+                    format!("{principal:?} needs at least one role"),
                     Some("e.g. [clusterAdmin] or [projectCreator]".into()),
                 );
+            }
+            for (i, role) in roles.iter().enumerate() {
+                if !ROLES.contains(&role.as_str()) {
+                    let near = ROLES.iter().find(|r| r.eq_ignore_ascii_case(role));
+                    self.report(
+                        &bindings.key(principal).index(i),
+                        Part::Value,
+                        format!(
+                            "{role:?} is not a role pachd knows; pachd would fail at every start"
+                        ),
+                        Some(match near {
+                            Some(r) => format!("did you mean {r}?"),
+                            None => format!("roles: {}", ROLES.join(", ")),
+                        }),
+                    );
+                }
             }
         }
         if !e.auth && !e.cluster_role_bindings.is_empty() {
@@ -76,6 +153,32 @@ impl Checker<'_> {
                     Part::Value,
                     format!("issuerUri {issuer:?} {problem}"),
                     Some("e.g. https://pachyderm.example.com/dex".into()),
+                );
+            } else if p.proxy_enabled() && !issuer.trim_end_matches('/').ends_with("/dex") {
+                // The identity service serves under the issuer's path, and
+                // the proxy routes only /dex to it (the chart refuses it too).
+                self.report(
+                    &path.key("issuerUri"),
+                    Part::Value,
+                    format!(
+                        "issuerUri {issuer:?} must end in /dex: pachyderm-proxy sends only /dex \
+                         to pachd's identity service"
+                    ),
+                    Some("e.g. https://pachyderm.example.com/dex".into()),
+                );
+            }
+        }
+        if let Some(ingress) = &p.ingress {
+            if ingress.host.starts_with("*.") && e.console_url.is_none() && e.issuer_uri.is_none() {
+                self.report(
+                    &path.key("consoleUrl"),
+                    Part::Key,
+                    format!(
+                        "the ingress host {:?} is a wildcard, which is no address to send a \
+                         browser back to after login",
+                        ingress.host
+                    ),
+                    Some("set consoleUrl to the address users open, e.g. https://pachyderm.example.com".into()),
                 );
             }
         }

@@ -55,7 +55,7 @@ pub async fn handle(
         }
         EksRoute::DescribeCluster { cluster } => {
             let answer = shared.forward(parts, body).await;
-            let phase = shared.lifecycle().cluster(&(region, cluster), &t);
+            let phase = shared.lifecycle().describe_cluster(&(region, cluster), &t);
             match answer {
                 Ok(answer)
                     if t.clusters_fail && phase == Phase::Active && answer.status.is_success() =>
@@ -135,7 +135,7 @@ pub async fn handle(
             let answer = shared.forward(parts, body).await;
             let phase = shared
                 .lifecycle()
-                .nodegroup(&(region, cluster, nodegroup), &t);
+                .describe_nodegroup(&(region, cluster, nodegroup), &t);
             show_phase(answer, "nodegroup", phase)
         }
         EksRoute::ListNodegroups { cluster } => {

@@ -41,6 +41,7 @@ mod server;
 mod stats;
 mod upstream;
 
+pub use crate::lifecycle::Detection;
 pub use crate::moto::{find_moto_server, Moto};
 pub use crate::stats::Stats;
 
@@ -154,6 +155,12 @@ impl Proxy {
 
     pub fn reset_stats(&self) {
         *self.shared.stats() = Stats::default();
+    }
+
+    /// For each EKS wait so far, how long after the resource reached its
+    /// end state a Describe first showed it (see [`Detection`]).
+    pub fn detections(&self) -> Vec<Detection> {
+        self.shared.lifecycle().detections()
     }
 
     /// Changes the fault rates (percentages, capped at 100) from now on.

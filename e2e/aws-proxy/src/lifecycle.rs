@@ -48,6 +48,18 @@ struct Tracked {
     created: Instant,
     /// When the delete was accepted, and the resource as it last looked.
     deleted: Option<(Instant, Value)>,
+    /// Whether a Describe has already answered ACTIVE since the create.
+    active_described: bool,
+}
+
+/// How long after a resource reached its end state a Describe first said
+/// so: the waiting side's detection lag for one wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// `cluster create`, `nodegroup delete`, ...
+    pub what: String,
+    pub name: String,
+    pub lag: Duration,
 }
 
 impl Tracked {
@@ -73,6 +85,34 @@ pub type NodegroupKey = (String, String, String);
 pub struct Lifecycle {
     clusters: HashMap<ClusterKey, Tracked>,
     nodegroups: HashMap<NodegroupKey, Tracked>,
+    detections: Vec<Detection>,
+}
+
+/// Records the lag of a Describe that shows `tracked` in its end state for
+/// the first time: ACTIVE after the create, gone after the delete.
+fn observe(
+    detections: &mut Vec<Detection>,
+    kind: &str,
+    name: &str,
+    tracked: &mut Tracked,
+    phase: &Phase,
+    create: Duration,
+    delete: Duration,
+) {
+    let now = Instant::now();
+    let (what, done_at) = match (phase, &tracked.deleted) {
+        (Phase::Active, None) if !tracked.active_described => {
+            tracked.active_described = true;
+            ("create", tracked.created + create)
+        }
+        (Phase::Gone, Some((since, _))) => ("delete", *since + delete),
+        _ => return,
+    };
+    detections.push(Detection {
+        what: format!("{kind} {what}"),
+        name: name.to_string(),
+        lag: now.saturating_duration_since(done_at),
+    });
 }
 
 impl Lifecycle {
@@ -100,6 +140,58 @@ impl Lifecycle {
         phase
     }
 
+    /// The phase of a cluster as a DescribeCluster answers it, noting
+    /// when that answer is the first to show the create or delete done.
+    pub fn describe_cluster(&mut self, key: &ClusterKey, t: &Timings) -> Phase {
+        let now = Instant::now();
+        let Some(tracked) = self.clusters.get_mut(key) else {
+            return Phase::Active;
+        };
+        let phase = tracked.phase(now, t.cluster_create, t.cluster_delete);
+        let (create, delete) = (t.cluster_create, t.cluster_delete);
+        observe(
+            &mut self.detections,
+            "cluster",
+            &key.1,
+            tracked,
+            &phase,
+            create,
+            delete,
+        );
+        if phase == Phase::Gone {
+            self.clusters.remove(key);
+        }
+        phase
+    }
+
+    /// As [`Lifecycle::describe_cluster`], for DescribeNodegroup.
+    pub fn describe_nodegroup(&mut self, key: &NodegroupKey, t: &Timings) -> Phase {
+        let now = Instant::now();
+        let Some(tracked) = self.nodegroups.get_mut(key) else {
+            return Phase::Active;
+        };
+        let phase = tracked.phase(now, t.nodegroup_create, t.nodegroup_delete);
+        let (create, delete) = (t.nodegroup_create, t.nodegroup_delete);
+        observe(
+            &mut self.detections,
+            "nodegroup",
+            &key.2,
+            tracked,
+            &phase,
+            create,
+            delete,
+        );
+        if phase == Phase::Gone {
+            self.nodegroups.remove(key);
+        }
+        phase
+    }
+
+    /// Every detection lag noted so far, in the order they were noticed.
+    pub fn detections(&self) -> Vec<Detection> {
+        self.detections.clone()
+    }
+
     /// Whether the proxy knows the cluster is DELETING.
     pub fn cluster_deleting(&mut self, key: &ClusterKey, t: &Timings) -> bool {
         matches!(self.cluster(key, t), Phase::Deleting(_))
@@ -111,6 +203,7 @@ impl Lifecycle {
             Tracked {
                 created: Instant::now(),
                 deleted: None,
+                active_described: false,
             },
         );
     }
@@ -128,6 +221,7 @@ impl Lifecycle {
             Tracked {
                 created,
                 deleted: Some((Instant::now(), last)),
+                active_described: true,
             },
         );
     }
@@ -138,6 +232,7 @@ impl Lifecycle {
             Tracked {
                 created: Instant::now(),
                 deleted: None,
+                active_described: false,
             },
         );
     }
@@ -152,6 +247,7 @@ impl Lifecycle {
             Tracked {
                 created,
                 deleted: Some((Instant::now(), last)),
+                active_described: true,
             },
         );
     }
@@ -254,6 +350,29 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(l.cluster(&key("c"), &t), Phase::Gone);
         assert!(l.deleting_clusters("us-east-1", &t).is_empty());
+    }
+
+    #[test]
+    fn a_describe_notes_how_late_it_first_saw_a_create_or_delete_done() {
+        let mut l = Lifecycle::default();
+        let t = timings(30);
+        l.cluster_created(key("c"));
+        assert_eq!(l.describe_cluster(&key("c"), &t), Phase::Creating);
+        assert!(l.detections().is_empty());
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(l.describe_cluster(&key("c"), &t), Phase::Active);
+        assert_eq!(l.describe_cluster(&key("c"), &t), Phase::Active);
+        let seen = l.detections();
+        assert_eq!(seen.len(), 1, "only the first ACTIVE counts: {seen:?}");
+        assert_eq!(seen[0].what, "cluster create");
+        assert!(seen[0].lag >= Duration::from_millis(25), "{seen:?}");
+        l.cluster_deleted(key("c"), json!({}));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(l.describe_cluster(&key("c"), &t), Phase::Gone);
+        let seen = l.detections();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[1].what, "cluster delete");
+        assert!(seen[1].lag < Duration::from_millis(40), "{seen:?}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
 use tokio::io::DuplexStream;
 use tower_service::Service;
 
@@ -75,7 +76,85 @@ impl tonic::server::UnaryService<()> for GetVersion {
 }
 
 /// Serves one forwarded connection as pachd's gRPC port.
-pub async fn serve_pachd(io: DuplexStream, version: Version, pfs: Arc<crate::pfs::Pfs>) {
+/// The pachd container of a pod spec.
+fn pachd_container(pod: &Value) -> Option<&Value> {
+    pod["spec"]["containers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["image"].as_str().is_some_and(|i| i.contains("pachd")))
+}
+
+/// Whether pachd finds a certificate where it looks (`/pachd-tls-cert`),
+/// and so serves only TLS on its public port.
+pub fn serves_tls(pod: &Value) -> bool {
+    pachd_container(pod)
+        .and_then(|c| c["volumeMounts"].as_array())
+        .is_some_and(|mounts| mounts.iter().any(|m| m["mountPath"] == "/pachd-tls-cert"))
+}
+
+/// A TLS server met with plain text: reads the client's first bytes and
+/// hangs up, as a Go TLS listener does with a bad handshake.
+pub async fn refuse_plain_text(mut io: DuplexStream) {
+    use tokio::io::AsyncReadExt as _;
+    let mut first = [0u8; 64];
+    let _ = io.read(&mut first).await;
+}
+
+/// The root token auth was activated with, when the pod's pachd activates
+/// auth (ACTIVATE_AUTH and AUTH_ROOT_TOKEN from a Secret), read from the
+/// Secret as the kubelet would; `Some("")` when it cannot be read, so no
+/// token matches.
+pub fn root_token(pod: &Value, store: &crate::store::Store) -> Option<String> {
+    let env = pachd_container(pod)?["env"].as_array()?;
+    let entry = |name: &str| env.iter().find(|e| e["name"] == name);
+    if entry("ACTIVATE_AUTH")?["value"] != "true" {
+        return None;
+    }
+    let reference = &entry("AUTH_ROOT_TOKEN")?["valueFrom"]["secretKeyRef"];
+    let (Some(name), Some(key)) = (reference["name"].as_str(), reference["key"].as_str()) else {
+        return Some(String::new());
+    };
+    let namespace = pod["metadata"]["namespace"].as_str();
+    let secrets = crate::resources::find("", "v1", "secrets")?;
+    let state = store.lock();
+    let token = state
+        .get(secrets, namespace, name)
+        .and_then(|s| s["data"][key].as_str())
+        .and_then(|b64| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(b64).ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    Some(token.unwrap_or_default())
+}
+
+/// pachd's answer to a file API call without the right token, as its auth
+/// interceptor gives it.
+fn unauthenticated(req: &Request<Incoming>, token: &str) -> Option<Response<tonic::body::Body>> {
+    match req
+        .headers()
+        .get("authn-token")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(given) if !token.is_empty() && given == token => None,
+        Some(_) => Some(
+            tonic::Status::unauthenticated(
+                "provided auth token is corrupted or has expired (try logging in again)",
+            )
+            .into_http(),
+        ),
+        None => Some(
+            tonic::Status::unauthenticated("no authentication token (try logging in)").into_http(),
+        ),
+    }
+}
+
+pub async fn serve_pachd(
+    io: DuplexStream,
+    version: Version,
+    pfs: Arc<crate::pfs::Pfs>,
+    root_token: Option<String>,
+) {
     let (reporter, health) = tonic_health::server::health_reporter();
     // The reporter must live as long as the connection: dropping it would
     // end Watch streams. Check answers SERVING for "" by default.
@@ -84,9 +163,16 @@ pub async fn serve_pachd(io: DuplexStream, version: Version, pfs: Arc<crate::pfs
         let version = version.clone();
         let mut health = health.clone();
         let pfs = pfs.clone();
+        let root_token = root_token.clone();
         async move {
             let path = req.uri().path().to_string();
-            let resp = if path.starts_with("/pfs_v2.API/") {
+            let refused = root_token
+                .as_deref()
+                .filter(|_| path.starts_with("/pfs_v2.API/"))
+                .and_then(|token| unauthenticated(&req, token));
+            let resp = if let Some(refused) = refused {
+                refused
+            } else if path.starts_with("/pfs_v2.API/") {
                 crate::pfs::serve(&pfs, &path, req).await
             } else if path.starts_with("/grpc.health.v1.Health/") {
                 match health.call(req).await {

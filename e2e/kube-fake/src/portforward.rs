@@ -25,8 +25,8 @@ use crate::store::{name_of, ns_of, uid_of};
 
 /// The stand-in that answers on one port of one pod.
 pub(crate) enum Backend {
-    /// pachd's gRPC API (1650, and the peer port 1653).
-    Pachd(crate::pachd::Version),
+    /// pachd's gRPC API (1650, and the peer port 1653), of this pod.
+    Pachd(crate::pachd::Version, Box<Value>, u16),
     /// pachd's HTTP server (1659): file preview and download.
     PachdHttp,
     Console,
@@ -42,9 +42,11 @@ pub(crate) fn backend_for(pod: &Value, port: u16) -> Option<Backend> {
         .unwrap_or_default();
     let find = |needle: &str| images.iter().find(|i| i.contains(needle)).copied();
     match (port, find("pachd"), find("haberdashery"), find("envoy")) {
-        (1650 | 1653, Some(img), _, _) => {
-            Some(Backend::Pachd(crate::pachd::version_from_image(img)))
-        }
+        (1650 | 1653, Some(img), _, _) => Some(Backend::Pachd(
+            crate::pachd::version_from_image(img),
+            Box::new(pod.clone()),
+            port,
+        )),
         (1659, Some(_), _, _) => Some(Backend::PachdHttp),
         (4000, _, Some(_), _) => Some(Backend::Console),
         (8080, _, _, Some(_)) => Some(Backend::Proxy(Box::new(pod.clone()), port)),
@@ -60,7 +62,16 @@ pub(crate) fn serve_backend(
     pfs: &Arc<crate::pfs::Pfs>,
 ) {
     match backend {
-        Backend::Pachd(v) => tokio::spawn(crate::pachd::serve_pachd(io, v, pfs.clone())),
+        // As pachd: with a certificate at /pachd-tls-cert its public port
+        // speaks only TLS (the peer port stays plain); with auth activated
+        // its file API wants the caller's token.
+        Backend::Pachd(_, pod, 1650) if crate::pachd::serves_tls(&pod) => {
+            tokio::spawn(crate::pachd::refuse_plain_text(io))
+        }
+        Backend::Pachd(v, pod, _) => {
+            let token = crate::pachd::root_token(&pod, store);
+            tokio::spawn(crate::pachd::serve_pachd(io, v, pfs.clone(), token))
+        }
         Backend::PachdHttp => tokio::spawn(crate::pachd::serve_pachd_http(io, pfs.clone())),
         Backend::Console => tokio::spawn(crate::pachd::serve_console(io)),
         Backend::Proxy(pod, port) => tokio::spawn(crate::proxy::serve_proxy(

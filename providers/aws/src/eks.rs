@@ -12,7 +12,7 @@ use aws_sdk_eks::types::{
     AuthenticationMode, CapacityTypes, CreateAccessConfigRequest, NodegroupScalingConfig,
     ResolveConflicts, VpcConfigRequest,
 };
-use howdah_provider::wait::{poll_until, Backoff, Poll};
+use howdah_provider::wait::{poll_until_expecting, Backoff, Expected, Poll};
 use howdah_provider::{Action, Change, FieldChange, ProviderError, Resource, StepContext};
 use serde_json::{json, Value};
 
@@ -40,12 +40,36 @@ pub fn poll_backoff() -> Backoff {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_millis)
-        .unwrap_or(Duration::from_secs(15));
+        .unwrap_or_else(|| scaled(Duration::from_secs(15)));
     Backoff {
-        initial: Duration::from_secs(2).min(max),
+        initial: scaled(Duration::from_secs(2)).min(max),
         max,
         jitter: 0.2,
     }
+}
+
+/// `HOWDAH_AWS_TIME_SCALE`, for benchmarks against an emulator whose EKS
+/// waits are scaled down (60: a minute is a second): howdah's usual
+/// durations and poll intervals are divided by it. 1 unless set.
+fn time_scale() -> f64 {
+    std::env::var("HOWDAH_AWS_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s >= 1.0)
+        .unwrap_or(1.0)
+}
+
+fn scaled(d: Duration) -> Duration {
+    d.div_f64(time_scale())
+}
+
+/// Polls every 2 s around a wait's usual end (a step of `usual`), so
+/// howdah sees it done within seconds, not a 15 s backoff step later.
+fn expecting(usual: Duration) -> Option<Expected> {
+    Some(Expected {
+        usual: scaled(usual),
+        interval: scaled(Duration::from_secs(2)),
+    })
 }
 
 /// "CREATING (about 9 min left)": the expected duration less what passed.
@@ -94,10 +118,11 @@ where
     let started = Instant::now();
     let asked = std::sync::atomic::AtomicBool::new(false);
     let (status, delete, asked) = (&status, &delete, &asked);
-    poll_until(
+    poll_until_expecting(
         &format!("{what} to be deleted"),
         LIMIT,
         poll_backoff(),
+        expecting(expected),
         progress,
         || async move {
             let Some(current) = status().await? else {
@@ -267,10 +292,11 @@ impl Cluster {
     async fn wait_active(&self, ctx: &StepContext) -> Result<ClusterInfo, ProviderError> {
         let started = Instant::now();
         let expected = self.expected(Action::Create);
-        poll_until(
+        poll_until_expecting(
             &format!("EKS cluster {} to become ACTIVE", self.ctx.cluster_name()),
             LIMIT,
             poll_backoff(),
+            expecting(expected),
             ctx.progress.as_ref(),
             || async {
                 let info = Self::describe(&self.ctx)
@@ -617,10 +643,11 @@ impl Nodegroup {
     async fn wait_active(&self, ctx: &StepContext) -> Result<(), ProviderError> {
         let started = Instant::now();
         let expected = self.expected(Action::Create);
-        poll_until(
+        poll_until_expecting(
             &format!("node group {} to become ACTIVE", self.pool.name),
             LIMIT,
             poll_backoff(),
+            expecting(expected),
             ctx.progress.as_ref(),
             || async {
                 let info = self.describe().await?.ok_or_else(|| {
@@ -950,10 +977,11 @@ impl Resource for Addon {
         }
         let started = Instant::now();
         let expected = self.expected(Action::Create);
-        poll_until(
+        poll_until_expecting(
             &format!("add-on {} to become ACTIVE", self.name),
             LIMIT,
             poll_backoff(),
+            expecting(expected),
             ctx.progress.as_ref(),
             || async {
                 let Some((status, _, issues)) = self.describe().await? else {

@@ -52,6 +52,33 @@ fn jitter_unit() -> f64 {
     f64::from(mixed % 10_000) / 10_000.0
 }
 
+/// When a wait's end is expected: the step's usual duration. Polls come
+/// every `interval` from 70% of it to 150%, so the end is seen within
+/// about `interval` of happening, while the long quiet start of a slow
+/// create is polled with the ordinary backoff.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected {
+    pub usual: Duration,
+    pub interval: Duration,
+}
+
+impl Expected {
+    /// The sleep before the next poll, `elapsed` into the wait, where the
+    /// backoff alone would sleep `normal`.
+    pub fn delay(&self, elapsed: Duration, normal: Duration) -> Duration {
+        let opens = self.usual.mul_f64(0.7);
+        let closes = self.usual.mul_f64(1.5);
+        if elapsed >= opens && elapsed <= closes {
+            self.interval.min(normal)
+        } else if elapsed < opens && elapsed + normal > opens {
+            // Wake when the window opens, not a backoff step after.
+            (opens - elapsed).max(self.interval.min(normal))
+        } else {
+            normal
+        }
+    }
+}
+
 /// What one look at a status found.
 pub enum Poll<T> {
     /// Done, with the value.
@@ -68,6 +95,23 @@ pub async fn poll_until<T, F, Fut>(
     what: &str,
     timeout: Duration,
     backoff: Backoff,
+    progress: &dyn Progress,
+    check: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>, ProviderError>>,
+{
+    poll_until_expecting(what, timeout, backoff, None, progress, check).await
+}
+
+/// [`poll_until`], polling sooner around the step's usual end (see
+/// [`Expected`]).
+pub async fn poll_until_expecting<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    backoff: Backoff,
+    expected: Option<Expected>,
     progress: &dyn Progress,
     mut check: F,
 ) -> Result<T, ProviderError>
@@ -100,7 +144,10 @@ where
                 after: timeout,
             });
         }
-        let sleep = backoff.delay(attempt).min(timeout - elapsed);
+        let normal = backoff.delay(attempt);
+        let sleep = expected
+            .map_or(normal, |e| e.delay(elapsed, normal))
+            .min(timeout - elapsed);
         attempt = attempt.saturating_add(1);
         tokio::time::sleep(sleep).await;
     }
@@ -132,6 +179,31 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polls_come_sooner_around_the_usual_end_only() {
+        let e = Expected {
+            usual: Duration::from_secs(600),
+            interval: Duration::from_secs(2),
+        };
+        let normal = Duration::from_secs(15);
+        let at = |s: u64| e.delay(Duration::from_secs(s), normal);
+        // The quiet start: the ordinary backoff.
+        assert_eq!(at(60), normal);
+        // The next step would cross 70% (420 s): wake at 420 s.
+        assert_eq!(at(410), Duration::from_secs(10));
+        // From 70% to 150% of the usual duration: every 2 s.
+        assert_eq!(at(420), Duration::from_secs(2));
+        assert_eq!(at(700), Duration::from_secs(2));
+        assert_eq!(at(900), Duration::from_secs(2));
+        // Long overdue: back to the backoff.
+        assert_eq!(at(901), normal);
+        // Never slower than the backoff itself.
+        assert_eq!(
+            e.delay(Duration::from_secs(500), Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+    }
     use crate::NoProgress;
     use std::sync::atomic::{AtomicU32, Ordering};
 
