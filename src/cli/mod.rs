@@ -80,6 +80,8 @@ Environment:
   HOWDAH_KUBE_ENDPOINT    cloud targets: use this API endpoint instead of the one the cloud
                           reports (test clusters)
   HOWDAH_AWS_POLL_MAX_MS  aws: longest pause between status reads while waiting (default 15000)
+  HOWDAH_AWS_TIME_SCALE   aws, benchmarks only: divide the usual EKS durations and poll
+                          intervals by this, to match an emulator's scaled waits
   AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_STS
                           aws: send AWS calls elsewhere (an emulator); S3 then uses path-style
   AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID, ...
