@@ -158,14 +158,18 @@ impl Progress for StepProgress {
 }
 
 /// Runs the steps. `on_result` is called once per step as it ends (the
-/// caller writes its state file there), in the order steps end.
-pub async fn run(
+/// caller writes its state there), in the order steps end; the future it
+/// returns is awaited before the next result is taken.
+pub async fn run<R>(
     steps: Vec<Step>,
     options: &RunOptions,
     outputs: &Outputs,
     sink: Arc<dyn EventSink>,
-    mut on_result: impl FnMut(&StepResult),
-) -> Result<RunReport, GraphError> {
+    mut on_result: impl FnMut(&StepResult) -> R,
+) -> Result<RunReport, GraphError>
+where
+    R: std::future::Future<Output = ()>,
+{
     let shape: Vec<(String, Vec<String>)> = steps
         .iter()
         .map(|s| (s.id.clone(), s.deps.clone()))
@@ -281,13 +285,13 @@ pub async fn run(
                         elapsed: Duration::ZERO,
                     };
                     emit_skip(&sink, &r);
-                    on_result(&r);
+                    on_result(&r).await;
                     report.results.push(r);
                 }
             }
             Outcome::Skipped(_) => emit_skip(&sink, &result),
         }
-        on_result(&result);
+        on_result(&result).await;
         report.results.push(result);
     }
 
@@ -300,7 +304,7 @@ pub async fn run(
             elapsed: Duration::ZERO,
         };
         emit_skip(&sink, &r);
-        on_result(&r);
+        on_result(&r).await;
         report.results.push(r);
     }
     report.elapsed = started.elapsed();
@@ -429,7 +433,7 @@ mod tests {
             step("runtime", &["cluster", "bucket"], 10, log.clone()),
         ];
         let outputs = Outputs::default();
-        let report = run(steps, &opts(8), &outputs, Arc::new(Quiet), |_| {})
+        let report = run(steps, &opts(8), &outputs, Arc::new(Quiet), |_| async {})
             .await
             .unwrap();
         assert!(report.ok());
@@ -477,7 +481,7 @@ mod tests {
             &opts(2),
             &Outputs::default(),
             Arc::new(Quiet),
-            |_| {},
+            |_| async {},
         )
         .await
         .unwrap();
@@ -496,7 +500,8 @@ mod tests {
         ];
         let mut seen = Vec::new();
         let report = run(steps, &opts(8), &Outputs::default(), Arc::new(Quiet), |r| {
-            seen.push(r.id.clone())
+            seen.push(r.id.clone());
+            async {}
         })
         .await
         .unwrap();
@@ -521,9 +526,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
             cancel.cancel();
         });
-        let report = run(steps, &o, &Outputs::default(), Arc::new(Quiet), |_| {})
-            .await
-            .unwrap();
+        let report = run(steps, &o, &Outputs::default(), Arc::new(Quiet), |_| async {
+        })
+        .await
+        .unwrap();
         assert!(report.interrupted);
         let log = log.lock().unwrap().clone();
         assert!(
@@ -547,9 +553,10 @@ mod tests {
             cancel.cancel();
         });
         let started = Instant::now();
-        let report = run(steps, &o, &Outputs::default(), Arc::new(Quiet), |_| {})
-            .await
-            .unwrap();
+        let report = run(steps, &o, &Outputs::default(), Arc::new(Quiet), |_| async {
+        })
+        .await
+        .unwrap();
         assert!(report.interrupted);
         let log = log.lock().unwrap().clone();
         assert!(log.contains(&"end write".to_string()), "{log:?}");

@@ -1,17 +1,27 @@
 //! The record of what howdah made for a stack: ids, outputs and timings per
 //! resource, written atomically after every step, plus the lock that keeps
 //! two runs off one stack. Never a secret: outputs are ids and endpoints.
+//!
+//! The state and lock logic lives here once; where the two objects are
+//! kept (a local file, an S3 bucket) is a [`backend::Backend`].
+
+pub mod backend;
+mod s3;
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use chrono::{DateTime, Utc};
 use howdah_provider::{Intent, Intents, ProviderError};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::spec::StateUrl;
+use backend::{Backend, BackendError, LocalFile, Object, Precondition, Version};
 
 /// The state file's format version.
 pub const FORMAT: u32 = 1;
@@ -96,6 +106,35 @@ pub struct StepTiming {
     pub depends_on: Vec<String>,
 }
 
+impl State {
+    /// A state as stored, checked: a newer format is refused before
+    /// anything else is read (its fields may mean what this howdah cannot
+    /// know), and anything that is not a state is corrupt. `at` names
+    /// where it was read, for the message.
+    pub fn parse(bytes: &[u8], at: &str) -> Result<State, StateError> {
+        let corrupt = |e: serde_json::Error| StateError::Corrupt {
+            at: at.to_string(),
+            message: e.to_string(),
+        };
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(corrupt)?;
+        if let Some(found) = value["format"].as_u64().filter(|f| *f > u64::from(FORMAT)) {
+            return Err(StateError::NewerFormat {
+                at: at.to_string(),
+                found,
+            });
+        }
+        serde_json::from_value(value).map_err(corrupt)
+    }
+
+    /// Which stack this is the record of.
+    pub fn identity(&self) -> StackIdentity {
+        StackIdentity {
+            stack: self.stack.clone(),
+            target: self.target.clone(),
+        }
+    }
+}
+
 /// Who holds the lock.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockInfo {
@@ -104,6 +143,25 @@ pub struct LockInfo {
     pub host: String,
     pub command: String,
     pub since: DateTime<Utc>,
+    /// Remote locks: when the lock lapses unless its holder renews it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<DateTime<Utc>>,
+}
+
+impl LockInfo {
+    /// Whether the lock is past its expiry (only remote locks have one).
+    pub fn expired(&self) -> bool {
+        self.expires.is_some_and(|e| e < Utc::now())
+    }
+
+    /// ", expires …" for a lock that has an expiry.
+    fn expiry(&self) -> String {
+        match self.expires {
+            Some(e) if e < Utc::now() => format!(", expired {}", since(&e)),
+            Some(e) => format!(", expires {} unless renewed", since(&e)),
+            None => String::new(),
+        }
+    }
 }
 
 /// Which stack a state file is the record of.
@@ -127,25 +185,45 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("state file {path} is not valid: {message}; restore it from a backup, or move it away and run `howdah up` to rebuild it from what exists")]
-    Corrupt { path: PathBuf, message: String },
-    #[error("state file {path} has format {found}: it was written by a newer howdah; upgrade howdah (this one reads format {FORMAT}) and run again")]
-    NewerFormat { path: PathBuf, found: u64 },
-    #[error("state file {path} is the record of {recorded}, but this stack file is {wanted}; stack files sharing one state file overwrite each other's records. Give this stack its own state file (`state.path` in the stack file, or --state), or, if it is meant to take this one over, run `howdah up --take-over-state`")]
+    /// A remote store refused or failed; the message says what to do.
+    #[error("{0}")]
+    Remote(String),
+    #[error("state file {at} is not valid: {message}; restore it from a backup, or move it away and run `howdah up` to rebuild it from what exists")]
+    Corrupt { at: String, message: String },
+    #[error("state file {at} has format {found}: it was written by a newer howdah; upgrade howdah (this one reads format {FORMAT}) and run again")]
+    NewerFormat { at: String, found: u64 },
+    #[error("state file {at} is the record of {recorded}, but this stack file is {wanted}; stack files sharing one state file overwrite each other's records. Give this stack its own state file (`state.path` in the stack file, or --state), or, if it is meant to take this one over, run `howdah up --take-over-state`")]
     OtherStack {
-        path: PathBuf,
+        at: String,
         // Boxed: every Result carrying a StateError would grow otherwise.
         recorded: Box<StackIdentity>,
         wanted: Box<StackIdentity>,
     },
-    #[error("stack is locked by {} (pid {} on {}, `{}` since {}); if that run is gone, clear the lock with `howdah state unlock -f <stack file>`", .0.owner, .0.pid, .0.host, .0.command, since(&.0.since))]
+    /// A conditional write was refused: someone wrote the state after this
+    /// run read it.
+    #[error("the state at {at} was changed by another run after this one read it, so it was not overwritten (nothing in it is lost); see what it holds now with `howdah state show -f <stack file>`, then run the command again: it starts from that state and finds what exists by its labels")]
+    Changed { at: String },
+    #[error("stack is locked by {} (pid {} on {}, `{}` since {}{}); if that run is gone, clear the lock with `howdah state unlock -f <stack file>`", .0.owner, .0.pid, .0.host, .0.command, since(&.0.since), .0.expiry())]
     Locked(LockInfo),
-    #[error("lock file {path} is unreadable ({message}); if no howdah run is working on this stack, `howdah state unlock -f <stack file>` removes it")]
-    LockUnreadable { path: PathBuf, message: String },
+    #[error("lock file {at} is unreadable ({message}); if no howdah run is working on this stack, `howdah state unlock -f <stack file>` removes it")]
+    LockUnreadable { at: String, message: String },
     #[error("not unlocked: the lock is held by a run still going on this host: pid {} (`{}` by {}, since {}); wait for it to finish, or stop it (kill {}), then run again", .0.pid, .0.command, .0.owner, since(&.0.since), .0.pid)]
     LockLive(LockInfo),
-    #[error("not unlocked: the lock is held by {} on {} (pid {}, `{}` since {}), and howdah cannot tell from here whether that run is still going. Removing the lock of a live run lets two runs change the same stack at once; if you are sure it is gone, run `howdah state unlock -f <stack file> --force`", .0.owner, .0.host, .0.pid, .0.command, since(&.0.since))]
+    #[error("not unlocked: the lock is held by {} on {} (pid {}, `{}` since {}{}), and howdah cannot tell from here whether that run is still going. Removing the lock of a live run lets two runs change the same stack at once; if you are sure it is gone, run `howdah state unlock -f <stack file> --force`", .0.owner, .0.host, .0.pid, .0.command, since(&.0.since), .0.expiry())]
     LockElsewhere(LockInfo),
+    /// The lock lapsed during the run and another run took it.
+    #[error("this run's lock on {at} was taken over by {} (pid {} on {}, `{}`) while it ran: it could not be renewed in time; check the state with `howdah state show -f <stack file>` before running again", .holder.owner, .holder.pid, .holder.host, .holder.command)]
+    LockLost { at: String, holder: Box<LockInfo> },
+}
+
+impl StateError {
+    fn from_backend(e: BackendError, changed_at: impl FnOnce() -> String) -> StateError {
+        match e {
+            BackendError::Conflict => StateError::Changed { at: changed_at() },
+            BackendError::Io { what, path, source } => StateError::Io { what, path, source },
+            BackendError::Remote(message) => StateError::Remote(message),
+        }
+    }
 }
 
 fn since(at: &DateTime<Utc>) -> String {
@@ -162,50 +240,113 @@ pub enum Unlocked {
     RemovedUnreadable,
 }
 
-/// What the lock file says.
+/// What the lock object says.
 enum LockFile {
     Absent,
-    Held(LockInfo),
-    Unreadable(String),
+    Held(LockInfo, Version),
+    Unreadable(String, Version),
 }
 
-/// Where a stack's state and lock live.
+/// The environment variable that shortens the lock's time to live, for
+/// tests (seconds; default 120).
+pub const LOCK_TTL_VAR: &str = "HOWDAH_STATE_LOCK_TTL_SECS";
+
+const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(120);
+
+fn lock_ttl() -> Duration {
+    std::env::var(LOCK_TTL_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(DEFAULT_LOCK_TTL, Duration::from_secs)
+}
+
+/// Where a stack's state lives, as the command line or the stack file
+/// gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    File(PathBuf),
+    S3(StateUrl),
+}
+
+/// A stack's state and lock, wherever they are stored.
 #[derive(Debug, Clone)]
 pub struct StateStore {
-    path: PathBuf,
+    backend: Arc<dyn Backend>,
+    /// The version of the state object this process last read or wrote,
+    /// which the next write must still find: None before any read,
+    /// Some(None) when there was no state.
+    seen: Arc<Mutex<Option<Option<Version>>>>,
+    location: StateLocation,
 }
 
 impl StateStore {
+    /// The state file at `path`, its lock beside it.
     pub fn new(path: PathBuf) -> StateStore {
-        StateStore { path }
+        StateStore::at(StateLocation::File(path), "")
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The state of stack `stack` at `location`.
+    pub fn at(location: StateLocation, stack: &str) -> StateStore {
+        let backend: Arc<dyn Backend> = match &location {
+            StateLocation::File(path) => Arc::new(LocalFile::new(path.clone())),
+            StateLocation::S3(url) => Arc::new(s3::S3Backend::new(url.clone(), stack)),
+        };
+        StateStore {
+            backend,
+            seen: Arc::new(Mutex::new(None)),
+            location,
+        }
     }
 
-    /// The lock file: the state file's path with `.lock` added.
-    pub fn lock_path(&self) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(".lock");
-        PathBuf::from(p)
+    /// A store on any backend (tests: an in-memory one).
+    #[cfg(test)]
+    fn on(backend: Arc<dyn Backend>) -> StateStore {
+        StateStore {
+            backend,
+            seen: Arc::new(Mutex::new(None)),
+            location: StateLocation::File(PathBuf::from("memory")),
+        }
+    }
+
+    pub fn location(&self) -> &StateLocation {
+        &self.location
+    }
+
+    /// The state file's path, when it is a file on this machine.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.location {
+            StateLocation::File(p) => Some(p),
+            StateLocation::S3(_) => None,
+        }
+    }
+
+    /// Where the state is, for messages: a path or an s3:// URL.
+    pub fn describe(&self) -> String {
+        self.backend.locate(Object::State)
+    }
+
+    /// Where the lock is, for messages.
+    pub fn describe_lock(&self) -> String {
+        self.backend.locate(Object::Lock)
+    }
+
+    fn remember(&self, version: Option<Version>) {
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(version);
     }
 
     /// The recorded state of `wanted`, or None if there is no state file
     /// yet. A state file of another stack or target is an error (the
     /// caller may take it over: [`StateError::OtherStack`]), as is one of a
     /// newer format.
-    pub fn load_for(&self, wanted: &StackIdentity) -> Result<Option<State>, StateError> {
-        let Some(state) = self.load()? else {
+    pub async fn load_for(&self, wanted: &StackIdentity) -> Result<Option<State>, StateError> {
+        let Some(state) = self.load().await? else {
             return Ok(None);
         };
-        let recorded = StackIdentity {
-            stack: state.stack.clone(),
-            target: state.target.clone(),
-        };
+        let recorded = state.identity();
         if &recorded != wanted {
             return Err(StateError::OtherStack {
-                path: self.path.clone(),
+                at: self.describe(),
                 recorded: Box::new(recorded),
                 wanted: Box::new(wanted.clone()),
             });
@@ -214,203 +355,367 @@ impl StateStore {
     }
 
     /// The recorded state, whichever stack's, or None if there is no state
-    /// file yet. A newer format is refused before anything else is read:
-    /// its fields may mean what this howdah cannot know.
-    pub fn load(&self) -> Result<Option<State>, StateError> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(StateError::Io {
-                    what: "read",
-                    path: self.path.clone(),
-                    source,
-                })
-            }
-        };
-        let corrupt = |e: serde_json::Error| StateError::Corrupt {
-            path: self.path.clone(),
-            message: e.to_string(),
-        };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(corrupt)?;
-        if let Some(found) = value["format"].as_u64().filter(|f| *f > u64::from(FORMAT)) {
-            return Err(StateError::NewerFormat {
-                path: self.path.clone(),
-                found,
-            });
+    /// file yet; a newer format or anything not a state is an error.
+    pub async fn load(&self) -> Result<Option<State>, StateError> {
+        match self.load_raw().await? {
+            Some((state, _)) => Ok(Some(state)),
+            None => Ok(None),
         }
-        serde_json::from_value(value).map(Some).map_err(corrupt)
     }
 
-    /// Writes the state so that a crash leaves either the old or the new
-    /// file, never half of one: write a sibling, fsync, rename over.
-    pub fn save(&self, state: &State) -> Result<(), StateError> {
-        let io = |what, source| StateError::Io {
-            what,
-            path: self.path.clone(),
-            source,
+    /// The recorded state and its bytes as stored (`howdah state pull`).
+    pub async fn load_raw(&self) -> Result<Option<(State, Vec<u8>)>, StateError> {
+        let read = self
+            .backend
+            .read(Object::State)
+            .await
+            .map_err(|e| StateError::from_backend(e, || self.describe()))?;
+        let Some(stored) = read else {
+            self.remember(None);
+            return Ok(None);
         };
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
-        }
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(format!(".tmp.{}", std::process::id()));
-        let tmp = PathBuf::from(tmp);
-        let text = serde_json::to_vec_pretty(state).map_err(|e| StateError::Corrupt {
-            path: self.path.clone(),
+        self.remember(Some(stored.version));
+        let state = State::parse(&stored.bytes, &self.describe())?;
+        Ok(Some((state, stored.bytes)))
+    }
+
+    /// Writes the state whole, only over the version this process last
+    /// read or wrote (or only where there is none): a state another run
+    /// wrote meanwhile is never overwritten ([`StateError::Changed`]).
+    pub async fn save(&self, state: &State) -> Result<(), StateError> {
+        let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Corrupt {
+            at: self.describe(),
             message: e.to_string(),
         })?;
-        let mut file = fs::File::create(&tmp).map_err(|e| io("write", e))?;
-        file.write_all(&text).map_err(|e| io("write", e))?;
-        file.write_all(b"\n").map_err(|e| io("write", e))?;
-        file.sync_all().map_err(|e| io("sync", e))?;
-        fs::rename(&tmp, &self.path).map_err(|e| io("replace", e))?;
-        Ok(())
+        bytes.push(b'\n');
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let when = match seen.flatten() {
+            Some(version) => Precondition::Matches(version),
+            None => Precondition::Absent,
+        };
+        match self.backend.write(Object::State, &bytes, when).await {
+            Ok(version) => {
+                self.remember(Some(version));
+                Ok(())
+            }
+            Err(BackendError::Conflict) => {
+                // A write whose answer was lost and was sent again finds
+                // its own first copy.
+                match self.backend.read(Object::State).await {
+                    Ok(Some(now)) if now.bytes == bytes => {
+                        self.remember(Some(now.version));
+                        Ok(())
+                    }
+                    _ => Err(StateError::Changed {
+                        at: self.describe(),
+                    }),
+                }
+            }
+            Err(e) => Err(StateError::from_backend(e, || self.describe())),
+        }
     }
 
-    /// Takes the lock. A lock left by a process that no longer runs on this
-    /// host (killed, crashed) is taken over and returned as `Some(stale)` so
-    /// the caller can say so; a live or foreign holder is an error, and so
-    /// is a lock file that cannot be read.
-    pub fn lock(&self, command: &str) -> Result<(StateLock, Option<LockInfo>), StateError> {
-        let path = self.lock_path();
-        let io = |what, source| StateError::Io {
-            what,
-            path: path.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+    /// `howdah state push`: makes `state` the recorded state, under the
+    /// caller's lock. Another stack's state (the one pushed, or the one
+    /// there now) only with `other_stack`; over a state of a newer howdah
+    /// never. A corrupt state there is replaced: pushing is how it is
+    /// mended.
+    pub async fn push(
+        &self,
+        state: &State,
+        wanted: &StackIdentity,
+        other_stack: bool,
+    ) -> Result<(), StateError> {
+        if state.format > FORMAT {
+            return Err(StateError::NewerFormat {
+                at: "the pushed file".into(),
+                found: u64::from(state.format),
+            });
         }
+        let other = |recorded: StackIdentity, at: String| StateError::OtherStack {
+            at,
+            recorded: Box::new(recorded),
+            wanted: Box::new(wanted.clone()),
+        };
+        if !other_stack && &state.identity() != wanted {
+            return Err(other(state.identity(), "the pushed file".into()));
+        }
+        match self.load().await {
+            Ok(Some(there)) if !other_stack && &there.identity() != wanted => {
+                return Err(other(there.identity(), self.describe()))
+            }
+            Ok(_) | Err(StateError::Corrupt { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.save(state).await
+    }
+
+    /// Takes the lock. A lock left by a run that is gone is taken over and
+    /// returned as `Some(stale)` so the caller can say so: on a remote
+    /// store one past its expiry, in a local file one whose process no
+    /// longer runs on this host. The takeover is itself conditional on the
+    /// stale lock's version, so of two runs taking it over one wins. A
+    /// live holder is an error, and so is a lock that cannot be read.
+    pub async fn lock(&self, command: &str) -> Result<(StateLock, Option<LockInfo>), StateError> {
+        let leases = self.backend.leases();
+        let ttl = lock_ttl();
+        let now = Utc::now();
         let info = LockInfo {
             owner: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
             pid: std::process::id(),
             host: hostname(),
             command: command.into(),
-            since: Utc::now(),
+            since: now,
+            expires: leases
+                .then(|| chrono::Duration::from_std(ttl).ok().map(|d| now + d))
+                .flatten(),
         };
-        let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
+        let body = lock_body(&info);
+        let failed = |e| StateError::from_backend(e, || self.describe_lock());
         let mut stale = None;
-        for _ in 0..2 {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
+        for _ in 0..3 {
+            match self
+                .backend
+                .write(Object::Lock, &body, Precondition::Absent)
+                .await
             {
-                Ok(mut f) => {
-                    f.write_all(&body).map_err(|e| io("write", e))?;
-                    return Ok((StateLock { path: path.clone() }, stale));
+                Ok(version) => return Ok((self.held(info, version, ttl), stale)),
+                Err(BackendError::Conflict) => {}
+                Err(e) => return Err(failed(e)),
+            }
+            match self.read_lock().await? {
+                // Our own create, whose answer was lost and which was sent again.
+                LockFile::Held(h, version) if h == info => {
+                    return Ok((self.held(info, version, ttl), stale))
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    match self.read_lock()? {
-                        LockFile::Held(h)
-                            if h.host == info.host && process_alive(h.pid) == Some(false) =>
-                        {
-                            fs::remove_file(&path).map_err(|e| io("remove the stale lock", e))?;
-                            stale = Some(h);
-                        }
-                        LockFile::Held(h) => return Err(StateError::Locked(h)),
-                        // Released this instant: try again.
-                        LockFile::Absent => {}
-                        // Perhaps being written this instant: try once more.
-                        LockFile::Unreadable(_) => {
-                            std::thread::sleep(std::time::Duration::from_millis(50))
-                        }
+                LockFile::Held(h, version) if is_stale(&h) => {
+                    match self
+                        .backend
+                        .write(Object::Lock, &body, Precondition::Matches(version))
+                        .await
+                    {
+                        Ok(version) => return Ok((self.held(info, version, ttl), Some(h))),
+                        // Another run took it over first: look again.
+                        Err(BackendError::Conflict) => stale = None,
+                        Err(e) => return Err(failed(e)),
                     }
                 }
-                Err(e) => return Err(io("create", e)),
+                LockFile::Held(h, _) => return Err(StateError::Locked(h)),
+                // Released this instant: try again.
+                LockFile::Absent => {}
+                // Perhaps being written this instant: try once more.
+                LockFile::Unreadable(..) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
-        match self.read_lock()? {
-            LockFile::Held(h) => Err(StateError::Locked(h)),
-            LockFile::Unreadable(message) => Err(StateError::LockUnreadable {
-                path: path.clone(),
+        match self.read_lock().await? {
+            LockFile::Held(h, _) => Err(StateError::Locked(h)),
+            LockFile::Unreadable(message, _) => Err(StateError::LockUnreadable {
+                at: self.describe_lock(),
                 message,
             }),
-            LockFile::Absent => Err(io(
-                "take",
-                std::io::Error::other(
-                    "the lock was taken and released by other runs meanwhile; run again",
-                ),
-            )),
+            LockFile::Absent => Err(StateError::Remote(format!(
+                "cannot take the lock {}: it was taken and released by other runs meanwhile; run again",
+                self.describe_lock()
+            ))),
+        }
+    }
+
+    /// The handle of a lock just taken; on a remote store it renews the
+    /// lock every third of its time to live until released.
+    fn held(&self, info: LockInfo, version: Version, ttl: Duration) -> StateLock {
+        let current = Arc::new(Mutex::new(Some(version)));
+        let lost = Arc::new(Mutex::new(None));
+        let renewal = self.backend.leases().then(|| {
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(renew(
+                self.backend.clone(),
+                info,
+                ttl,
+                current.clone(),
+                lost.clone(),
+                stop.clone(),
+            ));
+            (stop, task)
+        });
+        StateLock {
+            backend: self.backend.clone(),
+            current,
+            lost,
+            renewal,
         }
     }
 
     /// Who holds the lock, if anyone; a lock file that cannot be read is
     /// an error that says how to remove it.
-    pub fn lock_holder(&self) -> Result<Option<LockInfo>, StateError> {
-        match self.read_lock()? {
+    pub async fn lock_holder(&self) -> Result<Option<LockInfo>, StateError> {
+        match self.read_lock().await? {
             LockFile::Absent => Ok(None),
-            LockFile::Held(h) => Ok(Some(h)),
-            LockFile::Unreadable(message) => Err(StateError::LockUnreadable {
-                path: self.lock_path(),
+            LockFile::Held(h, _) => Ok(Some(h)),
+            LockFile::Unreadable(message, _) => Err(StateError::LockUnreadable {
+                at: self.describe_lock(),
                 message,
             }),
         }
     }
 
-    fn read_lock(&self) -> Result<LockFile, StateError> {
-        match fs::read(self.lock_path()) {
-            Ok(bytes) => Ok(match serde_json::from_slice(&bytes) {
-                Ok(h) => LockFile::Held(h),
-                Err(e) if bytes.is_empty() => LockFile::Unreadable(format!("it is empty: {e}")),
-                Err(e) => LockFile::Unreadable(format!("not a howdah lock: {e}")),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LockFile::Absent),
-            Err(source) => Err(StateError::Io {
-                what: "read",
-                path: self.lock_path(),
-                source,
-            }),
-        }
+    async fn read_lock(&self) -> Result<LockFile, StateError> {
+        let read = self
+            .backend
+            .read(Object::Lock)
+            .await
+            .map_err(|e| StateError::from_backend(e, || self.describe_lock()))?;
+        let Some(stored) = read else {
+            return Ok(LockFile::Absent);
+        };
+        Ok(match serde_json::from_slice(&stored.bytes) {
+            Ok(h) => LockFile::Held(h, stored.version),
+            Err(e) if stored.bytes.is_empty() => {
+                LockFile::Unreadable(format!("it is empty: {e}"), stored.version)
+            }
+            Err(e) => LockFile::Unreadable(format!("not a howdah lock: {e}"), stored.version),
+        })
     }
 
     /// Removes the lock for `howdah state unlock`, when that cannot let
     /// two runs work on the stack at once: a holder that is gone from this
-    /// host, or a lock no one can be read from. A live holder on this host
-    /// is refused; one on another host (or here, when this system cannot
-    /// say whether it runs) only with `force`.
-    pub fn unlock(&self, force: bool) -> Result<Unlocked, StateError> {
-        let mut lock = self.read_lock()?;
-        if let LockFile::Unreadable(_) = lock {
+    /// host, a remote lock past its expiry, or a lock no one can be read
+    /// from. A live holder on this host is refused; one on another host
+    /// (or here, when this system cannot say whether it runs) only with
+    /// `force`.
+    pub async fn unlock(&self, force: bool) -> Result<Unlocked, StateError> {
+        let mut lock = self.read_lock().await?;
+        if let LockFile::Unreadable(..) = lock {
             // A run may be writing it this instant.
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            lock = self.read_lock()?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            lock = self.read_lock().await?;
         }
-        let removed = match lock {
+        let (removed, judged) = match lock {
             LockFile::Absent => return Ok(Unlocked::NotLocked),
-            LockFile::Unreadable(_) => Unlocked::RemovedUnreadable,
-            LockFile::Held(holder) => {
-                let here = if holder.host == hostname() {
-                    process_alive(holder.pid)
-                } else {
-                    None
-                };
-                match here {
-                    Some(true) => return Err(StateError::LockLive(holder)),
-                    None if !force => return Err(StateError::LockElsewhere(holder)),
-                    Some(false) | None => Unlocked::Removed(holder),
+            LockFile::Unreadable(_, version) => (Unlocked::RemovedUnreadable, version),
+            LockFile::Held(holder, version) => {
+                // A remote lock past its expiry is stale whoever held it.
+                if !holder.expired() {
+                    let here = if holder.host == hostname() {
+                        process_alive(holder.pid)
+                    } else {
+                        None
+                    };
+                    match here {
+                        Some(true) => return Err(StateError::LockLive(holder)),
+                        None if !force => return Err(StateError::LockElsewhere(holder)),
+                        Some(false) | None => {}
+                    }
                 }
+                (Unlocked::Removed(holder), version)
             }
         };
-        match fs::remove_file(self.lock_path()) {
-            Ok(()) => Ok(removed),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Unlocked::NotLocked),
-            Err(source) => Err(StateError::Io {
-                what: "remove",
-                path: self.lock_path(),
-                source,
-            }),
+        // Only the lock judged goes: a run that took it since keeps it.
+        match self.read_lock().await? {
+            LockFile::Absent => return Ok(Unlocked::NotLocked),
+            LockFile::Held(_, now) | LockFile::Unreadable(_, now) if now == judged => {}
+            LockFile::Held(h, _) => return Err(StateError::Locked(h)),
+            LockFile::Unreadable(message, _) => {
+                return Err(StateError::LockUnreadable {
+                    at: self.describe_lock(),
+                    message,
+                })
+            }
+        }
+        self.backend
+            .delete(Object::Lock)
+            .await
+            .map_err(|e| StateError::from_backend(e, || self.describe_lock()))?;
+        Ok(removed)
+    }
+}
+
+/// The holder of a lock that could not be read back.
+fn unknown_holder() -> LockInfo {
+    LockInfo {
+        owner: "another run".into(),
+        pid: 0,
+        host: "unknown".into(),
+        command: "unknown".into(),
+        since: Utc::now(),
+        expires: None,
+    }
+}
+
+fn lock_body(info: &LockInfo) -> Vec<u8> {
+    serde_json::to_vec_pretty(info).unwrap_or_default()
+}
+
+/// Whether the holder of a lock is gone: past its expiry when it has one
+/// (a remote lock), else no longer running on this host.
+fn is_stale(holder: &LockInfo) -> bool {
+    match holder.expires {
+        Some(_) => holder.expired(),
+        None => holder.host == hostname() && process_alive(holder.pid) == Some(false),
+    }
+}
+
+/// Renews a remote lock every third of its time to live, each time only
+/// over the version it wrote last, until told to stop. A renewal refused
+/// because another run has taken the lock (it lapsed: the store could not
+/// be reached in time) ends the renewals and is recorded in `lost`.
+async fn renew(
+    backend: Arc<dyn Backend>,
+    mut info: LockInfo,
+    ttl: Duration,
+    current: Arc<Mutex<Option<Version>>>,
+    lost: Arc<Mutex<Option<LockInfo>>>,
+    stop: CancellationToken,
+) {
+    let every = (ttl / 3).max(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let Some(version) = current.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return;
+        };
+        info.expires = chrono::Duration::from_std(ttl).ok().map(|d| Utc::now() + d);
+        match backend
+            .write(
+                Object::Lock,
+                &lock_body(&info),
+                Precondition::Matches(version),
+            )
+            .await
+        {
+            Ok(version) => {
+                *current.lock().unwrap_or_else(|e| e.into_inner()) = Some(version);
+            }
+            Err(BackendError::Conflict) => {
+                let holder = match backend.read(Object::Lock).await {
+                    Ok(Some(stored)) => serde_json::from_slice(&stored.bytes).ok(),
+                    _ => None,
+                };
+                tracing::warn!(
+                    lock = %backend.locate(Object::Lock),
+                    "the lock was taken over by another run; no longer renewing it"
+                );
+                *lost.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(holder.unwrap_or(unknown_holder()));
+                *current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                return;
+            }
+            // The store did not answer this time; the lock still has two
+            // thirds of its life to try again in.
+            Err(e) => tracing::warn!(error = %e, "cannot renew the state lock; trying again"),
         }
     }
 }
 
 /// The state of a run that writes, shared by the run (a record per step)
 /// and its steps (intents before creates): every change is saved at once,
-/// under one lock, so neither writer overwrites the other's.
+/// one save at a time, so neither writer overwrites the other's (and the
+/// store's conditional write never sees this run as a rival).
 pub struct StateWriter {
     store: StateStore,
     state: Mutex<State>,
+    saving: tokio::sync::Mutex<()>,
 }
 
 impl StateWriter {
@@ -418,6 +723,7 @@ impl StateWriter {
         StateWriter {
             store,
             state: Mutex::new(state),
+            saving: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -432,21 +738,33 @@ impl StateWriter {
         self.lock().clone()
     }
 
+    /// Changes the state without saving it; [`StateWriter::save`] follows.
+    pub fn modify<R>(&self, change: impl FnOnce(&mut State) -> R) -> R {
+        change(&mut self.lock())
+    }
+
+    /// Saves the state as it is now.
+    pub async fn save(&self) -> Result<(), StateError> {
+        let _one_at_a_time = self.saving.lock().await;
+        let snapshot = self.snapshot();
+        self.store.save(&snapshot).await
+    }
+
     /// Changes the state and saves it.
-    pub fn update<R>(&self, change: impl FnOnce(&mut State) -> R) -> Result<R, StateError> {
-        let mut state = self.lock();
-        let out = change(&mut state);
-        self.store.save(&state)?;
+    pub async fn update<R>(&self, change: impl FnOnce(&mut State) -> R) -> Result<R, StateError> {
+        let out = self.modify(change);
+        self.save().await?;
         Ok(out)
     }
 }
 
+#[async_trait::async_trait]
 impl Intents for StateWriter {
     fn recorded(&self) -> Vec<Intent> {
         self.lock().intents.clone()
     }
 
-    fn record(&self, intent: Intent) -> Result<(), ProviderError> {
+    async fn record(&self, intent: Intent) -> Result<(), ProviderError> {
         let what = format!("{} {}", intent.kind, intent.name);
         self.update(|state| {
             state
@@ -454,30 +772,101 @@ impl Intents for StateWriter {
                 .retain(|i| !(i.kind == intent.kind && i.name == intent.name));
             state.intents.push(intent);
         })
+        .await
         .map_err(|e| {
             ProviderError::config(format!(
                 "not creating {what}: the intent to create it could not be recorded ({e}); \
                  without it a run that stops halfway could not tell the object is this stack's. \
-                 Fix the state file's location and run again"
+                 Fix the state's location and run again"
             ))
         })
     }
 }
 
-/// Held while a run works on the stack; released on drop.
+/// Held while a run works on the stack. [`StateLock::release`] removes
+/// it at the end of the run; dropped without that (a panic), it is
+/// removed as well as can be done without waiting.
 #[derive(Debug)]
 pub struct StateLock {
-    path: PathBuf,
+    backend: Arc<dyn Backend>,
+    /// The version of the lock object this run wrote last; None once
+    /// released, or lost to another run.
+    current: Arc<Mutex<Option<Version>>>,
+    lost: Arc<Mutex<Option<LockInfo>>>,
+    renewal: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+impl StateLock {
+    /// Stops renewing the lock and removes it, unless another run took it
+    /// over meanwhile ([`StateError::LockLost`], naming that run).
+    pub async fn release(mut self) -> Result<(), StateError> {
+        if let Some((stop, task)) = self.renewal.take() {
+            stop.cancel();
+            let _ = task.await;
+        }
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let at = || self.backend.locate(Object::Lock);
+        if let Some(holder) = self.lost.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(StateError::LockLost {
+                at: at(),
+                holder: Box::new(holder),
+            });
+        }
+        let Some(mine) = current else {
+            return Ok(());
+        };
+        let now = self
+            .backend
+            .read(Object::Lock)
+            .await
+            .map_err(|e| StateError::from_backend(e, at))?;
+        match now {
+            Some(stored) if stored.version == mine => self
+                .backend
+                .delete(Object::Lock)
+                .await
+                .map_err(|e| StateError::from_backend(e, at)),
+            Some(stored) => Err(StateError::LockLost {
+                at: at(),
+                holder: Box::new(serde_json::from_slice(&stored.bytes).unwrap_or(unknown_holder())),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Drop for StateLock {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if let Some((stop, task)) = self.renewal.take() {
+            stop.cancel();
+            task.abort();
+        }
+        let held = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some();
+        if !held || self.backend.delete_now(Object::Lock) {
+            return;
+        }
+        // A remote lock: removed by a task, if the runtime lives on long
+        // enough to run it; else it lapses at its expiry.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let backend = self.backend.clone();
+            runtime.spawn(async move {
+                let _ = backend.delete(Object::Lock).await;
+            });
+        }
     }
 }
 
 fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".into())
@@ -494,12 +883,17 @@ fn process_alive(pid: u32) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
-    #[test]
-    fn save_then_load_round_trips_and_leaves_no_temp_files() {
+    fn lock_path(store: &StateStore) -> PathBuf {
+        PathBuf::from(store.describe_lock())
+    }
+
+    #[tokio::test]
+    async fn save_then_load_round_trips_and_leaves_no_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join(".howdah/s.state.json"));
-        assert!(store.load().unwrap().is_none());
+        assert!(store.load().await.unwrap().is_none());
         let mut state = State::new("s", "kubeconfig");
         state.resources.insert(
             "runtime.etcd".into(),
@@ -512,8 +906,8 @@ mod tests {
                 error: None,
             },
         );
-        store.save(&state).unwrap();
-        assert_eq!(store.load().unwrap().unwrap(), state);
+        store.save(&state).await.unwrap();
+        assert_eq!(store.load().await.unwrap().unwrap(), state);
         let names: Vec<_> = fs::read_dir(dir.path().join(".howdah")).unwrap().collect();
         assert_eq!(names.len(), 1);
     }
@@ -521,8 +915,8 @@ mod tests {
     /// An intent is in the state file the moment it is recorded (before
     /// the create it announces), next to what the run recorded, and a
     /// second intent for the same object replaces the first.
-    #[test]
-    fn intents_are_saved_at_once_beside_the_records() {
+    #[tokio::test]
+    async fn intents_are_saved_at_once_beside_the_records() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("s.json"));
         let writer = StateWriter::new(store.clone(), State::new("s", "aws"));
@@ -540,6 +934,7 @@ mod tests {
                     },
                 )
             })
+            .await
             .unwrap();
         let intent = |token: &str| Intent {
             resource: "aws.s3_bucket".into(),
@@ -548,45 +943,48 @@ mod tests {
             token: Some(token.into()),
             at: Utc::now(),
         };
-        writer.record(intent("one")).unwrap();
-        writer.record(intent("two")).unwrap();
-        let saved = store.load().unwrap().unwrap();
+        writer.record(intent("one")).await.unwrap();
+        writer.record(intent("two")).await.unwrap();
+        let saved = store.load().await.unwrap().unwrap();
         assert_eq!(saved.intents.len(), 1, "{:?}", saved.intents);
         assert_eq!(saved.intents[0].token.as_deref(), Some("two"));
         assert!(saved.resources.contains_key("aws.network"));
-        writer.update(|s| s.clear_intents("aws.s3_bucket")).unwrap();
-        assert!(store.load().unwrap().unwrap().intents.is_empty());
+        writer
+            .update(|s| s.clear_intents("aws.s3_bucket"))
+            .await
+            .unwrap();
+        assert!(store.load().await.unwrap().unwrap().intents.is_empty());
     }
 
-    #[test]
-    fn corrupt_state_says_how_to_recover() {
+    #[tokio::test]
+    async fn corrupt_state_says_how_to_recover() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.json");
         fs::write(&path, "{not json").unwrap();
-        let err = StateStore::new(path).load().unwrap_err().to_string();
+        let err = StateStore::new(path).load().await.unwrap_err().to_string();
         assert!(err.contains("rebuild"), "{err}");
     }
 
-    #[test]
-    fn a_live_lock_blocks_a_second_run_and_unlock_will_not_clear_it() {
+    #[tokio::test]
+    async fn a_live_lock_blocks_a_second_run_and_unlock_will_not_clear_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("s.json"));
-        let (held, stale) = store.lock("up").unwrap();
+        let (held, stale) = store.lock("up").await.unwrap();
         assert!(stale.is_none());
-        let err = store.lock("down").unwrap_err();
+        let err = store.lock("down").await.unwrap_err();
         assert!(matches!(err, StateError::Locked(ref h) if h.pid == std::process::id()));
         assert!(err.to_string().contains("state unlock"));
         for force in [false, true] {
-            let err = store.unlock(force).unwrap_err();
+            let err = store.unlock(force).await.unwrap_err();
             assert!(matches!(err, StateError::LockLive(_)), "{err}");
             assert!(err.to_string().contains("wait for it"), "{err}");
         }
         drop(held);
-        let (_again, _) = store.lock("up").unwrap();
+        let (_again, _) = store.lock("up").await.unwrap();
     }
 
-    #[test]
-    fn a_lock_held_on_another_host_is_removed_only_with_force() {
+    #[tokio::test]
+    async fn a_lock_held_on_another_host_is_removed_only_with_force() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("s.json"));
         let elsewhere = LockInfo {
@@ -595,57 +993,67 @@ mod tests {
             host: format!("not-{}", hostname()),
             command: "up".into(),
             since: Utc::now(),
+            expires: None,
         };
-        fs::write(store.lock_path(), serde_json::to_vec(&elsewhere).unwrap()).unwrap();
-        let err = store.unlock(false).unwrap_err();
+        fs::write(lock_path(&store), serde_json::to_vec(&elsewhere).unwrap()).unwrap();
+        let err = store.unlock(false).await.unwrap_err();
         assert!(err.to_string().contains("two runs"), "{err}");
-        assert!(store.lock_holder().unwrap().is_some());
-        assert_eq!(store.unlock(true).unwrap(), Unlocked::Removed(elsewhere));
-        assert_eq!(store.unlock(false).unwrap(), Unlocked::NotLocked);
+        assert!(store.lock_holder().await.unwrap().is_some());
+        assert_eq!(
+            store.unlock(true).await.unwrap(),
+            Unlocked::Removed(elsewhere)
+        );
+        assert_eq!(store.unlock(false).await.unwrap(), Unlocked::NotLocked);
     }
 
-    #[test]
-    fn an_unreadable_lock_says_how_to_remove_it_and_unlock_does() {
+    #[tokio::test]
+    async fn an_unreadable_lock_says_how_to_remove_it_and_unlock_does() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("s.json"));
-        fs::write(store.lock_path(), "{oops").unwrap();
-        let err = store.lock("up").unwrap_err().to_string();
+        fs::write(lock_path(&store), "{oops").unwrap();
+        let err = store.lock("up").await.unwrap_err().to_string();
         assert!(
             err.contains("unreadable") && err.contains("howdah state unlock -f"),
             "{err}"
         );
-        assert!(err.contains(store.lock_path().to_str().unwrap()), "{err}");
-        assert_eq!(store.unlock(false).unwrap(), Unlocked::RemovedUnreadable);
-        let (_lock, _) = store.lock("up").unwrap();
+        assert!(err.contains(lock_path(&store).to_str().unwrap()), "{err}");
+        assert_eq!(
+            store.unlock(false).await.unwrap(),
+            Unlocked::RemovedUnreadable
+        );
+        let (_lock, _) = store.lock("up").await.unwrap();
     }
 
-    #[test]
-    fn a_state_of_another_stack_or_a_newer_format_is_refused() {
+    #[tokio::test]
+    async fn a_state_of_another_stack_or_a_newer_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("s.json"));
-        store.save(&State::new("alpha", "kubeconfig")).unwrap();
+        store
+            .save(&State::new("alpha", "kubeconfig"))
+            .await
+            .unwrap();
         let beta = StackIdentity {
             stack: "beta".into(),
             target: "kubeconfig".into(),
         };
-        let err = store.load_for(&beta).unwrap_err().to_string();
+        let err = store.load_for(&beta).await.unwrap_err().to_string();
         assert!(err.contains("`alpha`") && err.contains("`beta`"), "{err}");
         let alpha = StackIdentity {
             stack: "alpha".into(),
             target: "kubeconfig".into(),
         };
-        assert!(store.load_for(&alpha).unwrap().is_some());
+        assert!(store.load_for(&alpha).await.unwrap().is_some());
 
         let mut newer = serde_json::to_value(State::new("alpha", "kubeconfig")).unwrap();
         newer["format"] = (FORMAT + 1).into();
         newer["resources"] = serde_json::json!([{"a": "list, this time"}]);
-        fs::write(store.path(), newer.to_string()).unwrap();
-        let err = store.load_for(&alpha).unwrap_err().to_string();
+        fs::write(store.path().unwrap(), newer.to_string()).unwrap();
+        let err = store.load_for(&alpha).await.unwrap_err().to_string();
         assert!(err.contains("written by a newer howdah; upgrade"), "{err}");
     }
 
-    #[test]
-    fn a_lock_of_a_dead_process_is_taken_over() {
+    #[tokio::test]
+    async fn a_lock_of_a_dead_process_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("s.json"));
         let dead = LockInfo {
@@ -654,17 +1062,188 @@ mod tests {
             host: hostname(),
             command: "up".into(),
             since: Utc::now(),
+            expires: None,
         };
-        fs::write(store.lock_path(), serde_json::to_vec(&dead).unwrap()).unwrap();
-        let (_lock, stale) = store.lock("up").unwrap();
+        fs::write(lock_path(&store), serde_json::to_vec(&dead).unwrap()).unwrap();
+        let (_lock, stale) = store.lock("up").await.unwrap();
         assert_eq!(stale.unwrap().pid, u32::MAX - 1);
     }
 
-    #[test]
-    fn dropping_the_lock_releases_it() {
+    #[tokio::test]
+    async fn dropping_the_lock_releases_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("s.json"));
-        drop(store.lock("up").unwrap());
-        assert!(store.lock_holder().unwrap().is_none());
+        drop(store.lock("up").await.unwrap());
+        assert!(store.lock_holder().await.unwrap().is_none());
+    }
+
+    /// A store with S3's semantics (versions that change on every write,
+    /// locks with a lease), in memory.
+    #[derive(Debug, Default)]
+    struct Memory {
+        objects: Mutex<BTreeMap<&'static str, (Vec<u8>, u64)>>,
+        writes: std::sync::atomic::AtomicU64,
+    }
+
+    fn name(object: Object) -> &'static str {
+        match object {
+            Object::State => "state",
+            Object::Lock => "lock",
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Backend for Memory {
+        fn locate(&self, object: Object) -> String {
+            format!("mem://{}", name(object))
+        }
+        fn leases(&self) -> bool {
+            true
+        }
+        async fn read(&self, object: Object) -> Result<Option<backend::Stored>, BackendError> {
+            Ok(self
+                .objects
+                .lock()
+                .unwrap()
+                .get(name(object))
+                .map(|(b, v)| backend::Stored {
+                    bytes: b.clone(),
+                    version: Version(v.to_string()),
+                }))
+        }
+        async fn write(
+            &self,
+            object: Object,
+            bytes: &[u8],
+            when: Precondition,
+        ) -> Result<Version, BackendError> {
+            let mut objects = self.objects.lock().unwrap();
+            let now = objects
+                .get(name(object))
+                .map(|(_, v)| Version(v.to_string()));
+            let holds = match &when {
+                Precondition::Absent => now.is_none(),
+                Precondition::Matches(v) => now.as_ref() == Some(v),
+            };
+            if !holds {
+                return Err(BackendError::Conflict);
+            }
+            let v = self
+                .writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            objects.insert(name(object), (bytes.to_vec(), v));
+            Ok(Version(v.to_string()))
+        }
+        async fn delete(&self, object: Object) -> Result<(), BackendError> {
+            self.objects.lock().unwrap().remove(name(object));
+            Ok(())
+        }
+    }
+
+    fn lock_expiring(host: &str, in_secs: i64) -> Vec<u8> {
+        lock_body(&LockInfo {
+            owner: "ci".into(),
+            pid: 7,
+            host: host.into(),
+            command: "up".into(),
+            since: Utc::now(),
+            expires: Some(Utc::now() + chrono::Duration::seconds(in_secs)),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_leased_lock_is_refused_while_live_and_taken_over_once_expired() {
+        let memory = Arc::new(Memory::default());
+        let store = StateStore::on(memory.clone());
+        memory
+            .write(
+                Object::Lock,
+                &lock_expiring("elsewhere", 60),
+                Precondition::Absent,
+            )
+            .await
+            .unwrap();
+        let err = store.lock("up").await.unwrap_err();
+        assert!(matches!(err, StateError::Locked(ref h) if h.host == "elsewhere"));
+        assert!(err.to_string().contains("unless renewed"), "{err}");
+        assert!(matches!(
+            store.unlock(false).await,
+            Err(StateError::LockElsewhere(_))
+        ));
+
+        memory.delete(Object::Lock).await.unwrap();
+        memory
+            .write(
+                Object::Lock,
+                &lock_expiring("elsewhere", -1),
+                Precondition::Absent,
+            )
+            .await
+            .unwrap();
+        let (held, stale) = store.lock("up").await.unwrap();
+        assert_eq!(stale.unwrap().host, "elsewhere");
+        let mine = store.lock_holder().await.unwrap().unwrap();
+        assert_eq!(mine.pid, std::process::id());
+        assert!(mine.expires.unwrap() > Utc::now());
+        held.release().await.unwrap();
+        assert!(store.lock_holder().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_state_written_by_another_run_after_it_was_read_is_not_overwritten() {
+        let memory = Arc::new(Memory::default());
+        let store = StateStore::on(memory.clone());
+        assert!(store.load().await.unwrap().is_none());
+        store.save(&State::new("s", "kubeconfig")).await.unwrap();
+        store.save(&State::new("s", "kubeconfig")).await.unwrap();
+
+        let other = StateStore::on(memory.clone());
+        other.load().await.unwrap();
+        let mut theirs = State::new("s", "kubeconfig");
+        theirs.target = "theirs".into();
+        other.save(&theirs).await.unwrap();
+
+        let err = store
+            .save(&State::new("s", "kubeconfig"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StateError::Changed { .. }), "{err}");
+        assert!(err.to_string().contains("mem://state"), "{err}");
+        assert_eq!(store.load().await.unwrap().unwrap().target, "theirs");
+
+        // A fresh store that never read it must not create over it either.
+        let blind = StateStore::on(memory);
+        assert!(blind.save(&State::new("s", "kubeconfig")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_is_renewed_and_a_lock_taken_meanwhile_is_not_removed() {
+        std::env::set_var(LOCK_TTL_VAR, "1");
+        let memory = Arc::new(Memory::default());
+        let store = StateStore::on(memory.clone());
+        let (held, _) = store.lock("up").await.unwrap();
+        let first = store.lock_holder().await.unwrap().unwrap().expires.unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let renewed = store.lock_holder().await.unwrap().unwrap().expires.unwrap();
+        assert!(renewed > first, "renewed: {first} -> {renewed}");
+
+        // Another run writes the lock (as after a lapse): release leaves it.
+        let current = memory.read(Object::Lock).await.unwrap().unwrap().version;
+        memory
+            .write(
+                Object::Lock,
+                &lock_expiring("elsewhere", 60),
+                Precondition::Matches(current),
+            )
+            .await
+            .unwrap();
+        let err = held.release().await.unwrap_err();
+        assert!(err.to_string().contains("taken over by ci"), "{err}");
+        assert_eq!(
+            store.lock_holder().await.unwrap().unwrap().host,
+            "elsewhere"
+        );
+        std::env::remove_var(LOCK_TTL_VAR);
     }
 }

@@ -21,6 +21,7 @@ mod resume;
 mod safe_destroy;
 mod sandbox_demo;
 mod saved_plan;
+mod shared_state;
 mod state_safety;
 mod storage_check;
 mod teardown;

@@ -24,6 +24,7 @@ macro_rules! out {
 
 mod console;
 mod output;
+mod state;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -34,7 +35,8 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use howdah::events::{Event, EventSink};
 use howdah::ops::{self, OpsError, Options, Session};
-use howdah::state::Unlocked;
+use howdah::state::StateLocation;
+use state::StateCommand;
 use tokio_util::sync::CancellationToken;
 
 /// Exit codes (documented in README.md).
@@ -62,8 +64,9 @@ Exit codes:
   1    a step or check failed (the message says which and why)
   2    plan --detailed-exitcode: there are changes
   3    invalid stack file or command line; nothing was contacted
-  4    the stack is locked by another run, or the state file is unreadable,
-       from a newer howdah, or of another stack or target
+  4    the stack is locked by another run, or the state is unreadable,
+       from a newer howdah, of another stack or target, or was changed
+       by another run during this one
   5    down finished but the leak scan found objects left
   130  interrupted; state saved, run again to carry on
 
@@ -83,7 +86,10 @@ Environment:
                           aws: send AWS calls elsewhere (an emulator); S3 then uses path-style
   AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID, ...
                           aws: the AWS SDK's standard credential chain
-  HOME, USER, HOSTNAME    ~/ in paths; who and where holds a lock";
+  HOME, USER, HOSTNAME    ~/ in paths; who and where holds a lock
+  HOWDAH_STATE_LOCK_TTL_SECS
+                          for tests only: how long a shared (S3) state lock lives unless
+                          renewed, in seconds (default 120)";
 
 #[derive(Parser)]
 #[command(
@@ -209,9 +215,11 @@ struct StackArgs {
         env = "HOWDAH_FILE"
     )]
     file: PathBuf,
-    /// State file (default: .howdah/<name>.state.json beside the stack file, or the file's state.path).
-    #[arg(long)]
-    state: Option<PathBuf>,
+    /// Where the state lives: a file, or shared state at
+    /// s3://bucket/prefix?region=R (default: the stack file's state.path or
+    /// state.url, else .howdah/<name>.state.json beside the stack file).
+    #[arg(long, value_parser = parse_state_location)]
+    state: Option<StateLocation>,
     #[command(flatten)]
     display: DisplayArgs,
 }
@@ -421,31 +429,10 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Inspect or unlock the state.
+    /// Show, unlock, pull or push the state (a file, or shared in S3).
     State {
         #[command(subcommand)]
         command: StateCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum StateCommand {
-    /// Print the state file.
-    Show {
-        #[command(flatten)]
-        stack: StackArgs,
-    },
-    /// Remove a stale lock left by a run that is gone. The lock of a run
-    /// still going on this host is never removed; an unreadable lock file
-    /// is.
-    Unlock {
-        #[command(flatten)]
-        stack: StackArgs,
-        /// Also remove a lock held on another host, which howdah cannot
-        /// check: if that run is still going, two runs then change the
-        /// same stack at once.
-        #[arg(long)]
-        force: bool,
     },
 }
 
@@ -462,10 +449,8 @@ impl Command {
             | Command::Console { stack, .. }
             | Command::Down { stack, .. }
             | Command::Kubeconfig { stack, .. }
-            | Command::Timeline { stack, .. }
-            | Command::State {
-                command: StateCommand::Show { stack } | StateCommand::Unlock { stack, .. },
-            } => stack.display.clone(),
+            | Command::Timeline { stack, .. } => stack.display.clone(),
+            Command::State { command } => command.stack().display.clone(),
             Command::Init { .. }
             | Command::Token { .. }
             | Command::Schema
@@ -477,6 +462,20 @@ impl Command {
 /// The range `--timeout` takes: below a second nothing can become ready,
 /// above a day a hung run would hold its lock (and a CI runner) for good.
 const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(86_400));
+
+/// `--state`: an s3:// URL (checked like `state.url`), else a file path.
+fn parse_state_location(text: &str) -> Result<StateLocation, String> {
+    if text.contains("://") {
+        howdah::spec::StateUrl::parse(text)
+            .map(StateLocation::S3)
+            .map_err(|(message, help)| match help {
+                Some(help) => format!("{message}; {help}"),
+                None => message,
+            })
+    } else {
+        Ok(StateLocation::File(PathBuf::from(text)))
+    }
+}
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -672,6 +671,10 @@ fn fail(shown: &Shown, e: OpsError) -> u8 {
             eprintln!("error: {e}");
             exit::STATE
         }
+        OpsError::Usage(_) => {
+            eprintln!("error: {e}");
+            exit::INVALID
+        }
         OpsError::Interrupted(_) => {
             eprintln!("{e}");
             exit::INTERRUPTED
@@ -684,8 +687,8 @@ fn fail(shown: &Shown, e: OpsError) -> u8 {
 }
 
 /// `howdah timeline`: the last run's chart, printed, and drawn to `svg`.
-fn timeline(session: &Session, svg: Option<&std::path::Path>) -> u8 {
-    let state = match session.state.load() {
+async fn timeline(session: &Session, svg: Option<&std::path::Path>) -> u8 {
+    let state = match session.state.load().await {
         Ok(state) => state,
         Err(e) => {
             eprintln!("error: {e}");
@@ -695,7 +698,7 @@ fn timeline(session: &Session, svg: Option<&std::path::Path>) -> u8 {
     let Some(run) = state.and_then(|s| s.last_run) else {
         eprintln!(
             "no run recorded yet in {} (run `howdah up`)",
-            session.state.path().display()
+            session.state.describe()
         );
         return exit::FAILED;
     };
@@ -1056,58 +1059,10 @@ async fn run(cli: Cli) -> u8 {
             }
         }
         Command::Timeline { stack, svg } => match open(&stack) {
-            Ok(session) => timeline(&session, svg.as_deref()),
+            Ok(session) => timeline(&session, svg.as_deref()).await,
             Err(e) => fail(&shown, e),
         },
-        Command::State { command } => match command {
-            StateCommand::Show { stack } => match open(&stack) {
-                Ok(s) => match s.state.load() {
-                    Ok(Some(state)) => {
-                        outln!(
-                            "{}",
-                            serde_json::to_string_pretty(&state).unwrap_or_default()
-                        );
-                        exit::OK
-                    }
-                    Ok(None) => {
-                        eprintln!(
-                            "no state yet at {} (run `howdah up`)",
-                            s.state.path().display()
-                        );
-                        exit::OK
-                    }
-                    Err(e) => fail(&shown, e.into()),
-                },
-                Err(e) => fail(&shown, e),
-            },
-            StateCommand::Unlock { stack, force } => match open(&stack) {
-                Ok(s) => match s.state.unlock(force) {
-                    Ok(Unlocked::Removed(holder)) => {
-                        outln!(
-                            "removed the lock held by {} (pid {} on {}, `{}`)",
-                            holder.owner,
-                            holder.pid,
-                            holder.host,
-                            holder.command
-                        );
-                        exit::OK
-                    }
-                    Ok(Unlocked::RemovedUnreadable) => {
-                        outln!(
-                            "removed the unreadable lock file {}",
-                            s.state.lock_path().display()
-                        );
-                        exit::OK
-                    }
-                    Ok(Unlocked::NotLocked) => {
-                        outln!("not locked");
-                        exit::OK
-                    }
-                    Err(e) => fail(&shown, e.into()),
-                },
-                Err(e) => fail(&shown, e),
-            },
-        },
+        Command::State { command } => state::run(command, &shown).await,
     }
 }
 

@@ -13,7 +13,7 @@ use howdah_provider::{Action, Change, Leftover, Outputs, ProviderError, Resource
 
 use super::up::{run_and_record, step_timeout};
 use super::{
-    begin, bounded, plan_resources, preflight_and_plan, Begun, OpsError, Options, Session,
+    begin, bounded, finish, plan_resources, preflight_and_plan, Begun, OpsError, Options, Session,
 };
 use crate::engine::{RunReport, Step};
 use crate::events::Event;
@@ -143,7 +143,7 @@ fn r_depends_transitively(from: &str, on: &str, all: &[Arc<dyn Resource>]) -> bo
 
 /// The plan `down` would carry out; writes nothing.
 pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
-    session.recorded_state()?;
+    session.recorded_state().await?;
     let (_, resources) = down_graph(session, opts, &Outputs::default());
     let (plan, _) = preflight_and_plan(
         session,
@@ -157,11 +157,23 @@ pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
 /// Tears the stack down and scans for leftovers.
 pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsError> {
     let Begun {
-        _lock,
+        lock,
         state,
         outputs,
         started,
     } = begin(session, opts, "down").await?;
+    let result = tear_down(session, opts, state, outputs, started).await;
+    finish(lock, opts, result).await
+}
+
+/// `down` under the stack's lock.
+async fn tear_down(
+    session: &Session,
+    opts: &Options,
+    state: std::sync::Arc<crate::state::StateWriter>,
+    outputs: Outputs,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<DownReport, OpsError> {
     let (rt, resources) = down_graph(session, opts, &outputs);
     let (plan, changes) = preflight_and_plan(
         session,
@@ -197,11 +209,13 @@ pub async fn down(session: &Session, opts: &Options) -> Result<DownReport, OpsEr
     if run.ok() {
         // Everything went: the state keeps only what the data policy kept
         // (and the intents of what it kept: still proof it is the stack's).
-        state.update(|state| {
-            state
-                .resources
-                .retain(|_, r| r.status != "deleted" && r.action != "no-op")
-        })?;
+        state
+            .update(|state| {
+                state
+                    .resources
+                    .retain(|_, r| r.status != "deleted" && r.action != "no-op")
+            })
+            .await?;
     }
     let leftovers = bounded(opts, "scanning for leftovers", async {
         let mut leftovers = teardown::leftovers(&rt).await?;

@@ -24,7 +24,9 @@ use crate::events::EventSink;
 use crate::plan::{self, Plan};
 use crate::runtime::{render_stack, DesiredObject, Runtime};
 use crate::spec::{self, SpecError, Stack, Target};
-use crate::state::{StackIdentity, State, StateError, StateLock, StateStore, StateWriter};
+use crate::state::{
+    StackIdentity, State, StateError, StateLocation, StateLock, StateStore, StateWriter,
+};
 use chrono::{DateTime, Utc};
 
 /// A stack file, loaded and validated, with where its state lives.
@@ -37,24 +39,26 @@ pub struct Session {
 
 impl Session {
     /// Loads and validates the stack file (no network) and picks the
-    /// provider for its target. `state_override` replaces the state path.
-    pub fn open(spec_path: &Path, state_override: Option<PathBuf>) -> Result<Session, OpsError> {
+    /// provider for its target. `state_override` (`--state`) replaces
+    /// where the state lives.
+    pub fn open(
+        spec_path: &Path,
+        state_override: Option<StateLocation>,
+    ) -> Result<Session, OpsError> {
         let stack = spec::load(spec_path)?;
         let base = spec_path
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        let state_path = state_override.unwrap_or_else(|| match &stack.state {
-            Some(s) => expand_path(&s.path, &base),
-            None => base
-                .join(".howdah")
-                .join(format!("{}.state.json", stack.name)),
-        });
+        let location = match state_override {
+            Some(location) => location,
+            None => state_location(&stack, &base)?,
+        };
         let provider = provider_for(&stack, &base);
         Ok(Session {
+            state: StateStore::at(location, &stack.name),
             stack,
             spec_path: spec_path.to_path_buf(),
-            state: StateStore::new(state_path),
             provider,
         })
     }
@@ -72,8 +76,8 @@ impl Session {
     /// This stack's recorded state, for a command that only reads: a state
     /// file that is unreadable, of a newer howdah, or of another stack or
     /// target is an error, never written.
-    pub fn recorded_state(&self) -> Result<Option<State>, OpsError> {
-        let state = self.state.load_for(&self.identity())?;
+    pub async fn recorded_state(&self) -> Result<Option<State>, OpsError> {
+        let state = self.state.load_for(&self.identity()).await?;
         // What earlier runs were about to create is theirs to recognise
         // here too; nothing may be created by a command that only reads.
         let intents = state
@@ -102,6 +106,26 @@ impl Session {
             allow_downgrade,
         )
     }
+}
+
+/// Where the stack file says the state lives: `state.url`, `state.path`,
+/// or by default `.howdah/<name>.state.json` beside the stack file.
+fn state_location(stack: &Stack, base: &Path) -> Result<StateLocation, OpsError> {
+    let config = stack.state.as_ref();
+    if let Some(url) = config.and_then(|s| s.url.as_deref()) {
+        // Validation has checked it; a refusal here is still said plainly.
+        return spec::StateUrl::parse(url)
+            .map(StateLocation::S3)
+            .map_err(|(message, _)| OpsError::Usage(message));
+    }
+    Ok(StateLocation::File(
+        match config.and_then(|s| s.path.as_deref()) {
+            Some(path) => expand_path(path, base),
+            None => base
+                .join(".howdah")
+                .join(format!("{}.state.json", stack.name)),
+        },
+    ))
 }
 
 /// The provider for a stack's target.
@@ -218,6 +242,10 @@ pub enum OpsError {
     /// `up --plan`: the saved plan no longer holds.
     #[error("{0}")]
     PlanStale(String),
+    /// The command line is not valid (e.g. a `--state` URL); nothing was
+    /// contacted.
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// Runs reads that come before or after the steps (preflight, plan,
@@ -291,8 +319,8 @@ pub async fn plan_resources(
 
 /// What a command that writes holds while it runs.
 pub(crate) struct Begun {
-    /// Released when dropped, at the end of the command.
-    pub _lock: StateLock,
+    /// Released by [`finish`] at the end of the command.
+    pub lock: StateLock,
     /// The state, saved at every change; the provider records its
     /// intents to create in it.
     pub state: Arc<StateWriter>,
@@ -311,42 +339,65 @@ pub(crate) async fn begin(
     opts: &Options,
     command: &str,
 ) -> Result<Begun, OpsError> {
-    let (lock, stale) = session.state.lock(command)?;
+    let (lock, stale) = session.state.lock(command).await?;
     if let Some(stale) = stale {
-        opts.sink.emit(&Event::Warning {
-            message: format!(
+        let message = if stale.expires.is_some() {
+            format!(
+                "took over the lock of an earlier `{}` by {} (pid {} on {}, since {}) that expired without being renewed: that run is gone; resuming",
+                stale.command, stale.owner, stale.pid, stale.host, stale.since
+            )
+        } else {
+            format!(
                 "took over the lock of an earlier `{}` that is gone (pid {} since {}); resuming",
                 stale.command, stale.pid, stale.since
-            ),
-        });
+            )
+        };
+        opts.sink.emit(&Event::Warning { message });
     }
     let started = Utc::now();
     let fresh = || State::new(&session.stack.name, session.provider.name());
-    let state = match session.state.load_for(&session.identity()) {
+    let state = match session.state.load_for(&session.identity()).await {
         Ok(state) => state.unwrap_or_else(fresh),
         // Its records are of objects another stack owns (labels carry the
         // stack's name) or of another target's: none is this stack's to
         // keep. What exists of this stack is found by its labels anyway.
-        Err(StateError::OtherStack { path, recorded, .. }) if opts.take_over_state => {
+        Err(StateError::OtherStack { at, recorded, .. }) if opts.take_over_state => {
             opts.sink.emit(&Event::Warning {
                 message: format!(
-                    "taking over state file {} from {recorded} (--take-over-state); its records are replaced by this stack's",
-                    path.display()
+                    "taking over state file {at} from {recorded} (--take-over-state); its records are replaced by this stack's"
                 ),
             });
             fresh()
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return finish(lock, opts, Err(e.into())).await,
     };
     let outputs = recorded_outputs(Some(&state));
     let state = Arc::new(StateWriter::new(session.state.clone(), state));
     session.provider.set_intents(state.clone());
     Ok(Begun {
-        _lock: lock,
+        lock,
         state,
         outputs,
         started,
     })
+}
+
+/// How `up` and `down` end, whatever the outcome: the lock is released
+/// (not left to lapse), and the command's own result is what is returned.
+/// A lock that could not be removed, or that another run took over, is
+/// said as a warning: the run's records were written (conditionally) or
+/// its error says why not.
+pub(crate) async fn finish<T>(
+    lock: StateLock,
+    opts: &Options,
+    result: Result<T, OpsError>,
+) -> Result<T, OpsError> {
+    if let Err(e) = lock.release().await {
+        opts.sink.emit(&Event::Warning {
+            message: format!("{e}"),
+        });
+    }
+    result
 }
 
 /// The outputs earlier runs recorded (ids, endpoints, ARNs), so that a
@@ -404,7 +455,10 @@ mod tests {
         .unwrap();
         let session = Session::open(&spec, None).unwrap_or_else(|e| panic!("{e}"));
         let home = PathBuf::from(std::env::var_os("HOME").unwrap());
-        assert_eq!(session.state.path(), home.join("states/demo.json"));
+        assert_eq!(
+            session.state.path(),
+            Some(home.join("states/demo.json").as_path())
+        );
         assert_eq!(expand_path("~/kube/config", &dir), home.join("kube/config"));
         assert_eq!(expand_path("s/x.json", &dir), dir.join("s/x.json"));
         assert_eq!(

@@ -38,7 +38,7 @@ pub async fn status(session: &Session, opts: &Options) -> Result<StatusReport, O
 }
 
 async fn read_status(session: &Session, opts: &Options) -> Result<StatusReport, OpsError> {
-    let recorded = session.recorded_state()?;
+    let recorded = session.recorded_state().await?;
     session.provider.preflight().await?;
     let outputs = Outputs::default();
     // Verification is skipped when asked, or when the last `up` that got

@@ -8,7 +8,8 @@ use chrono::Utc;
 use howdah_provider::{Action, Change, Outputs, Resource};
 
 use super::{
-    begin, plan_resources, preflight_and_plan, recorded_outputs, Begun, OpsError, Options, Session,
+    begin, finish, plan_resources, preflight_and_plan, recorded_outputs, Begun, OpsError, Options,
+    Session,
 };
 use crate::engine::{self, Outcome, RunOptions, RunReport, Step, StepResult};
 use crate::events::Event;
@@ -53,7 +54,7 @@ pub async fn plan(session: &Session, opts: &Options) -> Result<Plan, OpsError> {
 
 /// The plan, and the digest of the state records it was made from.
 async fn plan_with_inputs(session: &Session, opts: &Options) -> Result<(Plan, String), OpsError> {
-    let state = session.recorded_state()?;
+    let state = session.recorded_state().await?;
     warn_of_settings(session, opts);
     let outputs = recorded_outputs(state.as_ref());
     let (rt, resources) = up_graph(session, opts, &outputs);
@@ -120,11 +121,23 @@ async fn check_references(rt: &Runtime) -> Result<(), OpsError> {
 /// Converges the stack.
 pub async fn up(session: &Session, opts: &Options) -> Result<UpReport, OpsError> {
     let Begun {
-        _lock,
+        lock,
         state,
         outputs,
         started,
     } = begin(session, opts, "up").await?;
+    let result = converge(session, opts, state, outputs, started).await;
+    finish(lock, opts, result).await
+}
+
+/// `up` under the stack's lock.
+async fn converge(
+    session: &Session,
+    opts: &Options,
+    state: Arc<StateWriter>,
+    outputs: Outputs,
+    started: chrono::DateTime<Utc>,
+) -> Result<UpReport, OpsError> {
     warn_of_settings(session, opts);
     if let Some(saved) = &opts.saved_plan {
         if let Some(why) = saved.stale_inputs(
@@ -190,16 +203,18 @@ pub async fn run_and_record(
     command: &str,
     started: chrono::DateTime<Utc>,
 ) -> Result<RunReport, OpsError> {
-    state.update(|state| {
-        state.last_run = Some(RunRecord {
-            command: command.into(),
-            started_at: started,
-            finished_at: None,
-            ok: false,
-            interrupted: false,
-            steps: Vec::new(),
+    state
+        .update(|state| {
+            state.last_run = Some(RunRecord {
+                command: command.into(),
+                started_at: started,
+                finished_at: None,
+                ok: false,
+                interrupted: false,
+                steps: Vec::new(),
+            })
         })
-    })?;
+        .await?;
     let waits_for: std::collections::HashMap<String, Vec<String>> = steps
         .iter()
         .map(|s| (s.id.clone(), s.deps.clone()))
@@ -209,30 +224,41 @@ pub async fn run_and_record(
         cancel: opts.cancel.clone(),
         grace: Duration::from_secs(30),
     };
-    let mut save_error = None;
+    let save_error = Arc::new(std::sync::Mutex::new(None));
     let run = engine::run(steps, &run_opts, outputs, opts.sink.clone(), |r| {
-        let saved = state.update(|state| {
+        state.modify(|state| {
             record(state, r, command);
             if let Some(last) = state.last_run.as_mut() {
                 last.steps.push(timing(r, &waits_for));
             }
         });
-        if let Err(e) = saved {
-            save_error.get_or_insert(e);
+        // The engine awaits this before it takes the next result, so the
+        // saves are in order, each after its step.
+        let save_error = save_error.clone();
+        async move {
+            if let Err(e) = state.save().await {
+                save_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(e);
+            }
         }
     })
     .await?;
-    if let Some(e) = save_error {
+    let failed_save = save_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(e) = failed_save {
         return Err(e.into());
     }
-    state.update(|state| {
-        if let Some(last) = state.last_run.as_mut() {
-            last.finished_at = Some(Utc::now());
-            last.ok = run.ok();
-            last.interrupted = run.interrupted;
-        }
-        state.updated_at = Utc::now();
-    })?;
+    state
+        .update(|state| {
+            if let Some(last) = state.last_run.as_mut() {
+                last.finished_at = Some(Utc::now());
+                last.ok = run.ok();
+                last.interrupted = run.interrupted;
+            }
+            state.updated_at = Utc::now();
+        })
+        .await?;
     Ok(run)
 }
 

@@ -26,6 +26,7 @@ pub(crate) mod quantity;
 mod schema;
 mod security;
 mod starter;
+mod state_url;
 mod structural;
 pub mod types;
 mod validate;
@@ -42,6 +43,7 @@ pub use aws::AWS_REGIONS;
 pub use errors::{SpecError, SpecProblem};
 pub use schema::json_schema;
 pub use starter::{starter_with, StarterError, StarterValues};
+pub use state_url::StateUrl;
 pub use types::*;
 
 /// The largest stack file howdah reads; real ones are a few KiB.

@@ -37,7 +37,7 @@ pub struct Stack {
     /// Extra labels (and, on clouds, tags) put on everything howdah makes.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    /// Where the state file lives. Default: `.howdah/<name>.state.json`
+    /// Where the state lives. Default: the file `.howdah/<name>.state.json`
     /// next to the stack file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateConfig>,
@@ -258,13 +258,20 @@ fn default_disk_size_gb() -> u32 {
     50
 }
 
-/// Where the state file lives.
+/// Where the state lives: a file on this machine (`path`) or, shared by a
+/// team or CI, an object store (`url`). Exactly one of the two.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct StateConfig {
     /// Path of the state file, relative to the stack file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
-    pub path: String,
+    pub path: Option<String>,
+    /// Shared state in an existing S3 bucket:
+    /// `s3://bucket/prefix?region=us-east-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub url: Option<String>,
 }
 
 /// Object storage for Pachyderm's data.

@@ -8,9 +8,10 @@ use super::errors::SpecProblem;
 use super::location::{locate, Part, YamlPath};
 use super::names::{dns1123_label, dns1123_subdomain};
 use super::quantity::{check_quantity, QuantityUse};
+use super::state_url::StateUrl;
 use super::structural::{did_you_mean, position_of};
 use super::supported_versions;
-use super::types::{BucketStorage, Identity, Pachyderm, Stack, Storage, Target};
+use super::types::{BucketStorage, Identity, Pachyderm, Stack, StateConfig, Storage, Target};
 
 const LOG_LEVELS: &[&str] = &["debug", "info", "error"];
 const SSL_MODES: &[&str] = &[
@@ -73,7 +74,7 @@ pub(crate) fn validate(stack: &Stack, source: &str) -> Vec<SpecProblem> {
     check.pachyderm(stack);
     check.labels(&YamlPath::of(&["tags"]), &stack.tags, true);
     if let Some(state) = &stack.state {
-        check.state_path(&state.path);
+        check.state(state);
     }
     check.problems
 }
@@ -713,6 +714,38 @@ impl Checker<'_> {
             );
         }
         problem.is_none()
+    }
+
+    /// `state`: a file (`path`) or a shared location (`url`), not both.
+    fn state(&mut self, state: &StateConfig) {
+        match (&state.path, &state.url) {
+            (Some(_), Some(_)) => self.report(
+                &YamlPath::of(&["state"]),
+                Part::Key,
+                "`state` takes one of `path` and `url`, found both".into(),
+                Some("keep `path` for a file on this machine, or `url` for shared state".into()),
+            ),
+            (None, None) => self.report(
+                &YamlPath::of(&["state"]),
+                Part::Key,
+                "`state` needs `path` or `url`".into(),
+                Some(
+                    "e.g. `path: .howdah/my-stack.state.json`, or \
+                     `url: s3://my-team-state/howdah?region=us-east-1`; or remove `state` \
+                     for the default file"
+                        .into(),
+                ),
+            ),
+            _ => {}
+        }
+        if let Some(path) = &state.path {
+            self.state_path(path);
+        }
+        if let Some(url) = &state.url {
+            if let Err((message, help)) = StateUrl::parse(url) {
+                self.report(&YamlPath::of(&["state", "url"]), Part::Value, message, help);
+            }
+        }
     }
 
     fn state_path(&mut self, state: &str) {

@@ -249,7 +249,7 @@ impl Cluster {
         let tags: HashMap<String, String> = self.ctx.tags(ids::CLUSTER).into_iter().collect();
         // Every try of this create (the SDK's, ours, the next run's) sends
         // the same token: EKS makes one cluster of them.
-        let intent = self.ctx.intend(ids::CLUSTER, "eks.cluster", &name)?;
+        let intent = self.ctx.intend(ids::CLUSTER, "eks.cluster", &name).await?;
         // A role made seconds ago may not be assumable yet (IAM is
         // eventually consistent): EKS then says InvalidParameterException.
         let started = Instant::now();
@@ -649,11 +649,14 @@ impl Nodegroup {
             "creating node group {} ({} × {}..{})",
             self.pool.name, self.pool.machine_type, self.pool.min, self.pool.max
         ));
-        let intent = self.ctx.intend(
-            &self.id,
-            "eks.nodegroup",
-            &format!("{}/{}", self.ctx.cluster_name(), self.pool.name),
-        )?;
+        let intent = self
+            .ctx
+            .intend(
+                &self.id,
+                "eks.nodegroup",
+                &format!("{}/{}", self.ctx.cluster_name(), self.pool.name),
+            )
+            .await?;
         let sent = eks
             .create_nodegroup()
             .set_client_request_token(intent.token.clone())
@@ -1045,11 +1048,14 @@ impl Resource for Addon {
                     .report(&format!("installing add-on {}", self.name));
                 let tags: HashMap<String, String> =
                     self.ctx.tags(ids::EBS_ADDON).into_iter().collect();
-                let intent = self.ctx.intend(
-                    ids::EBS_ADDON,
-                    "eks.addon",
-                    &format!("{}/{}", self.ctx.cluster_name(), self.name),
-                )?;
+                let intent = self
+                    .ctx
+                    .intend(
+                        ids::EBS_ADDON,
+                        "eks.addon",
+                        &format!("{}/{}", self.ctx.cluster_name(), self.name),
+                    )
+                    .await?;
                 match eks
                     .create_addon()
                     .set_client_request_token(intent.token.clone())

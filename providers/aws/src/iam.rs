@@ -695,7 +695,8 @@ impl Resource for OidcProvider {
         ctx.progress.report("creating the OIDC provider");
         let iam = &self.ctx.aws().await.iam;
         self.ctx
-            .intend(ids::OIDC, "iam.oidc_provider", &host_path(&issuer))?;
+            .intend(ids::OIDC, "iam.oidc_provider", &host_path(&issuer))
+            .await?;
         // None: IAM says one for this issuer exists already.
         let created = create_once(
             "creating the OIDC provider",

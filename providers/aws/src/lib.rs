@@ -166,7 +166,12 @@ impl Ctx {
     /// idempotency token to send: an earlier try's token is kept, so every
     /// try of one create sends the same. Fails (and nothing may be sent)
     /// when it cannot be recorded.
-    pub fn intend(&self, resource: &str, kind: &str, name: &str) -> Result<Intent, ProviderError> {
+    pub async fn intend(
+        &self,
+        resource: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Intent, ProviderError> {
         let at = chrono::Utc::now();
         let token = self
             .intended(kind, name)
@@ -191,7 +196,7 @@ impl Ctx {
             token: Some(token),
             at,
         };
-        self.intents().record(intent.clone())?;
+        self.intents().record(intent.clone()).await?;
         Ok(intent)
     }
 

@@ -338,7 +338,7 @@ impl Network {
             Some(v) => v,
             None => {
                 ctx.progress.report(&format!("creating VPC {cidr}"));
-                self.ctx.intend(ids::NETWORK, "ec2.vpc", &cluster)?;
+                self.ctx.intend(ids::NETWORK, "ec2.vpc", &cluster).await?;
                 create_once(
                     "creating the VPC",
                     || async {
@@ -411,7 +411,7 @@ impl Network {
                 ctx.progress
                     .report(&format!("creating subnet {cidr} in {az}"));
                 let name = format!("{cluster}-{az}");
-                self.ctx.intend(ids::NETWORK, "ec2.subnet", &name)?;
+                self.ctx.intend(ids::NETWORK, "ec2.subnet", &name).await?;
                 let id = create_once(
                     "creating a subnet",
                     || async {
@@ -471,7 +471,8 @@ impl Network {
             None => {
                 ctx.progress.report("creating the internet gateway");
                 self.ctx
-                    .intend(ids::NETWORK, "ec2.internet_gateway", &cluster)?;
+                    .intend(ids::NETWORK, "ec2.internet_gateway", &cluster)
+                    .await?;
                 let id = create_once(
                     "creating the internet gateway",
                     || async {
@@ -507,7 +508,10 @@ impl Network {
                 // CreateRouteTable takes a client token: a second try of
                 // the same create makes nothing new on EC2; the look by tag
                 // covers what does not honour it.
-                let intent = self.ctx.intend(ids::NETWORK, "ec2.route_table", &cluster)?;
+                let intent = self
+                    .ctx
+                    .intend(ids::NETWORK, "ec2.route_table", &cluster)
+                    .await?;
                 create_once(
                     "creating the route table",
                     || async {

@@ -466,7 +466,7 @@ impl Resource for Bucket {
                 ctx.progress.report(&format!("creating bucket {name}"));
                 // S3 takes no tags with CreateBucket: until PutBucketTagging
                 // lands, this intent is what says the bucket is ours.
-                self.ctx.intend(ids::BUCKET, INTENT_KIND, &name)?;
+                self.ctx.intend(ids::BUCKET, INTENT_KIND, &name).await?;
                 let mut create = s3.create_bucket().bucket(&name);
                 if self.ctx.cfg.region != "us-east-1" {
                     create = create.create_bucket_configuration(

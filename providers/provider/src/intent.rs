@@ -35,24 +35,27 @@ pub struct Intent {
 
 /// Where a provider records what it is about to create, and reads what
 /// earlier runs were about to create.
+#[async_trait::async_trait]
 pub trait Intents: Send + Sync {
     /// Intents recorded by this run or earlier ones, not yet cleared.
     fn recorded(&self) -> Vec<Intent>;
-    /// Records `intent` durably, replacing one of the same kind and name.
-    /// When this fails the create must not be sent.
-    fn record(&self, intent: Intent) -> Result<(), ProviderError>;
+    /// Records `intent` durably (the state may be remote), replacing one
+    /// of the same kind and name. When this fails the create must not be
+    /// sent.
+    async fn record(&self, intent: Intent) -> Result<(), ProviderError>;
 }
 
 /// The intents of earlier runs, for commands that only read (plan,
 /// status): recording refuses, since nothing may be created.
 pub struct ReadOnly(pub Vec<Intent>);
 
+#[async_trait::async_trait]
 impl Intents for ReadOnly {
     fn recorded(&self) -> Vec<Intent> {
         self.0.clone()
     }
 
-    fn record(&self, intent: Intent) -> Result<(), ProviderError> {
+    async fn record(&self, intent: Intent) -> Result<(), ProviderError> {
         Err(ProviderError::api(format!(
             "{} {} was about to be created by a command that only reads; this is a bug in howdah",
             intent.kind, intent.name
