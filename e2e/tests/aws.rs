@@ -109,6 +109,23 @@ impl AwsEnv {
         up
     }
 
+    /// `down --delete-data --yes`, which must succeed.
+    pub async fn down_delete_data_ok(&self, spec: &Path) -> Run {
+        let down = self
+            .howdah(&[
+                "down",
+                "-f",
+                path(spec),
+                "--delete-data",
+                "--yes",
+                "--timeout",
+                "120s",
+            ])
+            .await;
+        assert_eq!(down.code, 0, "down --delete-data failed:\n{}", down.all());
+        down
+    }
+
     /// SDK configuration straight to moto (not through the proxy, so
     /// assertions do not count as the product's calls).
     pub async fn sdk(&self) -> aws_config::SdkConfig {
@@ -557,18 +574,7 @@ async fn aws_retained_bucket_with_data_is_kept_and_reported() {
         .await;
     assert!(obj.is_ok(), "the data survived");
     // And a later delete-data down removes it, versions and all.
-    let gone = env
-        .howdah(&[
-            "down",
-            "-f",
-            path(&spec),
-            "--delete-data",
-            "--yes",
-            "--timeout",
-            "120s",
-        ])
-        .await;
-    assert_eq!(gone.code, 0, "{}", gone.all());
+    env.down_delete_data_ok(&spec).await;
     assert!(env.inventory("keep").await.buckets.is_empty());
 }
 
@@ -985,18 +991,7 @@ async fn aws_a_named_bucket_left_untagged_is_still_the_stacks() {
     assert_eq!(up.code, 1, "{}", up.all());
     assert!(bucket_tags(&env, "half-made-bucket").await.is_empty());
     env.proxy.script("s3:PutBucketTagging", refuse(), 0);
-    let down = env
-        .howdah(&[
-            "down",
-            "-f",
-            path(&spec),
-            "--delete-data",
-            "--yes",
-            "--timeout",
-            "120s",
-        ])
-        .await;
-    assert_eq!(down.code, 0, "{}", down.all());
+    env.down_delete_data_ok(&spec).await;
     let inv = env.inventory("half").await;
     assert!(inv.empty(), "left behind: {inv:?}");
 
@@ -1031,18 +1026,7 @@ async fn aws_a_named_bucket_left_untagged_is_still_the_stacks() {
         tags.contains(&("howdah.io/stack".to_string(), "half".to_string())),
         "tagging was completed: {tags:?}"
     );
-    let down = env
-        .howdah(&[
-            "down",
-            "-f",
-            path(&spec),
-            "--delete-data",
-            "--yes",
-            "--timeout",
-            "120s",
-        ])
-        .await;
-    assert_eq!(down.code, 0, "{}", down.all());
+    env.down_delete_data_ok(&spec).await;
     assert!(env.inventory("half").await.empty());
 }
 
