@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use howdah_aws_proxy::{Moto, Proxy, ProxyOptions, Stats};
 use howdah_kube_fake::{FakeCluster, FakeOptions};
 
@@ -129,18 +128,7 @@ impl AwsEnv {
     /// SDK configuration straight to moto (not through the proxy, so
     /// assertions do not count as the product's calls).
     pub async fn sdk(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(aws_config::Region::new(REGION))
-            .endpoint_url(self.moto.url())
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "AKIDASSERT",
-                "assert",
-                None,
-                None,
-                "test",
-            ))
-            .load()
-            .await
+        crate::support::moto_sdk(self.moto.url(), REGION).await
     }
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {

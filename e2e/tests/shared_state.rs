@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use howdah_aws_proxy::Moto;
 use howdah_kube_fake::{FakeCluster, FakeOptions};
 
@@ -43,34 +42,14 @@ impl Shared {
         })
         .await
         .expect("fake cluster starts");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        fake.write_kubeconfig(&kubeconfig, "fake")
-            .expect("kubeconfig written");
-        Shared::on(Env {
-            fake,
-            dir,
-            kubeconfig,
-        })
-        .await
+        Shared::on(Env::on(fake)).await
     }
 
     async fn on(env: Env) -> Shared {
         let moto = Moto::start()
             .await
             .expect("moto starts (install it with `e2e/aws/moto.sh install`)");
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .region(aws_config::Region::new(REGION))
-            .endpoint_url(moto.url())
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "AKIDASSERT",
-                "assert",
-                None,
-                None,
-                "test",
-            ))
-            .load()
-            .await;
+        let sdk = crate::support::moto_sdk(moto.url(), REGION).await;
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)
                 .force_path_style(true)

@@ -27,6 +27,11 @@ impl Env {
         })
         .await
         .expect("fake cluster starts");
+        Env::on(fake)
+    }
+
+    /// An environment around a fake already started, with its kubeconfig.
+    pub fn on(fake: FakeCluster) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
         fake.write_kubeconfig(&kubeconfig, "fake")
@@ -202,4 +207,22 @@ pub async fn get_at(
         .await
         .expect("get works")
         .unwrap_or_else(|| panic!("{kind} {name} not found"))
+}
+
+/// SDK configuration straight to moto at `url`, with keys of its own, for
+/// a test's assertions (not through the proxy, so they are not counted as
+/// the product's calls).
+pub async fn moto_sdk(url: &str, region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .endpoint_url(url)
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "AKIDASSERT",
+            "assert",
+            None,
+            None,
+            "test",
+        ))
+        .load()
+        .await
 }
